@@ -1,0 +1,8 @@
+/* kvcore/kvcore.h - the umbrella header: include this one to get the whole C API. */
+#ifndef KVCORE_KVCORE_H
+#define KVCORE_KVCORE_H
+
+#include "kvcore/common.h"
+#include "kvcore/stats.h"
+
+#endif /* KVCORE_KVCORE_H */

@@ -1,0 +1,133 @@
+/*
+ * kvcore/stats.h - cache statistics: a recorder that any cache reports through, and immutable snapshots
+ * with hit rates (cumulative, last N accesses, last T seconds, per layer) exported as Prometheus text or JSON.
+ *
+ * A recorder is usable by caches that are not built on kvcore: record hits, misses, insertions, evictions,
+ * memory and token counts from any thread, take a snapshot, export it.
+ *
+ * Hit rate = hits / (hits + misses). With no accesses in the counted range the hit rate is 0.0; the
+ * matching access count (kvc_stats_lookups, kvc_stats_window_lookups, ...) is then 0, which is how a
+ * reader tells "no traffic" from "all misses".
+ *
+ * Thread-safety:
+ * - kvc_recorder_options: not thread-safe; build one on one thread, then it is only read.
+ * - kvc_recorder: all kvc_recorder_record_* / add_bytes / set_bytes / snapshot calls may run concurrently
+ *   from any number of threads. Each thread writes its own cache-line-aligned shard, so two threads
+ *   recording never share a cache line. kvc_recorder_destroy must not race with other calls on the same
+ *   recorder (it may run on any thread, e.g. a GC finalizer).
+ * - kvc_stats: immutable; any number of threads may read one snapshot. Destroy from any thread.
+ * - A snapshot taken while other threads record is exact per counter at some instant of the call; counters
+ *   are not read atomically as a group.
+ */
+#ifndef KVCORE_STATS_H
+#define KVCORE_STATS_H
+
+#include "kvcore/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bounds accepted by the option setters. */
+#define KVC_STATS_DEFAULT_WINDOW_ACCESSES 1000u
+#define KVC_STATS_MAX_WINDOW_ACCESSES (1u << 20)
+#define KVC_STATS_DEFAULT_WINDOW_SECONDS 60u
+#define KVC_STATS_MAX_WINDOW_SECONDS 86400u
+#define KVC_STATS_MAX_LAYERS 4096u
+#define KVC_STATS_MAX_COMPONENT_NAME 63u
+
+/* ---- options ---------------------------------------------------------------------------------- */
+
+typedef struct kvc_recorder_options kvc_recorder_options;
+
+/* Defaults: component "cache", window of 1000 accesses, window of 60 seconds, no per-layer counters. */
+KVC_API kvc_status kvc_recorder_options_create(kvc_recorder_options** out);
+KVC_API void kvc_recorder_options_destroy(kvc_recorder_options* options);
+/* The value of the `component` label in exports: 1..63 characters of [A-Za-z0-9_]. Copied. */
+KVC_API kvc_status kvc_recorder_options_set_component(kvc_recorder_options* options, const char* component);
+/* How many of the most recent accesses the count window holds: 1..KVC_STATS_MAX_WINDOW_ACCESSES. */
+KVC_API kvc_status kvc_recorder_options_set_window_accesses(kvc_recorder_options* options, uint32_t accesses);
+/* How many seconds the time window spans: 1..KVC_STATS_MAX_WINDOW_SECONDS; resolution is 1/60 of it. */
+KVC_API kvc_status kvc_recorder_options_set_window_seconds(kvc_recorder_options* options, uint32_t seconds);
+/* Per-layer counters for layers 0..layers-1: 0..KVC_STATS_MAX_LAYERS (0 turns them off). */
+KVC_API kvc_status kvc_recorder_options_set_layers(kvc_recorder_options* options, uint32_t layers);
+
+/* ---- recorder --------------------------------------------------------------------------------- */
+
+typedef struct kvc_recorder kvc_recorder;
+typedef struct kvc_stats kvc_stats; /* a snapshot */
+
+/* options may be NULL for the defaults; they are copied, so the caller may destroy them at once. */
+KVC_API kvc_status kvc_recorder_create(const kvc_recorder_options* options, kvc_recorder** out);
+/* Accepts NULL. */
+KVC_API void kvc_recorder_destroy(kvc_recorder* recorder);
+
+/* One lookup: hit != 0 counts a hit, hit == 0 a miss. Feeds the cumulative and both windowed rates. */
+KVC_API kvc_status kvc_recorder_record_access(kvc_recorder* recorder, uint32_t hit);
+/* One lookup in one layer: counted for that layer and, like kvc_recorder_record_access, in the totals. */
+KVC_API kvc_status kvc_recorder_record_layer_access(kvc_recorder* recorder, uint32_t layer, uint32_t hit);
+/* Token-level lookup result: `queried` prompt tokens were looked up, `hit` of them were found (hit <= queried). */
+KVC_API kvc_status kvc_recorder_record_tokens(kvc_recorder* recorder, uint64_t queried, uint64_t hit);
+/* Tokens whose KV the caller actually reused instead of recomputing (may be fewer than found). */
+KVC_API kvc_status kvc_recorder_record_reused_tokens(kvc_recorder* recorder, uint64_t tokens);
+KVC_API kvc_status kvc_recorder_record_insertions(kvc_recorder* recorder, uint64_t count);
+KVC_API kvc_status kvc_recorder_record_evictions(kvc_recorder* recorder, uint64_t count);
+/* The cache had to evict or refuse work because memory ran short. */
+KVC_API kvc_status kvc_recorder_record_memory_pressure(kvc_recorder* recorder);
+/* Bytes in use change by delta; the peak follows. Going below zero is KVC_ERR_INVALID_ARGUMENT, unchanged. */
+KVC_API kvc_status kvc_recorder_add_bytes(kvc_recorder* recorder, int64_t delta);
+/* Bytes in use become `bytes`; the peak follows. */
+KVC_API kvc_status kvc_recorder_set_bytes(kvc_recorder* recorder, uint64_t bytes);
+/* An immutable snapshot of everything recorded so far; free it with kvc_stats_destroy. */
+KVC_API kvc_status kvc_recorder_snapshot(const kvc_recorder* recorder, kvc_stats** out);
+
+/* ---- snapshot --------------------------------------------------------------------------------- */
+
+/* Getters never fail: a NULL snapshot reads as 0 (and "" for strings). */
+KVC_API void kvc_stats_destroy(kvc_stats* stats);
+KVC_API const char* kvc_stats_component(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_hits(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_misses(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_lookups(const kvc_stats* stats); /* hits + misses */
+KVC_API double kvc_stats_hit_rate(const kvc_stats* stats);   /* cumulative */
+KVC_API uint64_t kvc_stats_insertions(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_evictions(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_memory_pressure_events(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_bytes_in_use(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_peak_bytes(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_tokens_queried(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_tokens_hit(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_tokens_reused(const kvc_stats* stats);
+KVC_API double kvc_stats_token_hit_rate(const kvc_stats* stats); /* tokens_hit / tokens_queried */
+
+/* The count window: the last window_size accesses. See the thread-safety note above for several threads. */
+KVC_API uint32_t kvc_stats_window_size(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_window_lookups(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_window_hits(const kvc_stats* stats);
+KVC_API double kvc_stats_window_hit_rate(const kvc_stats* stats);
+/* The time window: accesses in the last window_seconds (at a resolution of window_seconds / 60). */
+KVC_API uint32_t kvc_stats_window_seconds(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_time_window_lookups(const kvc_stats* stats);
+KVC_API uint64_t kvc_stats_time_window_hits(const kvc_stats* stats);
+KVC_API double kvc_stats_time_window_hit_rate(const kvc_stats* stats);
+
+/* Per layer; layer >= kvc_stats_layers() is KVC_ERR_OUT_OF_RANGE. */
+KVC_API uint32_t kvc_stats_layers(const kvc_stats* stats);
+KVC_API kvc_status kvc_stats_layer_counts(const kvc_stats* stats, uint32_t layer, uint64_t* hits, uint64_t* misses);
+KVC_API kvc_status kvc_stats_layer_hit_rate(const kvc_stats* stats, uint32_t layer, double* out);
+
+/*
+ * Exports write a NUL-terminated text into buf (capacity bytes). *length (if not NULL) receives the text's
+ * length without the NUL, also when the buffer is too small: call with buf = NULL, capacity = 0 to size it.
+ * A too-small buffer gives KVC_ERR_BUFFER_TOO_SMALL and is left untouched.
+ */
+/* Prometheus text exposition format 0.0.4: kvcore_* metrics with a component label (and layer labels). */
+KVC_API kvc_status kvc_stats_to_prometheus(const kvc_stats* stats, char* buf, size_t capacity, size_t* length);
+/* One JSON object with every counter and rate. */
+KVC_API kvc_status kvc_stats_to_json(const kvc_stats* stats, char* buf, size_t capacity, size_t* length);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVCORE_STATS_H */

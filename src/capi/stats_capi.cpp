@@ -1,0 +1,234 @@
+// C shims for kvcore/stats.h: argument checks, handle casts, exception translation. No logic.
+#include "kvcore/stats.h"
+
+#include <cstring>
+#include <string>
+
+#include "capi/guard.h"
+#include "stats/recorder.h"
+
+struct kvc_recorder_options {
+    kvcore::stats::RecorderConfig config;
+};
+
+struct kvc_recorder {
+    explicit kvc_recorder(kvcore::stats::RecorderConfig config) : impl(std::move(config)) {}
+    kvcore::stats::Recorder impl;
+};
+
+struct kvc_stats {
+    kvcore::stats::Snapshot snapshot;
+};
+
+using kvcore::capi::guard;
+using kvcore::capi::reject;
+
+namespace {
+
+kvc_status copy_text(const std::string& text, char* buf, size_t capacity, size_t* length) {
+    if (length != nullptr) *length = text.size();
+    if (buf == nullptr && capacity == 0) return KVC_OK;  // size query
+    if (buf == nullptr) return reject(KVC_ERR_INVALID_ARGUMENT, "buf is NULL but capacity is not 0");
+    if (capacity < text.size() + 1) {
+        return reject(KVC_ERR_BUFFER_TOO_SMALL,
+                      ("buffer holds " + std::to_string(capacity) + " bytes, the text needs " +
+                       std::to_string(text.size() + 1) + " with its NUL")
+                          .c_str());
+    }
+    std::memcpy(buf, text.c_str(), text.size() + 1);
+    return KVC_OK;
+}
+
+double rate(uint64_t hits, uint64_t lookups) { return kvcore::stats::hit_rate(hits, lookups); }
+
+}  // namespace
+
+extern "C" {
+
+kvc_status kvc_recorder_options_create(kvc_recorder_options** out) {
+    KVC_REQUIRE_HANDLE(out, "out");
+    *out = nullptr;
+    return guard([&] { *out = new kvc_recorder_options(); });
+}
+
+void kvc_recorder_options_destroy(kvc_recorder_options* options) { delete options; }
+
+kvc_status kvc_recorder_options_set_component(kvc_recorder_options* options, const char* component) {
+    KVC_REQUIRE_HANDLE(options, "options");
+    KVC_REQUIRE_HANDLE(component, "component");
+    return guard([&] {
+        kvcore::stats::RecorderConfig candidate = options->config;
+        candidate.component = component;
+        candidate.validate();
+        options->config = std::move(candidate);
+    });
+}
+
+#define KVC_OPTION_SETTER(fn, field)                              \
+    kvc_status fn(kvc_recorder_options* options, uint32_t value) { \
+        KVC_REQUIRE_HANDLE(options, "options");                   \
+        return guard([&] {                                        \
+            kvcore::stats::RecorderConfig candidate = options->config; \
+            candidate.field = value;                              \
+            candidate.validate();                                 \
+            options->config = std::move(candidate);               \
+        });                                                       \
+    }
+
+KVC_OPTION_SETTER(kvc_recorder_options_set_window_accesses, window_accesses)
+KVC_OPTION_SETTER(kvc_recorder_options_set_window_seconds, window_seconds)
+KVC_OPTION_SETTER(kvc_recorder_options_set_layers, layers)
+#undef KVC_OPTION_SETTER
+
+kvc_status kvc_recorder_create(const kvc_recorder_options* options, kvc_recorder** out) {
+    KVC_REQUIRE_HANDLE(out, "out");
+    *out = nullptr;
+    return guard([&] {
+        *out = new kvc_recorder(options != nullptr ? options->config : kvcore::stats::RecorderConfig{});
+    });
+}
+
+void kvc_recorder_destroy(kvc_recorder* recorder) { delete recorder; }
+
+kvc_status kvc_recorder_record_access(kvc_recorder* recorder, uint32_t hit) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    recorder->impl.record_access(hit != 0);
+    return KVC_OK;
+}
+
+kvc_status kvc_recorder_record_layer_access(kvc_recorder* recorder, uint32_t layer, uint32_t hit) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    const uint32_t layers = recorder->impl.config().layers;
+    if (layer >= layers) {
+        return reject(KVC_ERR_OUT_OF_RANGE, ("layer " + std::to_string(layer) + " is out of range: the recorder has " +
+                                             std::to_string(layers) + " layers")
+                                                .c_str());
+    }
+    recorder->impl.record_layer_access(layer, hit != 0);
+    return KVC_OK;
+}
+
+kvc_status kvc_recorder_record_tokens(kvc_recorder* recorder, uint64_t queried, uint64_t hit) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    if (hit > queried) {
+        return reject(KVC_ERR_INVALID_ARGUMENT, ("tokens hit (" + std::to_string(hit) + ") exceed tokens queried (" +
+                                                 std::to_string(queried) + ")")
+                                                    .c_str());
+    }
+    recorder->impl.record_tokens(queried, hit);
+    return KVC_OK;
+}
+
+kvc_status kvc_recorder_record_reused_tokens(kvc_recorder* recorder, uint64_t tokens) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    recorder->impl.record_reused_tokens(tokens);
+    return KVC_OK;
+}
+
+kvc_status kvc_recorder_record_insertions(kvc_recorder* recorder, uint64_t count) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    recorder->impl.record_insertions(count);
+    return KVC_OK;
+}
+
+kvc_status kvc_recorder_record_evictions(kvc_recorder* recorder, uint64_t count) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    recorder->impl.record_evictions(count);
+    return KVC_OK;
+}
+
+kvc_status kvc_recorder_record_memory_pressure(kvc_recorder* recorder) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    recorder->impl.record_memory_pressure();
+    return KVC_OK;
+}
+
+kvc_status kvc_recorder_add_bytes(kvc_recorder* recorder, int64_t delta) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    if (!recorder->impl.add_bytes(delta)) {
+        return reject(KVC_ERR_INVALID_ARGUMENT,
+                      ("bytes in use would drop below zero (delta " + std::to_string(delta) + ")").c_str());
+    }
+    return KVC_OK;
+}
+
+kvc_status kvc_recorder_set_bytes(kvc_recorder* recorder, uint64_t bytes) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    recorder->impl.set_bytes(bytes);
+    return KVC_OK;
+}
+
+kvc_status kvc_recorder_snapshot(const kvc_recorder* recorder, kvc_stats** out) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    KVC_REQUIRE_HANDLE(out, "out");
+    *out = nullptr;
+    return guard([&] { *out = new kvc_stats{recorder->impl.snapshot()}; });
+}
+
+void kvc_stats_destroy(kvc_stats* stats) { delete stats; }
+
+const char* kvc_stats_component(const kvc_stats* s) { return s ? s->snapshot.component.c_str() : ""; }
+
+#define KVC_STATS_GETTER(type, name, expr) \
+    type kvc_stats_##name(const kvc_stats* s) { return s ? (expr) : type{}; }
+
+KVC_STATS_GETTER(uint64_t, hits, s->snapshot.hits)
+KVC_STATS_GETTER(uint64_t, misses, s->snapshot.misses)
+KVC_STATS_GETTER(uint64_t, lookups, s->snapshot.lookups())
+KVC_STATS_GETTER(double, hit_rate, rate(s->snapshot.hits, s->snapshot.lookups()))
+KVC_STATS_GETTER(uint64_t, insertions, s->snapshot.insertions)
+KVC_STATS_GETTER(uint64_t, evictions, s->snapshot.evictions)
+KVC_STATS_GETTER(uint64_t, memory_pressure_events, s->snapshot.memory_pressure_events)
+KVC_STATS_GETTER(uint64_t, bytes_in_use, s->snapshot.bytes_in_use)
+KVC_STATS_GETTER(uint64_t, peak_bytes, s->snapshot.peak_bytes)
+KVC_STATS_GETTER(uint64_t, tokens_queried, s->snapshot.tokens_queried)
+KVC_STATS_GETTER(uint64_t, tokens_hit, s->snapshot.tokens_hit)
+KVC_STATS_GETTER(uint64_t, tokens_reused, s->snapshot.tokens_reused)
+KVC_STATS_GETTER(double, token_hit_rate, rate(s->snapshot.tokens_hit, s->snapshot.tokens_queried))
+KVC_STATS_GETTER(uint32_t, window_size, s->snapshot.window_size)
+KVC_STATS_GETTER(uint64_t, window_lookups, s->snapshot.window_lookups)
+KVC_STATS_GETTER(uint64_t, window_hits, s->snapshot.window_hits)
+KVC_STATS_GETTER(double, window_hit_rate, rate(s->snapshot.window_hits, s->snapshot.window_lookups))
+KVC_STATS_GETTER(uint32_t, window_seconds, s->snapshot.window_seconds)
+KVC_STATS_GETTER(uint64_t, time_window_lookups, s->snapshot.time_window_lookups)
+KVC_STATS_GETTER(uint64_t, time_window_hits, s->snapshot.time_window_hits)
+KVC_STATS_GETTER(double, time_window_hit_rate, rate(s->snapshot.time_window_hits, s->snapshot.time_window_lookups))
+KVC_STATS_GETTER(uint32_t, layers, static_cast<uint32_t>(s->snapshot.layer_hits.size()))
+#undef KVC_STATS_GETTER
+
+kvc_status kvc_stats_layer_counts(const kvc_stats* s, uint32_t layer, uint64_t* hits, uint64_t* misses) {
+    KVC_REQUIRE_HANDLE(s, "stats");
+    const size_t layers = s->snapshot.layer_hits.size();
+    if (layer >= layers) {
+        return reject(KVC_ERR_OUT_OF_RANGE, ("layer " + std::to_string(layer) + " is out of range: the snapshot has " +
+                                             std::to_string(layers) + " layers")
+                                                .c_str());
+    }
+    if (hits != nullptr) *hits = s->snapshot.layer_hits[layer];
+    if (misses != nullptr) *misses = s->snapshot.layer_misses[layer];
+    return KVC_OK;
+}
+
+kvc_status kvc_stats_layer_hit_rate(const kvc_stats* s, uint32_t layer, double* out) {
+    KVC_REQUIRE_HANDLE(out, "out");
+    uint64_t hits = 0, misses = 0;
+    const kvc_status st = kvc_stats_layer_counts(s, layer, &hits, &misses);
+    if (st == KVC_OK) *out = rate(hits, hits + misses);
+    return st;
+}
+
+kvc_status kvc_stats_to_prometheus(const kvc_stats* s, char* buf, size_t capacity, size_t* length) {
+    KVC_REQUIRE_HANDLE(s, "stats");
+    kvc_status st = KVC_OK;
+    const kvc_status g = guard([&] { st = copy_text(s->snapshot.to_prometheus(), buf, capacity, length); });
+    return g != KVC_OK ? g : st;
+}
+
+kvc_status kvc_stats_to_json(const kvc_stats* s, char* buf, size_t capacity, size_t* length) {
+    KVC_REQUIRE_HANDLE(s, "stats");
+    kvc_status st = KVC_OK;
+    const kvc_status g = guard([&] { st = copy_text(s->snapshot.to_json(), buf, capacity, length); });
+    return g != KVC_OK ? g : st;
+}
+
+}  // extern "C"

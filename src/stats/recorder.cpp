@@ -1,0 +1,216 @@
+#include "stats/recorder.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cctype>
+#include <unordered_set>
+
+#include "common/error.h"
+#include "kvcore/stats.h"
+
+namespace kvcore::stats {
+
+uint64_t coarse_monotonic_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void RecorderConfig::validate() const {
+    if (component.empty() || component.size() > KVC_STATS_MAX_COMPONENT_NAME ||
+        !std::all_of(component.begin(), component.end(),
+                     [](unsigned char c) { return std::isalnum(c) || c == '_'; })) {
+        fail(KVC_ERR_INVALID_ARGUMENT, "component name must be 1..63 characters of [A-Za-z0-9_], got \"" +
+                                           component.substr(0, 80) + "\"");
+    }
+    if (window_accesses == 0 || window_accesses > KVC_STATS_MAX_WINDOW_ACCESSES) {
+        fail(KVC_ERR_INVALID_ARGUMENT, "window_accesses must be 1.." + std::to_string(KVC_STATS_MAX_WINDOW_ACCESSES) +
+                                           ", got " + std::to_string(window_accesses));
+    }
+    if (window_seconds == 0 || window_seconds > KVC_STATS_MAX_WINDOW_SECONDS) {
+        fail(KVC_ERR_INVALID_ARGUMENT, "window_seconds must be 1.." + std::to_string(KVC_STATS_MAX_WINDOW_SECONDS) +
+                                           ", got " + std::to_string(window_seconds));
+    }
+    if (layers > KVC_STATS_MAX_LAYERS) {
+        fail(KVC_ERR_INVALID_ARGUMENT,
+             "layers must be 0.." + std::to_string(KVC_STATS_MAX_LAYERS) + ", got " + std::to_string(layers));
+    }
+    if (clock == nullptr) fail(KVC_ERR_INVALID_ARGUMENT, "clock is NULL");
+}
+
+namespace {
+
+// Which recorders are alive, so that a thread exiting after its recorder died touches no freed shard.
+struct Registry {
+    std::mutex mu;
+    std::unordered_set<uint64_t> live;
+    uint64_t next_id = 1;  // 0 marks an empty thread-cache entry
+};
+
+Registry& registry() {
+    static Registry* r = new Registry;  // leaked on purpose: threads may exit after static destructors ran
+    return *r;
+}
+
+}  // namespace
+
+// The shards this thread owns; released for reuse by other threads when it exits.
+struct ThreadClaims {
+    struct Claim {
+        uint64_t recorder_id;
+        Recorder::Shard* shard;
+    };
+    std::vector<Claim> claims;
+
+    ~ThreadClaims() {
+        Registry& reg = registry();
+        std::lock_guard lock(reg.mu);
+        for (const Claim& c : claims) {
+            if (reg.live.contains(c.recorder_id)) c.shard->owned.store(false, std::memory_order_release);
+        }
+    }
+};
+
+namespace {
+thread_local ThreadClaims thread_claims;
+}  // namespace
+
+Recorder::Shard::Shard(const RecorderConfig& config)
+    : window_ring(new uint8_t[config.window_accesses]()),
+      buckets(new TimeBucket[kTimeBuckets]),
+      layer_counts(new Counter[2 * static_cast<size_t>(config.layers)]) {}
+
+void Recorder::Shard::refresh_time_bucket(const Recorder& owner) noexcept {
+    clock_countdown = kClockEvery;
+    const uint64_t epoch = owner.config_.clock() / owner.bucket_width_ns_;
+    TimeBucket& bucket = buckets[epoch % kTimeBuckets];
+    if (bucket.epoch.load(std::memory_order_relaxed) != epoch) {
+        bucket.hits.set(0);
+        bucket.misses.set(0);
+        bucket.epoch.store(epoch, std::memory_order_release);
+    }
+    current_bucket = &bucket;
+}
+
+Recorder::Recorder(RecorderConfig config) : config_(std::move(config)) {
+    config_.validate();
+    bucket_width_ns_ = static_cast<uint64_t>(config_.window_seconds) * 1'000'000'000u / kTimeBuckets;
+    overflow_ = std::make_unique<Shard>(config_);
+    Registry& reg = registry();
+    std::lock_guard lock(reg.mu);
+    id_ = reg.next_id++;
+    reg.live.insert(id_);
+}
+
+Recorder::~Recorder() {
+    Registry& reg = registry();
+    std::lock_guard lock(reg.mu);
+    reg.live.erase(id_);
+}
+
+Recorder::Shard* Recorder::claim_shard() noexcept {
+    try {
+        std::vector<ThreadClaims::Claim>& mine = thread_claims.claims;
+        Shard* shard = nullptr;
+        for (const auto& c : mine) {
+            if (c.recorder_id == id_) shard = c.shard;  // evicted from the direct-mapped cache only
+        }
+        if (shard == nullptr) {
+            mine.reserve(mine.size() + 1);  // the only allocation that could fail after claiming
+            {
+                std::lock_guard lock(shards_mu_);
+                for (const auto& s : shards_) {
+                    if (!s->owned.load(std::memory_order_acquire)) {
+                        shard = s.get();
+                        break;
+                    }
+                }
+                if (shard == nullptr) {
+                    if (shards_.size() >= kMaxShards) return nullptr;
+                    shards_.push_back(std::make_unique<Shard>(config_));
+                    shard = shards_.back().get();
+                }
+                shard->owned.store(true, std::memory_order_relaxed);
+                shard->clock_countdown = 1;  // a new owner reads the clock before its first access
+            }
+            Registry& reg = registry();
+            std::lock_guard lock(reg.mu);
+            std::erase_if(mine, [&reg](const ThreadClaims::Claim& c) { return !reg.live.contains(c.recorder_id); });
+            mine.push_back({id_, shard});
+        }
+        detail::shard_cache[id_ & (detail::kShardCacheSlots - 1)] = {id_, shard};
+        return shard;
+    } catch (...) {
+        return nullptr;  // out of memory: record through the locked overflow shard instead
+    }
+}
+
+bool Recorder::add_bytes(int64_t delta) noexcept {
+    uint64_t current = bytes_in_use_.load(std::memory_order_relaxed);
+    uint64_t next;
+    do {
+        if (delta < 0 && current < static_cast<uint64_t>(-(delta + 1)) + 1) return false;
+        next = current + static_cast<uint64_t>(delta);
+    } while (!bytes_in_use_.compare_exchange_weak(current, next, std::memory_order_relaxed));
+    uint64_t peak = peak_bytes_.load(std::memory_order_relaxed);
+    while (next > peak && !peak_bytes_.compare_exchange_weak(peak, next, std::memory_order_relaxed)) {
+    }
+    return true;
+}
+
+void Recorder::set_bytes(uint64_t bytes) noexcept {
+    bytes_in_use_.store(bytes, std::memory_order_relaxed);
+    uint64_t peak = peak_bytes_.load(std::memory_order_relaxed);
+    while (bytes > peak && !peak_bytes_.compare_exchange_weak(peak, bytes, std::memory_order_relaxed)) {
+    }
+}
+
+Snapshot Recorder::snapshot() const {
+    Snapshot s;
+    s.component = config_.component;
+    s.window_size = config_.window_accesses;
+    s.window_seconds = config_.window_seconds;
+    s.layer_hits.assign(config_.layers, 0);
+    s.layer_misses.assign(config_.layers, 0);
+    const uint64_t now_epoch = config_.clock() / bucket_width_ns_;
+
+    auto add = [&](const Shard& shard) {
+        const uint64_t hits = shard.hits.get(), misses = shard.misses.get();
+        s.hits += hits;
+        s.misses += misses;
+        s.insertions += shard.insertions.get();
+        s.evictions += shard.evictions.get();
+        s.memory_pressure_events += shard.memory_pressure.get();
+        s.tokens_queried += shard.tokens_queried.get();
+        s.tokens_hit += shard.tokens_hit.get();
+        s.tokens_reused += shard.tokens_reused.get();
+        s.window_lookups += std::min<uint64_t>(hits + misses, config_.window_accesses);
+        s.window_hits += shard.window_hits.get();
+        for (unsigned b = 0; b < kTimeBuckets; ++b) {
+            const TimeBucket& bucket = shard.buckets[b];
+            const uint64_t epoch = bucket.epoch.load(std::memory_order_acquire);
+            if (epoch <= now_epoch && now_epoch - epoch < kTimeBuckets) {
+                s.time_window_hits += bucket.hits.get();
+                s.time_window_lookups += bucket.hits.get() + bucket.misses.get();
+            }
+        }
+        for (uint32_t layer = 0; layer < config_.layers; ++layer) {
+            s.layer_hits[layer] += shard.layer_counts[2 * layer].get();
+            s.layer_misses[layer] += shard.layer_counts[2 * layer + 1].get();
+        }
+    };
+    {
+        std::lock_guard lock(shards_mu_);
+        for (const auto& shard : shards_) add(*shard);
+    }
+    {
+        std::lock_guard lock(overflow_mu_);
+        add(*overflow_);
+    }
+    s.bytes_in_use = bytes_in_use_.load(std::memory_order_relaxed);
+    s.peak_bytes = peak_bytes_.load(std::memory_order_relaxed);
+    return s;
+}
+
+}  // namespace kvcore::stats

@@ -1,0 +1,44 @@
+// An immutable copy of a recorder's counters, and its Prometheus / JSON exports.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kvcore::stats {
+
+[[nodiscard]] inline double hit_rate(uint64_t hits, uint64_t lookups) noexcept {
+    return lookups == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(lookups);
+}
+
+struct Snapshot {
+    std::string component;
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+    uint64_t insertions = 0;
+    uint64_t evictions = 0;
+    uint64_t memory_pressure_events = 0;
+    uint64_t bytes_in_use = 0;
+    uint64_t peak_bytes = 0;
+    uint64_t tokens_queried = 0;
+    uint64_t tokens_hit = 0;
+    uint64_t tokens_reused = 0;
+
+    uint32_t window_size = 0;  // accesses the count window holds (per recording thread)
+    uint64_t window_lookups = 0;
+    uint64_t window_hits = 0;
+
+    uint32_t window_seconds = 0;
+    uint64_t time_window_lookups = 0;
+    uint64_t time_window_hits = 0;
+
+    std::vector<uint64_t> layer_hits;  // one entry per configured layer
+    std::vector<uint64_t> layer_misses;
+
+    [[nodiscard]] uint64_t lookups() const noexcept { return hits + misses; }
+
+    [[nodiscard]] std::string to_prometheus() const;
+    [[nodiscard]] std::string to_json() const;
+};
+
+}  // namespace kvcore::stats

@@ -1,0 +1,31 @@
+// kvcore: the command-line program. `kvcore demo` is the first thing a newcomer runs.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "commands.h"
+#include "kvcore/kvcore.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"kvcore - the KV cache core for LLM inference"};
+    app.require_subcommand(1);
+
+    auto* version = app.add_subcommand("version", "Print the library version");
+    version->callback([] {
+        std::printf("kvcore %s (ABI %d, header %s)\n", kvc_version_string(), KVC_VERSION_MAJOR,
+                    kvc_version_number() == KVC_VERSION_NUMBER ? "matches" : "MISMATCH");
+    });
+
+    kvcore::cli::DemoOptions demo;
+    int exit_code = 0;
+    auto* demo_cmd = app.add_subcommand("demo", "Drive a cache through the stats recorder and show what it measured");
+    demo_cmd->add_option("--accesses", demo.accesses, "Lookups to perform")->check(CLI::Range(1, 1000000000));
+    demo_cmd->add_option("--keys", demo.keys, "Distinct keys (Zipf-distributed)")->check(CLI::Range(1, 100000000));
+    demo_cmd->add_option("--capacity", demo.capacity, "Entries the LRU cache holds")->check(CLI::Range(1, 100000000));
+    demo_cmd->add_option("--layers", demo.layers, "Layers to break hit rates down by")->check(CLI::Range(0, 4096));
+    demo_cmd->add_option("--seed", demo.seed, "Random seed");
+    demo_cmd->add_flag("!--no-prometheus", demo.prometheus, "Do not print the Prometheus text");
+    demo_cmd->callback([&] { exit_code = kvcore::cli::run_demo(demo); });
+
+    CLI11_PARSE(app, argc, argv);
+    return exit_code;
+}
