@@ -1,0 +1,156 @@
+/* A plain-C test of the public API: what a C embedder sees, error paths included. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvcore/kvcore.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        ++checks;                                                            \
+        if (!(cond)) {                                                       \
+            ++failures;                                                      \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                    \
+    } while (0)
+
+#define CHECK_STATUS(expr, expected) CHECK((expr) == (expected))
+
+static void test_version_and_status(void) {
+    char expected[32];
+    snprintf(expected, sizeof expected, "%d.%d.%d", KVC_VERSION_MAJOR, KVC_VERSION_MINOR, KVC_VERSION_PATCH);
+    CHECK(kvc_version_number() == KVC_VERSION_NUMBER);
+    CHECK(strcmp(kvc_version_string(), expected) == 0);
+    CHECK(strcmp(kvc_status_string(KVC_OK), "KVC_OK") == 0);
+    CHECK(strcmp(kvc_status_string(KVC_ERR_CAPACITY), "KVC_ERR_CAPACITY") == 0);
+    CHECK(strcmp(kvc_status_string((kvc_status)999), "KVC_ERR_UNKNOWN") == 0);
+    CHECK(kvc_last_error_message() != NULL);
+}
+
+static void test_bad_input(void) {
+    kvc_recorder_options* options = NULL;
+    kvc_recorder* recorder = NULL;
+    kvc_stats* stats = NULL;
+    uint64_t hits = 0;
+    double rate = 0;
+
+    CHECK_STATUS(kvc_recorder_create(NULL, NULL), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "out is NULL") != NULL);
+    CHECK_STATUS(kvc_recorder_record_access(NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "recorder is NULL") != NULL);
+    CHECK_STATUS(kvc_recorder_snapshot(NULL, &stats), KVC_ERR_INVALID_ARGUMENT);
+
+    CHECK_STATUS(kvc_recorder_options_create(&options), KVC_OK);
+    CHECK_STATUS(kvc_recorder_options_set_window_accesses(options, 0), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "window_accesses") != NULL);
+    CHECK_STATUS(kvc_recorder_options_set_window_seconds(options, 0), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_recorder_options_set_layers(options, KVC_STATS_MAX_LAYERS + 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_recorder_options_set_component(options, "bad-name"), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_recorder_options_set_component(options, NULL), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_recorder_options_set_layers(options, 2), KVC_OK);
+
+    CHECK_STATUS(kvc_recorder_create(options, &recorder), KVC_OK);
+    kvc_recorder_options_destroy(options); /* the recorder keeps its own copy */
+    CHECK_STATUS(kvc_recorder_record_layer_access(recorder, 2, 1), KVC_ERR_OUT_OF_RANGE);
+    CHECK(strstr(kvc_last_error_message(), "layer 2 is out of range") != NULL);
+    CHECK_STATUS(kvc_recorder_record_tokens(recorder, 3, 4), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_recorder_add_bytes(recorder, -1), KVC_ERR_INVALID_ARGUMENT);
+
+    /* failed calls changed nothing */
+    CHECK_STATUS(kvc_recorder_snapshot(recorder, &stats), KVC_OK);
+    CHECK(kvc_stats_lookups(stats) == 0);
+    CHECK(kvc_stats_tokens_queried(stats) == 0);
+    CHECK(kvc_stats_bytes_in_use(stats) == 0);
+    CHECK_STATUS(kvc_stats_layer_counts(stats, 5, &hits, NULL), KVC_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(kvc_stats_layer_hit_rate(stats, 0, NULL), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_stats_layer_hit_rate(stats, 0, &rate), KVC_OK);
+    CHECK(rate == 0.0);
+
+    /* NULL snapshot getters read as zero; destroy accepts NULL */
+    CHECK(kvc_stats_hits(NULL) == 0);
+    CHECK(strcmp(kvc_stats_component(NULL), "") == 0);
+    kvc_stats_destroy(NULL);
+    kvc_recorder_destroy(NULL);
+    kvc_recorder_options_destroy(NULL);
+
+    kvc_stats_destroy(stats);
+    kvc_recorder_destroy(recorder);
+}
+
+static void test_recording_and_export(void) {
+    kvc_recorder* recorder = NULL;
+    kvc_stats* stats = NULL;
+    size_t length = 0;
+    char small[8];
+    char* text;
+    int i;
+
+    CHECK_STATUS(kvc_recorder_create(NULL, &recorder), KVC_OK);
+    for (i = 0; i < 1500; ++i) CHECK_STATUS(kvc_recorder_record_access(recorder, i >= 1000), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_insertions(recorder, 3), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_evictions(recorder, 2), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_memory_pressure(recorder), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_tokens(recorder, 64, 48), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_reused_tokens(recorder, 47), KVC_OK);
+    CHECK_STATUS(kvc_recorder_add_bytes(recorder, 4096), KVC_OK);
+    CHECK_STATUS(kvc_recorder_set_bytes(recorder, 1024), KVC_OK);
+    CHECK_STATUS(kvc_recorder_snapshot(recorder, &stats), KVC_OK);
+
+    CHECK(strcmp(kvc_stats_component(stats), "cache") == 0);
+    CHECK(kvc_stats_hits(stats) == 500);
+    CHECK(kvc_stats_misses(stats) == 1000);
+    CHECK(kvc_stats_lookups(stats) == 1500);
+    CHECK(fabs(kvc_stats_hit_rate(stats) - 1.0 / 3.0) < 1e-12);
+    CHECK(kvc_stats_window_size(stats) == 1000);
+    CHECK(kvc_stats_window_lookups(stats) == 1000);
+    CHECK(kvc_stats_window_hits(stats) == 500);
+    CHECK(kvc_stats_window_hit_rate(stats) == 0.5);
+    CHECK(kvc_stats_window_seconds(stats) == 60);
+    CHECK(kvc_stats_time_window_lookups(stats) == 1500);
+    CHECK(kvc_stats_time_window_hits(stats) == 500);
+    CHECK(kvc_stats_insertions(stats) == 3);
+    CHECK(kvc_stats_evictions(stats) == 2);
+    CHECK(kvc_stats_memory_pressure_events(stats) == 1);
+    CHECK(kvc_stats_tokens_queried(stats) == 64);
+    CHECK(kvc_stats_tokens_hit(stats) == 48);
+    CHECK(kvc_stats_tokens_reused(stats) == 47);
+    CHECK(kvc_stats_token_hit_rate(stats) == 0.75);
+    CHECK(kvc_stats_bytes_in_use(stats) == 1024);
+    CHECK(kvc_stats_peak_bytes(stats) == 4096);
+    CHECK(kvc_stats_layers(stats) == 0);
+
+    /* size query, too-small buffer left untouched, then a real export */
+    CHECK_STATUS(kvc_stats_to_prometheus(stats, NULL, 0, &length), KVC_OK);
+    CHECK(length > 100);
+    memset(small, 'x', sizeof small);
+    CHECK_STATUS(kvc_stats_to_prometheus(stats, small, sizeof small, NULL), KVC_ERR_BUFFER_TOO_SMALL);
+    CHECK(small[0] == 'x');
+    CHECK_STATUS(kvc_stats_to_prometheus(stats, NULL, 10, NULL), KVC_ERR_INVALID_ARGUMENT);
+    text = (char*)malloc(length + 1);
+    CHECK_STATUS(kvc_stats_to_prometheus(stats, text, length + 1, NULL), KVC_OK);
+    CHECK(strlen(text) == length);
+    CHECK(strstr(text, "kvcore_misses_total{component=\"cache\"} 1000\n") != NULL);
+    free(text);
+
+    CHECK_STATUS(kvc_stats_to_json(stats, NULL, 0, &length), KVC_OK);
+    text = (char*)malloc(length + 1);
+    CHECK_STATUS(kvc_stats_to_json(stats, text, length + 1, &length), KVC_OK);
+    CHECK(text[0] == '{' && text[length - 1] == '}');
+    CHECK(strstr(text, "\"hits\":500") != NULL);
+    free(text);
+
+    kvc_stats_destroy(stats);
+    kvc_recorder_destroy(recorder);
+}
+
+int main(void) {
+    test_version_and_status();
+    test_bad_input();
+    test_recording_and_export();
+    printf("c api: %d passed, %d failed\n", checks - failures, failures);
+    return failures == 0 ? 0 : 1;
+}

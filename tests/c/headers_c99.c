@@ -1,0 +1,4 @@
+/* Compiled with -std=c99 -Wall -Wextra -pedantic -Werror: the public headers are plain C99. */
+#include "kvcore/kvcore.h"
+
+int main(void) { return kvc_version_number() == KVC_VERSION_NUMBER ? 0 : 1; }

@@ -1,0 +1,276 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <barrier>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "common/error.h"
+#include "kvcore/stats.h"
+#include "stats/recorder.h"
+
+namespace kvcore::stats {
+namespace {
+
+std::atomic<uint64_t> fake_now_ns{0};
+uint64_t fake_clock() noexcept { return fake_now_ns.load(); }
+
+RecorderConfig config_with(uint32_t window_accesses, uint32_t layers = 0) {
+    RecorderConfig c;
+    c.window_accesses = window_accesses;
+    c.layers = layers;
+    return c;
+}
+
+TEST(Recorder, EmptySnapshotHasZeroRatesAndZeroLookups) {
+    Recorder r{RecorderConfig{}};
+    const Snapshot s = r.snapshot();
+    EXPECT_EQ(s.lookups(), 0u);
+    EXPECT_EQ(hit_rate(s.hits, s.lookups()), 0.0);
+    EXPECT_EQ(s.window_lookups, 0u);
+    EXPECT_EQ(s.time_window_lookups, 0u);
+    EXPECT_EQ(s.window_size, 1000u);
+    EXPECT_EQ(s.window_seconds, 60u);
+}
+
+TEST(Recorder, CumulativeCounts) {
+    Recorder r{RecorderConfig{}};
+    for (int i = 0; i < 30; ++i) r.record_access(i % 3 == 0);
+    r.record_insertions(5);
+    r.record_evictions(2);
+    r.record_memory_pressure();
+    r.record_tokens(100, 40);
+    r.record_tokens(50, 50);
+    r.record_reused_tokens(39);
+    const Snapshot s = r.snapshot();
+    EXPECT_EQ(s.hits, 10u);
+    EXPECT_EQ(s.misses, 20u);
+    EXPECT_DOUBLE_EQ(hit_rate(s.hits, s.lookups()), 1.0 / 3.0);
+    EXPECT_EQ(s.insertions, 5u);
+    EXPECT_EQ(s.evictions, 2u);
+    EXPECT_EQ(s.memory_pressure_events, 1u);
+    EXPECT_EQ(s.tokens_queried, 150u);
+    EXPECT_EQ(s.tokens_hit, 90u);
+    EXPECT_EQ(s.tokens_reused, 39u);
+}
+
+TEST(Recorder, CountWindowHoldsExactlyTheLastNAccesses) {
+    Recorder r{config_with(10)};
+    for (int i = 0; i < 10; ++i) r.record_access(true);
+    EXPECT_EQ(r.snapshot().window_hits, 10u);
+    for (int i = 0; i < 4; ++i) r.record_access(false);  // 4 hits leave the window
+    Snapshot s = r.snapshot();
+    EXPECT_EQ(s.window_lookups, 10u);
+    EXPECT_EQ(s.window_hits, 6u);
+    for (int i = 0; i < 10; ++i) r.record_access(false);
+    s = r.snapshot();
+    EXPECT_EQ(s.window_hits, 0u);
+    EXPECT_EQ(s.hits, 10u);  // cumulative remembers
+    for (int i = 0; i < 3; ++i) r.record_access(true);
+    EXPECT_EQ(r.snapshot().window_hits, 3u);
+}
+
+TEST(Recorder, CountWindowBeforeItFills) {
+    Recorder r{config_with(1000)};
+    for (int i = 0; i < 7; ++i) r.record_access(i < 5);
+    const Snapshot s = r.snapshot();
+    EXPECT_EQ(s.window_lookups, 7u);
+    EXPECT_EQ(s.window_hits, 5u);
+}
+
+TEST(Recorder, TimeWindowForgetsOldBuckets) {
+    fake_now_ns = 1'000'000'000'000ull;
+    RecorderConfig c;
+    c.window_seconds = 60;  // 1 s buckets
+    c.clock = fake_clock;
+    Recorder r{c};
+    for (unsigned i = 0; i < 16 * 10; ++i) r.record_access(true);  // multiples of kClockEvery
+    fake_now_ns += 30'000'000'000ull;
+    for (unsigned i = 0; i < 16 * 10; ++i) r.record_access(false);
+    Snapshot s = r.snapshot();
+    EXPECT_EQ(s.time_window_lookups, 320u);
+    EXPECT_EQ(s.time_window_hits, 160u);
+
+    fake_now_ns += 40'000'000'000ull;  // the hits are 70 s old now, the misses 40 s
+    s = r.snapshot();
+    EXPECT_EQ(s.time_window_lookups, 160u);
+    EXPECT_EQ(s.time_window_hits, 0u);
+
+    fake_now_ns += 61'000'000'000ull;
+    s = r.snapshot();
+    EXPECT_EQ(s.time_window_lookups, 0u);
+    EXPECT_EQ(s.lookups(), 320u);
+}
+
+TEST(Recorder, PerLayerCountsAlsoFeedTotals) {
+    Recorder r{config_with(1000, 3)};
+    r.record_layer_access(0, true);
+    r.record_layer_access(0, false);
+    r.record_layer_access(2, true);
+    r.record_access(false);
+    const Snapshot s = r.snapshot();
+    ASSERT_EQ(s.layer_hits.size(), 3u);
+    EXPECT_EQ(s.layer_hits[0], 1u);
+    EXPECT_EQ(s.layer_misses[0], 1u);
+    EXPECT_EQ(s.layer_hits[1] + s.layer_misses[1], 0u);
+    EXPECT_EQ(s.layer_hits[2], 1u);
+    EXPECT_EQ(s.hits, 2u);
+    EXPECT_EQ(s.misses, 2u);
+}
+
+TEST(Recorder, BytesNeverGoNegativeAndPeakFollows) {
+    Recorder r{RecorderConfig{}};
+    EXPECT_TRUE(r.add_bytes(100));
+    EXPECT_TRUE(r.add_bytes(-40));
+    EXPECT_FALSE(r.add_bytes(-61));
+    EXPECT_FALSE(r.add_bytes(INT64_MIN));
+    Snapshot s = r.snapshot();
+    EXPECT_EQ(s.bytes_in_use, 60u);
+    EXPECT_EQ(s.peak_bytes, 100u);
+    r.set_bytes(500);
+    r.set_bytes(10);
+    s = r.snapshot();
+    EXPECT_EQ(s.bytes_in_use, 10u);
+    EXPECT_EQ(s.peak_bytes, 500u);
+}
+
+TEST(Recorder, RejectsBadConfig) {
+    auto expect_invalid = [](RecorderConfig c) {
+        try {
+            Recorder r{c};
+            FAIL() << "accepted a bad config";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.status(), KVC_ERR_INVALID_ARGUMENT);
+        }
+    };
+    expect_invalid(config_with(0));
+    expect_invalid(config_with(KVC_STATS_MAX_WINDOW_ACCESSES + 1));
+    expect_invalid(config_with(10, KVC_STATS_MAX_LAYERS + 1));
+    RecorderConfig c;
+    c.window_seconds = 0;
+    expect_invalid(c);
+    c = {};
+    c.component = "has space";
+    expect_invalid(c);
+    c.component = "";
+    expect_invalid(c);
+}
+
+TEST(Recorder, ConcurrentRecordingLosesNothing) {
+    Recorder r{config_with(100, 2)};
+    constexpr int kThreads = 4, kPerThread = 200000;
+    std::barrier done(kThreads);  // no thread exits (and hands its shard on) before all have recorded
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&r, &done, t] {
+            for (int i = 0; i < kPerThread; ++i) {
+                r.record_layer_access(static_cast<uint32_t>(t % 2), (i & 1) == 0);
+                r.record_tokens(2, 1);
+                if ((i & 1023) == 0) (void)r.snapshot();  // readers alongside writers
+            }
+            done.arrive_and_wait();
+        });
+    }
+    for (auto& th : threads) th.join();
+    const Snapshot s = r.snapshot();
+    EXPECT_EQ(s.lookups(), uint64_t{kThreads} * kPerThread);
+    EXPECT_EQ(s.hits, uint64_t{kThreads} * kPerThread / 2);
+    EXPECT_EQ(s.tokens_queried, 2u * kThreads * kPerThread);
+    EXPECT_EQ(s.layer_hits[0] + s.layer_misses[0], 2u * kPerThread);
+    // Each thread's window holds its own last 100 accesses, alternating hit/miss.
+    EXPECT_EQ(s.window_lookups, 100u * kThreads);
+    EXPECT_EQ(s.window_hits, 50u * kThreads);
+}
+
+TEST(Recorder, ShardsOfExitedThreadsAreReusedAndKeepTheirCounts) {
+    Recorder r{RecorderConfig{}};
+    for (int round = 0; round < 50; ++round) {
+        std::thread([&r] {
+            for (int i = 0; i < 10; ++i) r.record_access(true);
+        }).join();
+    }
+    EXPECT_EQ(r.snapshot().hits, 500u);
+}
+
+TEST(Recorder, MoreLiveThreadsThanShardsStillCountEverything) {
+    Recorder r{RecorderConfig{}};
+    constexpr int kThreads = static_cast<int>(Recorder::kMaxShards) + 40;
+    std::barrier all_alive(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&] {
+            r.record_access(true);
+            all_alive.arrive_and_wait();  // every thread holds its shard at once
+            for (int i = 0; i < 100; ++i) r.record_access(false);
+        });
+    }
+    for (auto& th : threads) th.join();
+    const Snapshot s = r.snapshot();
+    EXPECT_EQ(s.hits, uint64_t{kThreads});
+    EXPECT_EQ(s.misses, 100u * kThreads);
+}
+
+TEST(Recorder, ManyRecordersOnOneThread) {
+    std::vector<std::unique_ptr<Recorder>> recorders;
+    for (int i = 0; i < 40; ++i) recorders.push_back(std::make_unique<Recorder>(RecorderConfig{}));
+    for (int round = 0; round < 3; ++round) {
+        for (size_t i = 0; i < recorders.size(); ++i) {
+            for (size_t k = 0; k <= i; ++k) recorders[i]->record_access(true);
+        }
+    }
+    for (size_t i = 0; i < recorders.size(); ++i) EXPECT_EQ(recorders[i]->snapshot().hits, 3 * (i + 1));
+    recorders.clear();  // destroying recorders this thread claimed shards in must be safe at thread exit
+}
+
+TEST(Snapshot, PrometheusTextIsWellFormed) {
+    Recorder r{config_with(1000, 2)};
+    r.record_layer_access(1, true);
+    r.record_access(false);
+    const std::string text = r.snapshot().to_prometheus();
+    std::istringstream in(text);
+    std::string line, last_type_name;
+    int samples = 0;
+    while (std::getline(in, line)) {
+        ASSERT_FALSE(line.empty());
+        if (line.rfind("# HELP kvcore_", 0) == 0) continue;
+        if (line.rfind("# TYPE ", 0) == 0) {
+            std::istringstream t(line.substr(7));
+            std::string type;
+            t >> last_type_name >> type;
+            EXPECT_TRUE(type == "counter" || type == "gauge") << line;
+            if (type == "counter") {
+                EXPECT_TRUE(last_type_name.ends_with("_total")) << line;
+            }
+            continue;
+        }
+        ASSERT_EQ(line.rfind(last_type_name + "{component=\"cache\"", 0), 0u) << line;
+        const std::string value = line.substr(line.rfind(' ') + 1);
+        EXPECT_NO_THROW((void)std::stod(value)) << line;
+        ++samples;
+    }
+    EXPECT_NE(text.find("kvcore_hits_total{component=\"cache\"} 1\n"), std::string::npos);
+    EXPECT_NE(text.find("kvcore_hit_rate{component=\"cache\",window=\"cumulative\"} 0.5\n"), std::string::npos);
+    EXPECT_NE(text.find("kvcore_layer_hits_total{component=\"cache\",layer=\"1\"} 1\n"), std::string::npos);
+    EXPECT_EQ(samples, 10 + 3 + 1 + 3 * 2);
+}
+
+TEST(Snapshot, JsonParsesAndMatches) {
+    Recorder r{config_with(1000, 1)};
+    r.record_layer_access(0, true);
+    r.record_access(false);
+    r.record_tokens(10, 4);
+    const auto j = nlohmann::json::parse(r.snapshot().to_json());
+    EXPECT_EQ(j["component"], "cache");
+    EXPECT_EQ(j["hits"], 1);
+    EXPECT_EQ(j["lookups"], 2);
+    EXPECT_DOUBLE_EQ(j["hit_rate"].get<double>(), 0.5);
+    EXPECT_DOUBLE_EQ(j["token_hit_rate"].get<double>(), 0.4);
+    EXPECT_EQ(j["window"]["lookups"], 2);
+    EXPECT_EQ(j["time_window"]["seconds"], 60);
+    EXPECT_EQ(j["layers"][0]["hits"], 1);
+}
+
+}  // namespace
+}  // namespace kvcore::stats
