@@ -64,7 +64,7 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
 }
 %}
 %pragma(csharp) imclasscode=%{
-  class KvcoreExceptionHelper {
+  internal class KvcoreExceptionHelper {
     public delegate void ExceptionDelegate(int status, string message);
     static ExceptionDelegate raise = new ExceptionDelegate(SetPending);
 
@@ -77,7 +77,8 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
 
     static KvcoreExceptionHelper() { Register(raise); }
   }
-  static KvcoreExceptionHelper kvcoreExceptionHelper = new KvcoreExceptionHelper();
+  // Constructing it registers the callback before the first native call.
+  internal static KvcoreExceptionHelper kvcoreExceptionHelper = new KvcoreExceptionHelper();
 %}
 %define KVC_BIND_RAISE(status, message)
   kvc_csharp_raise((int)(status), (message));
@@ -141,8 +142,8 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
 %apply long long { uint64_t };
 %apply long long { int64_t };
 %define KVC_CLOSEABLE(TYPE)
-%typemap(javainterfaces) struct TYPE "AutoCloseable"
-%typemap(javacode) struct TYPE %{
+%typemap(javainterfaces) TYPE "AutoCloseable"
+%typemap(javacode) TYPE %{
   /** Frees the native object now; using it afterwards throws KvcoreException(INVALID_STATE). */
   @Override
   public void close() {
@@ -174,25 +175,49 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
 
 /* ---- stats ------------------------------------------------------------------------------------- */
 
-%rename(RecorderOptions) kvc_recorder_options;
-%rename(Recorder) kvc_recorder;
-%rename(Stats) kvc_stats;
-KVC_BIND_HANDLE(kvc_recorder_options)
-KVC_BIND_HANDLE(kvc_recorder)
-KVC_BIND_HANDLE(kvc_stats)
-KVC_CLOSEABLE(kvc_recorder_options)
-KVC_CLOSEABLE(kvc_recorder)
-KVC_CLOSEABLE(kvc_stats)
+/* SWIG sees each handle under its class name, a C typedef of the kvc_ struct, so the helper functions
+   it generates for %extend (Class_method) never collide with the kvc_* functions they call. */
+%{
+typedef struct kvc_recorder_options RecorderOptions;
+typedef struct kvc_recorder Recorder;
+typedef struct kvc_stats Stats;
+%}
+KVC_BIND_HANDLE(RecorderOptions)
+KVC_BIND_HANDLE(Recorder)
+KVC_BIND_HANDLE(Stats)
+KVC_CLOSEABLE(RecorderOptions)
+KVC_CLOSEABLE(Stats)
+/* SWIG drops C default arguments, so the default-options constructor is written per language. */
+#if defined(SWIGCSHARP)
+%typemap(cscode) Recorder %{
+  /// <summary>A recorder with the default options.</summary>
+  public Recorder() : this(null) {}
+%}
+#elif defined(SWIGJAVA)
+%typemap(javainterfaces) Recorder "AutoCloseable"
+%typemap(javacode) Recorder %{
+  /** A recorder with the default options. */
+  public Recorder() {
+    this(null);
+  }
+
+  /** Frees the native object now; using it afterwards throws KvcoreException(INVALID_STATE). */
+  @Override
+  public void close() {
+    delete();
+  }
+%}
+#endif
 
 /* Options for a Recorder: component label, window sizes, per-layer counters. */
-struct kvc_recorder_options {};
-%extend kvc_recorder_options {
-  kvc_recorder_options() {
+typedef struct {} RecorderOptions;
+%extend RecorderOptions {
+  RecorderOptions() {
     kvc_recorder_options* options = NULL;
     kvc_bind_check(kvc_recorder_options_create(&options));
     return options;
   }
-  ~kvc_recorder_options() { kvc_recorder_options_destroy($self); }
+  ~RecorderOptions() { kvc_recorder_options_destroy($self); }
   void set_component(const char* component) {
     kvc_bind_check(kvc_recorder_options_set_component($self, component));
   }
@@ -206,14 +231,14 @@ struct kvc_recorder_options {};
 }
 
 /* Records cache accesses from any thread; Snapshot() returns the counters and rates so far. */
-struct kvc_recorder {};
-%extend kvc_recorder {
-  kvc_recorder(const kvc_recorder_options* options = NULL) {
+typedef struct {} Recorder;
+%extend Recorder {
+  Recorder(const RecorderOptions* options) {
     kvc_recorder* recorder = NULL;
     kvc_bind_check(kvc_recorder_create(options, &recorder));
     return recorder;
   }
-  ~kvc_recorder() { kvc_recorder_destroy($self); }
+  ~Recorder() { kvc_recorder_destroy($self); }
   void record_access(bool hit) { kvc_bind_check(kvc_recorder_record_access($self, hit ? 1u : 0u)); }
   void record_layer_access(uint32_t layer, bool hit) {
     kvc_bind_check(kvc_recorder_record_layer_access($self, layer, hit ? 1u : 0u));
@@ -228,7 +253,7 @@ struct kvc_recorder {};
   void add_bytes(int64_t delta) { kvc_bind_check(kvc_recorder_add_bytes($self, delta)); }
   void set_bytes(uint64_t bytes) { kvc_bind_check(kvc_recorder_set_bytes($self, bytes)); }
   %newobject snapshot;
-  kvc_stats* snapshot() {
+  Stats* snapshot() {
     kvc_stats* stats = NULL;
     kvc_bind_check(kvc_recorder_snapshot($self, &stats));
     return stats;
@@ -236,9 +261,10 @@ struct kvc_recorder {};
 }
 
 /* An immutable snapshot of a Recorder. */
-struct kvc_stats {};
-%extend kvc_stats {
-  ~kvc_stats() { kvc_stats_destroy($self); }
+%nodefaultctor Stats; /* only Recorder.snapshot() makes one */
+typedef struct {} Stats;
+%extend Stats {
+  ~Stats() { kvc_stats_destroy($self); }
   const char* component() { return kvc_stats_component($self); }
   uint64_t hits() { return kvc_stats_hits($self); }
   uint64_t misses() { return kvc_stats_misses($self); }
