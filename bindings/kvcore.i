@@ -165,12 +165,24 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
 
 #if defined(SWIGJAVA)
 %include "enums.swg"
+%pragma(java) jniclasscode=%{
+  static {
+    System.loadLibrary("kvcore_java");
+  }
+%}
 #endif
 
+#if defined(SWIGJAVA)
+%rename(versionNumber) kvc_version_number;
+%rename(versionString) kvc_version_string;
+%rename(statusString) kvc_status_string;
+%rename(lastErrorMessage) kvc_last_error_message;
+#else
 %rename(VersionNumber) kvc_version_number;
 %rename(VersionString) kvc_version_string;
 %rename(StatusString) kvc_status_string;
 %rename(LastErrorMessage) kvc_last_error_message;
+#endif
 %include "kvcore/common.h"
 
 /* ---- stats ------------------------------------------------------------------------------------- */
