@@ -1,0 +1,3 @@
+module kvcore
+
+go 1.19
