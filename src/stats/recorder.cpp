@@ -76,27 +76,33 @@ namespace {
 thread_local ThreadClaims thread_claims;
 }  // namespace
 
-Recorder::Shard::Shard(const RecorderConfig& config)
-    : window_ring(new uint8_t[config.window_accesses]()),
-      buckets(new TimeBucket[kTimeBuckets]),
-      layer_counts(new Counter[2 * static_cast<size_t>(config.layers)]) {}
+Recorder::Shard::Shard(const RecorderConfig& config, uint64_t now_epoch)
+    : window_ring(new std::atomic<uint8_t>[config.window_accesses]()),
+      window_size(config.window_accesses),
+      marks(new TimeMark[kTimeBuckets]),
+      layer_counts(new Counter[2 * static_cast<size_t>(config.layers)]) {
+    // Accesses before the owner's first clock check date from the shard's creation.
+    marks[now_epoch % kTimeBuckets].epoch.store(now_epoch, std::memory_order_release);
+    marked_epoch = now_epoch;
+}
 
-void Recorder::Shard::refresh_time_bucket(const Recorder& owner) noexcept {
-    clock_countdown = kClockEvery;
-    const uint64_t epoch = owner.config_.clock() / owner.bucket_width_ns_;
-    TimeBucket& bucket = buckets[epoch % kTimeBuckets];
-    if (bucket.epoch.load(std::memory_order_relaxed) != epoch) {
-        bucket.hits.set(0);
-        bucket.misses.set(0);
-        bucket.epoch.store(epoch, std::memory_order_release);
-    }
-    current_bucket = &bucket;
+void Recorder::Shard::mark_time(const Recorder& owner) noexcept {
+    const uint64_t epoch = owner.now_epoch();
+    if (epoch == marked_epoch) return;
+    marked_epoch = epoch;
+    TimeMark& mark = marks[epoch % kTimeBuckets];
+    // A reader that sees this epoch (acquire) sees these counts; one that raced sees the epoch change.
+    mark.epoch.store(UINT64_MAX, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    mark.hits.store(by_outcome[1].get(), std::memory_order_relaxed);
+    mark.misses.store(by_outcome[0].get(), std::memory_order_relaxed);
+    mark.epoch.store(epoch, std::memory_order_release);
 }
 
 Recorder::Recorder(RecorderConfig config) : config_(std::move(config)) {
     config_.validate();
     bucket_width_ns_ = static_cast<uint64_t>(config_.window_seconds) * 1'000'000'000u / kTimeBuckets;
-    overflow_ = std::make_unique<Shard>(config_);
+    overflow_ = std::make_unique<Shard>(config_, now_epoch());
     Registry& reg = registry();
     std::lock_guard lock(reg.mu);
     id_ = reg.next_id++;
@@ -128,11 +134,10 @@ Recorder::Shard* Recorder::claim_shard() noexcept {
                 }
                 if (shard == nullptr) {
                     if (shards_.size() >= kMaxShards) return nullptr;
-                    shards_.push_back(std::make_unique<Shard>(config_));
+                    shards_.push_back(std::make_unique<Shard>(config_, now_epoch()));
                     shard = shards_.back().get();
                 }
                 shard->owned.store(true, std::memory_order_relaxed);
-                shard->clock_countdown = 1;  // a new owner reads the clock before its first access
             }
             Registry& reg = registry();
             std::lock_guard lock(reg.mu);
@@ -144,6 +149,15 @@ Recorder::Shard* Recorder::claim_shard() noexcept {
     } catch (...) {
         return nullptr;  // out of memory: record through the locked overflow shard instead
     }
+}
+
+void Recorder::record_access_slow(bool hit) noexcept {
+    if (Shard* s = claim_shard()) {
+        s->record_access(hit, *this);
+        return;
+    }
+    std::lock_guard lock(overflow_mu_);
+    overflow_->record_access(hit, *this);
 }
 
 bool Recorder::add_bytes(int64_t delta) noexcept {
@@ -175,8 +189,27 @@ Snapshot Recorder::snapshot() const {
     s.layer_misses.assign(config_.layers, 0);
     const uint64_t now_epoch = config_.clock() / bucket_width_ns_;
 
+    const uint64_t window = config_.window_accesses;
     auto add = [&](const Shard& shard) {
-        const uint64_t hits = shard.hits.get(), misses = shard.misses.get();
+        // The oldest time mark inside the window; read before the counters, which only grow.
+        uint64_t mark_hits = 0, mark_misses = 0, oldest = UINT64_MAX;
+        for (unsigned b = 0; b < kTimeBuckets; ++b) {
+            const TimeMark& mark = shard.marks[b];
+            const uint64_t epoch = mark.epoch.load(std::memory_order_acquire);
+            if (epoch > now_epoch || now_epoch - epoch >= kTimeBuckets || epoch >= oldest) continue;
+            const uint64_t h = mark.hits.load(std::memory_order_relaxed);
+            const uint64_t m = mark.misses.load(std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (mark.epoch.load(std::memory_order_relaxed) != epoch) continue;  // rewritten meanwhile
+            oldest = epoch;
+            mark_hits = h;
+            mark_misses = m;
+        }
+        const uint64_t hits = shard.by_outcome[1].get(), misses = shard.by_outcome[0].get();
+        if (oldest != UINT64_MAX) {
+            s.time_window_hits += hits - std::min(mark_hits, hits);
+            s.time_window_lookups += hits + misses - std::min(mark_hits + mark_misses, hits + misses);
+        }
         s.hits += hits;
         s.misses += misses;
         s.insertions += shard.insertions.get();
@@ -185,16 +218,9 @@ Snapshot Recorder::snapshot() const {
         s.tokens_queried += shard.tokens_queried.get();
         s.tokens_hit += shard.tokens_hit.get();
         s.tokens_reused += shard.tokens_reused.get();
-        s.window_lookups += std::min<uint64_t>(hits + misses, config_.window_accesses);
-        s.window_hits += shard.window_hits.get();
-        for (unsigned b = 0; b < kTimeBuckets; ++b) {
-            const TimeBucket& bucket = shard.buckets[b];
-            const uint64_t epoch = bucket.epoch.load(std::memory_order_acquire);
-            if (epoch <= now_epoch && now_epoch - epoch < kTimeBuckets) {
-                s.time_window_hits += bucket.hits.get();
-                s.time_window_lookups += bucket.hits.get() + bucket.misses.get();
-            }
-        }
+        const uint64_t filled = std::min<uint64_t>(hits + misses, window);
+        s.window_lookups += filled;
+        for (uint64_t i = 0; i < window; ++i) s.window_hits += shard.window_ring[i].load(std::memory_order_relaxed);
         for (uint32_t layer = 0; layer < config_.layers; ++layer) {
             s.layer_hits[layer] += shard.layer_counts[2 * layer].get();
             s.layer_misses[layer] += shard.layer_counts[2 * layer + 1].get();

@@ -33,7 +33,8 @@ struct RecorderConfig {
 class Recorder {
 public:
     static constexpr unsigned kTimeBuckets = 60;
-    // Accesses between two clock reads on one thread; bounds how many land in a stale time bucket.
+    // A thread checks the clock once per this many of its accesses (when its window position is a
+    // multiple of it); so at most this many - 1 accesses are dated to an earlier time bucket.
     static constexpr unsigned kClockEvery = 16;
     static constexpr size_t kMaxShards = 256;  // more concurrent recording threads share a locked shard
 
@@ -43,11 +44,10 @@ public:
     Recorder& operator=(const Recorder&) = delete;
 
     void record_access(bool hit) noexcept {
-        if (Shard* s = local_shard()) [[likely]] {
+        if (Shard* s = cached_shard()) [[likely]] {
             s->record_access(hit, *this);
         } else {
-            std::lock_guard lock(overflow_mu_);
-            overflow_->record_access(hit, *this);
+            record_access_slow(hit);
         }
     }
     // Precondition: layer < config().layers (the C layer checks it).
@@ -81,43 +81,52 @@ private:
     struct Counter {
         std::atomic<uint64_t> value{0};
         void add(uint64_t n) noexcept { value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-        void set(uint64_t n) noexcept { value.store(n, std::memory_order_relaxed); }
         [[nodiscard]] uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
     };
 
-    struct TimeBucket {
-        std::atomic<uint64_t> epoch{UINT64_MAX};  // which bucket-width interval the counts belong to
-        Counter hits, misses;
+    // The shard's cumulative counts when a time bucket began: the time window is "now minus the mark of
+    // the oldest bucket still inside it", so an access never touches a bucket.
+    struct TimeMark {
+        std::atomic<uint64_t> epoch{UINT64_MAX};  // bucket-width intervals since the clock's zero
+        std::atomic<uint64_t> hits{0}, misses{0};
     };
 
     struct alignas(64) Shard {
-        explicit Shard(const RecorderConfig& config);
+        Shard(const RecorderConfig& config, uint64_t now_epoch);
         void record_access(bool hit, const Recorder& owner) noexcept;
-        void refresh_time_bucket(const Recorder& owner) noexcept;
+        void mark_time(const Recorder& owner) noexcept;
 
-        Counter hits, misses, insertions, evictions, memory_pressure, tokens_queried, tokens_hit, tokens_reused;
-        Counter window_hits;  // hits among the last window_accesses accesses of this shard
-        std::unique_ptr<uint8_t[]> window_ring;  // 1 = hit; owner-only
-        uint32_t window_pos = 0;                 // owner-only
-        uint32_t clock_countdown = 1;            // owner-only: accesses until the next clock read
-        TimeBucket* current_bucket = nullptr;    // owner-only
-        std::unique_ptr<TimeBucket[]> buckets;
+        Counter by_outcome[2];  // [0] misses, [1] hits
+        Counter insertions, evictions, memory_pressure, tokens_queried, tokens_hit, tokens_reused;
+        // The count window: the outcome of each of the last window_accesses accesses (1 = hit), written
+        // by the owner, summed by snapshots.
+        std::unique_ptr<std::atomic<uint8_t>[]> window_ring;
+        uint32_t window_pos = 0;             // owner-only
+        uint32_t window_size;                // config.window_accesses, next to the fields it bounds
+        uint64_t marked_epoch = UINT64_MAX;  // owner-only: the epoch of the newest mark
+        std::unique_ptr<TimeMark[]> marks;
         std::unique_ptr<Counter[]> layer_counts;  // [2*layer] hits, [2*layer+1] misses
         std::atomic<bool> owned{false};           // claimed by a live thread
     };
 
     template <class Body>
     void with_shard(Body&& body) noexcept {
-        if (Shard* s = local_shard()) [[likely]] {
+        if (Shard* s = cached_shard()) [[likely]] {
             body(*s);
-        } else {
-            std::lock_guard lock(overflow_mu_);
-            body(*overflow_);
+            return;
         }
+        if (Shard* s = claim_shard()) {
+            body(*s);
+            return;
+        }
+        std::lock_guard lock(overflow_mu_);
+        body(*overflow_);
     }
 
-    Shard* local_shard() noexcept;
-    Shard* claim_shard() noexcept;
+    Shard* cached_shard() const noexcept;   // this thread's shard if the thread cache knows it, else null
+    Shard* claim_shard() noexcept;          // finds or claims one; null when all are taken
+    [[gnu::cold]] [[gnu::noinline]] void record_access_slow(bool hit) noexcept;
+    [[nodiscard]] uint64_t now_epoch() const noexcept { return config_.clock() / bucket_width_ns_; }
     friend struct ThreadClaims;
 
     RecorderConfig config_;
@@ -144,24 +153,18 @@ inline constexpr unsigned kShardCacheSlots = 8;
 [[gnu::tls_model("initial-exec")]] inline thread_local ShardCacheEntry shard_cache[kShardCacheSlots];
 }  // namespace detail
 
-inline Recorder::Shard* Recorder::local_shard() noexcept {
+inline Recorder::Shard* Recorder::cached_shard() const noexcept {
     const detail::ShardCacheEntry& e = detail::shard_cache[id_ & (detail::kShardCacheSlots - 1)];
-    if (e.recorder_id == id_) [[likely]] return static_cast<Shard*>(e.shard);
-    return claim_shard();
+    return e.recorder_id == id_ ? static_cast<Shard*>(e.shard) : nullptr;
 }
 
 inline void Recorder::Shard::record_access(bool hit, const Recorder& owner) noexcept {
-    (hit ? hits : misses).add(1);
-
-    // Count window: the ring remembers the outcome each slot held, so the window's hit count updates in O(1).
-    uint8_t& slot = window_ring[window_pos];
-    window_hits.add(static_cast<uint64_t>(hit) - slot);  // wraps to -1 when a hit leaves the window
-    slot = hit;
-    if (++window_pos == owner.config_.window_accesses) window_pos = 0;
-
-    // Time window: read the clock only every kClockEvery accesses.
-    if (--clock_countdown == 0) refresh_time_bucket(owner);
-    (hit ? current_bucket->hits : current_bucket->misses).add(1);
+    // A local copy: the byte store below may alias any field, which would force reloads.
+    const uint32_t pos = window_pos;
+    if (pos % kClockEvery == 0) [[unlikely]] mark_time(owner);
+    by_outcome[hit].add(1);
+    window_ring[pos].store(hit, std::memory_order_relaxed);
+    window_pos = pos + 1 == window_size ? 0 : pos + 1;
 }
 
 }  // namespace kvcore::stats

@@ -1,0 +1,158 @@
+// Cost of recording into a kvc_recorder, against anchors measured in the same run:
+// - a plain add and a relaxed atomic fetch_add (what a naive counter pays),
+// - the same atomic shared by two threads (what a naive recorder pays under concurrency),
+// - a representative cache lookup (an LRU map of KV entries) with and without recording.
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <list>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "kvcore/kvcore.h"
+
+namespace {
+
+kvc_recorder* make_recorder(uint32_t layers) {
+    kvc_recorder_options* options = nullptr;
+    kvc_recorder* recorder = nullptr;
+    if (kvc_recorder_options_create(&options) != KVC_OK || kvc_recorder_options_set_layers(options, layers) != KVC_OK ||
+        kvc_recorder_create(options, &recorder) != KVC_OK) {
+        std::abort();
+    }
+    kvc_recorder_options_destroy(options);
+    return recorder;
+}
+
+// ---- anchors -------------------------------------------------------------------------------------
+
+void BM_Anchor_PlainAdd(benchmark::State& state) {
+    uint64_t counter = 0;
+    uint32_t i = 0;
+    for (auto _ : state) {
+        counter += (++i & 1);
+        benchmark::DoNotOptimize(counter);
+    }
+}
+BENCHMARK(BM_Anchor_PlainAdd);
+
+void BM_Anchor_AtomicFetchAdd(benchmark::State& state) {
+    static std::atomic<uint64_t> counter{0};
+    uint32_t i = 0;
+    for (auto _ : state) counter.fetch_add(++i & 1, std::memory_order_relaxed);
+}
+BENCHMARK(BM_Anchor_AtomicFetchAdd);
+
+// The floor for any C API call: an exported function that does nothing but return a constant.
+void BM_Anchor_EmptyApiCall(benchmark::State& state) {
+    for (auto _ : state) benchmark::DoNotOptimize(kvc_version_number());
+}
+BENCHMARK(BM_Anchor_EmptyApiCall);
+BENCHMARK(BM_Anchor_AtomicFetchAdd)->Threads(2)->UseRealTime();
+
+// ---- recording -----------------------------------------------------------------------------------
+
+void BM_RecordAccess(benchmark::State& state) {
+    static kvc_recorder* recorder = make_recorder(0);
+    uint32_t i = 0;
+    for (auto _ : state) kvc_recorder_record_access(recorder, ++i & 1);
+    if (state.thread_index() == 0) state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RecordAccess);
+// Two threads recording into one recorder: per-thread time should match one thread (no false sharing).
+BENCHMARK(BM_RecordAccess)->Threads(2)->UseRealTime();
+
+void BM_RecordLayerAccess(benchmark::State& state) {
+    static kvc_recorder* recorder = make_recorder(32);
+    uint32_t i = 0;
+    for (auto _ : state) {
+        ++i;
+        kvc_recorder_record_layer_access(recorder, i & 31, i & 1);
+    }
+}
+BENCHMARK(BM_RecordLayerAccess);
+
+void BM_RecordTokens(benchmark::State& state) {
+    static kvc_recorder* recorder = make_recorder(0);
+    for (auto _ : state) kvc_recorder_record_tokens(recorder, 512, 256);
+}
+BENCHMARK(BM_RecordTokens);
+
+void BM_Snapshot(benchmark::State& state) {
+    kvc_recorder* recorder = make_recorder(32);
+    for (int i = 0; i < 1000; ++i) kvc_recorder_record_layer_access(recorder, i & 31, i & 1);
+    for (auto _ : state) {
+        kvc_stats* stats = nullptr;
+        kvc_recorder_snapshot(recorder, &stats);
+        benchmark::DoNotOptimize(kvc_stats_hit_rate(stats));
+        kvc_stats_destroy(stats);
+    }
+    kvc_recorder_destroy(recorder);
+}
+BENCHMARK(BM_Snapshot);
+
+// ---- a representative cache lookup -------------------------------------------------------------
+// SmallMind-style LRU store of KV entries: hash map from key to a list node, splice on hit, evict the
+// tail on a miss. 64k entries, keys drawn from 96k so that about 2/3 of lookups hit.
+
+class LruStore {
+public:
+    explicit LruStore(size_t capacity) : capacity_(capacity) { index_.reserve(capacity * 2); }
+    bool lookup(uint64_t key) {
+        if (auto it = index_.find(key); it != index_.end()) {
+            order_.splice(order_.begin(), order_, it->second);
+            return true;
+        }
+        if (index_.size() == capacity_) {
+            index_.erase(order_.back());
+            order_.pop_back();
+        }
+        order_.push_front(key);
+        index_.emplace(key, order_.begin());
+        return false;
+    }
+
+private:
+    size_t capacity_;
+    std::list<uint64_t> order_;
+    std::unordered_map<uint64_t, std::list<uint64_t>::iterator> index_;
+};
+
+std::vector<uint64_t> make_keys() {
+    std::mt19937_64 rng(7);
+    std::uniform_int_distribution<uint64_t> dist(0, 96 * 1024 - 1);
+    std::vector<uint64_t> keys(1 << 20);
+    for (auto& k : keys) k = dist(rng) * 0x9E3779B97F4A7C15ull;
+    return keys;
+}
+
+// Both variants share one warmed store and one key stream, so they touch the same memory layout.
+struct SharedStore {
+    std::vector<uint64_t> keys = make_keys();
+    LruStore store{64 * 1024};
+    size_t next = 0;
+    SharedStore() {
+        for (uint64_t k : keys) store.lookup(k);
+    }
+};
+
+template <bool kRecord>
+void BM_CacheLookup(benchmark::State& state) {
+    static SharedStore shared;
+    static kvc_recorder* recorder = make_recorder(0);
+    const size_t mask = shared.keys.size() - 1;
+    size_t i = shared.next;
+    for (auto _ : state) {
+        const bool hit = shared.store.lookup(shared.keys[i++ & mask]);
+        if constexpr (kRecord) kvc_recorder_record_access(recorder, hit);
+        benchmark::DoNotOptimize(hit);
+    }
+    shared.next = i;
+}
+BENCHMARK(BM_CacheLookup<false>)->Name("BM_CacheLookup/unrecorded");
+BENCHMARK(BM_CacheLookup<true>)->Name("BM_CacheLookup/recorded");
+
+}  // namespace
+
+BENCHMARK_MAIN();
