@@ -25,18 +25,17 @@ using kvcore::capi::reject;
 
 namespace {
 
-kvc_status copy_text(const std::string& text, char* buf, size_t capacity, size_t* length) {
+// Writes text to the caller's buffer (zstd style); failures throw, so guard() reports them like any other.
+void copy_text(const std::string& text, char* buf, size_t capacity, size_t* length) {
     if (length != nullptr) *length = text.size();
-    if (buf == nullptr && capacity == 0) return KVC_OK;  // size query
-    if (buf == nullptr) return reject(KVC_ERR_INVALID_ARGUMENT, "buf is NULL but capacity is not 0");
+    if (buf == nullptr && capacity == 0) return;  // size query
+    if (buf == nullptr) kvcore::fail(KVC_ERR_INVALID_ARGUMENT, "buf is NULL but capacity is not 0");
     if (capacity < text.size() + 1) {
-        return reject(KVC_ERR_BUFFER_TOO_SMALL,
-                      ("buffer holds " + std::to_string(capacity) + " bytes, the text needs " +
-                       std::to_string(text.size() + 1) + " with its NUL")
-                          .c_str());
+        kvcore::fail(KVC_ERR_BUFFER_TOO_SMALL, "buffer holds " + std::to_string(capacity) +
+                                                   " bytes, the text needs " + std::to_string(text.size() + 1) +
+                                                   " with its NUL");
     }
     std::memcpy(buf, text.c_str(), text.size() + 1);
-    return KVC_OK;
 }
 
 double rate(uint64_t hits, uint64_t lookups) { return kvcore::stats::hit_rate(hits, lookups); }
@@ -219,16 +218,12 @@ kvc_status kvc_stats_layer_hit_rate(const kvc_stats* s, uint32_t layer, double* 
 
 kvc_status kvc_stats_to_prometheus(const kvc_stats* s, char* buf, size_t capacity, size_t* length) {
     KVC_REQUIRE_HANDLE(s, "stats");
-    kvc_status st = KVC_OK;
-    const kvc_status g = guard([&] { st = copy_text(s->snapshot.to_prometheus(), buf, capacity, length); });
-    return g != KVC_OK ? g : st;
+    return guard([&] { copy_text(s->snapshot.to_prometheus(), buf, capacity, length); });
 }
 
 kvc_status kvc_stats_to_json(const kvc_stats* s, char* buf, size_t capacity, size_t* length) {
     KVC_REQUIRE_HANDLE(s, "stats");
-    kvc_status st = KVC_OK;
-    const kvc_status g = guard([&] { st = copy_text(s->snapshot.to_json(), buf, capacity, length); });
-    return g != KVC_OK ? g : st;
+    return guard([&] { copy_text(s->snapshot.to_json(), buf, capacity, length); });
 }
 
 }  // extern "C"
