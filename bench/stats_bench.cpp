@@ -63,6 +63,21 @@ BENCHMARK(BM_RecordAccess);
 // Two threads recording into one recorder: per-thread time should match one thread (no false sharing).
 BENCHMARK(BM_RecordAccess)->Threads(2)->UseRealTime();
 
+// The batch call, as a prefix lookup would make it: one call per range(0) block outcomes.
+void BM_RecordAccesses(benchmark::State& state) {
+    static kvc_recorder* recorder = make_recorder(0);
+    std::vector<uint8_t> outcomes(static_cast<size_t>(state.range(0)));
+    for (size_t i = 0; i < outcomes.size(); ++i) outcomes[i] = i % 3 != 0;
+    for (auto _ : state) {
+        kvc_recorder_record_accesses(recorder, outcomes.data(), outcomes.size());
+        benchmark::ClobberMemory();
+    }
+    state.SetItemsProcessed(state.iterations() * state.range(0));
+    state.counters["ns_per_access"] = benchmark::Counter(
+        static_cast<double>(state.iterations() * state.range(0)), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_RecordAccesses)->Arg(4)->Arg(16)->Arg(64);
+
 void BM_RecordLayerAccess(benchmark::State& state) {
     static kvc_recorder* recorder = make_recorder(32);
     uint32_t i = 0;
@@ -137,7 +152,7 @@ struct SharedStore {
     }
 };
 
-enum class After { kNothing, kEmptyApiCall, kRecord };
+enum class After { kNothing, kEmptyApiCall, kRecord, kRecordBatched };
 
 template <After kAfter>
 void BM_CacheLookup(benchmark::State& state) {
@@ -145,10 +160,21 @@ void BM_CacheLookup(benchmark::State& state) {
     static kvc_recorder* recorder = make_recorder(0);
     const size_t mask = shared.keys.size() - 1;
     size_t i = shared.next;
+    constexpr size_t kPrefixBlocks = 16;
+    uint8_t outcomes[kPrefixBlocks];
+    size_t batched = 0;
     for (auto _ : state) {
         const bool hit = shared.store.lookup(shared.keys[i++ & mask]);
         if constexpr (kAfter == After::kRecord) kvc_recorder_record_access(recorder, hit);
         if constexpr (kAfter == After::kEmptyApiCall) benchmark::DoNotOptimize(kvc_version_number() + hit);
+        if constexpr (kAfter == After::kRecordBatched) {
+            // A prefix lookup of kPrefixBlocks blocks reports its outcomes in one call.
+            outcomes[batched++] = hit;
+            if (batched == kPrefixBlocks) {
+                kvc_recorder_record_accesses(recorder, outcomes, kPrefixBlocks);
+                batched = 0;
+            }
+        }
         benchmark::DoNotOptimize(hit);
     }
     shared.next = i;
@@ -157,6 +183,7 @@ BENCHMARK(BM_CacheLookup<After::kNothing>)->Name("BM_CacheLookup/unrecorded");
 // Separates the cost of any call after the lookup from the cost of recording.
 BENCHMARK(BM_CacheLookup<After::kEmptyApiCall>)->Name("BM_CacheLookup/empty_api_call");
 BENCHMARK(BM_CacheLookup<After::kRecord>)->Name("BM_CacheLookup/recorded");
+BENCHMARK(BM_CacheLookup<After::kRecordBatched>)->Name("BM_CacheLookup/recorded_per_16_block_prefix");
 
 }  // namespace
 

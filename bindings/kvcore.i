@@ -86,7 +86,7 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
 %enddef
 
 #elif defined(SWIGJAVA)
-%define KVC_BIND_RAISE(status, message)
+%define KVC_BIND_THROW(status, message)
   {
     jclass kvc_cls = (*jenv)->FindClass(jenv, "org/kvcore/KvcoreException");
     if (kvc_cls != NULL) {
@@ -97,8 +97,16 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
         if (kvc_ex != NULL) (*jenv)->Throw(jenv, (jthrowable)kvc_ex);
       }
     }
-    return $null;
   }
+%enddef
+%define KVC_BIND_RAISE(status, message)
+  KVC_BIND_THROW(status, message)
+  return $null;
+%enddef
+/* After the call, Java only throws: the wrapper goes on to its freearg code, which releases the Java
+   arrays it borrowed (allowed with an exception pending), and the JVM raises on return. */
+%define KVC_BIND_RAISE_AFTER_CALL(status, message)
+  KVC_BIND_THROW(status, message)
 %enddef
 
 #elif defined(SWIGGO)
@@ -110,6 +118,11 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
   }
 %enddef
 #endif
+#if !defined(SWIGJAVA)
+%define KVC_BIND_RAISE_AFTER_CALL(status, message)
+  KVC_BIND_RAISE(status, message)
+%enddef
+#endif
 
 
 %exception {
@@ -117,17 +130,59 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
   if (kvc_bind_pending != KVC_OK) {
     kvc_status kvc_failed = kvc_bind_pending;
     kvc_bind_pending = KVC_OK;
-    KVC_BIND_RAISE(kvc_failed, kvc_last_error_message())
+    KVC_BIND_RAISE_AFTER_CALL(kvc_failed, kvc_last_error_message())
   }
 }
 
-/* A closed (disposed) object has a NULL handle: say so instead of crashing. */
+/* A closed (disposed) object has a NULL handle: say so instead of crashing. Java checks while converting
+   self, the first argument, so that it returns before any array argument is borrowed. */
+#if defined(SWIGJAVA)
+%define KVC_BIND_HANDLE(TYPE)
+%typemap(in) TYPE *self, const TYPE *self {
+  $1 = *($1_ltype*)&$input;
+  if ($1 == NULL) {
+    KVC_BIND_RAISE(KVC_ERR_INVALID_STATE, "the object has been closed")
+  }
+}
+%enddef
+#else
 %define KVC_BIND_HANDLE(TYPE)
 %typemap(check) TYPE *self, const TYPE *self {
   if ($1 == NULL) {
     KVC_BIND_RAISE(KVC_ERR_INVALID_STATE, "the object has been closed")
   }
 }
+%enddef
+#endif
+
+/* An input array `const CTYPE* NAME` as a CSTYPE[] / JTYPE[] / []GOTYPE, without per-element calls; the
+   method taking it also takes the count and is wrapped per language by one that passes the length. */
+%define KVC_INPUT_ARRAY(CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTYPE)
+#if defined(SWIGCSHARP)
+%typemap(ctype) const CTYPE* NAME "const CTYPE*"
+%typemap(imtype, inattributes="[global::System.Runtime.InteropServices.In, global::System.Runtime.InteropServices.MarshalAs(global::System.Runtime.InteropServices.UnmanagedType.LPArray)]") const CTYPE* NAME "CSTYPE[]"
+%typemap(cstype) const CTYPE* NAME "CSTYPE[]"
+%typemap(csin) const CTYPE* NAME "$csinput"
+%typemap(in) const CTYPE* NAME "$1 = ($1_ltype)$input;"
+#elif defined(SWIGJAVA)
+%typemap(jni) const CTYPE* NAME "JNIARRAY"
+%typemap(jtype) const CTYPE* NAME "JTYPE[]"
+%typemap(jstype) const CTYPE* NAME "JTYPE[]"
+%typemap(javain) const CTYPE* NAME "$javainput"
+%typemap(in) const CTYPE* NAME {
+  $1 = NULL;
+  if ($input != NULL) {
+    $1 = ($1_ltype)(*jenv)->Get##JNINAME##ArrayElements(jenv, $input, NULL);
+    if ($1 == NULL) return $null; /* OutOfMemoryError is pending */
+  }
+}
+%typemap(freearg) const CTYPE* NAME {
+  if ($1 != NULL) (*jenv)->Release##JNINAME##ArrayElements(jenv, $input, (JNIELEM*)$1, JNI_ABORT);
+}
+#elif defined(SWIGGO)
+%typemap(gotype) const CTYPE* NAME "[]GOTYPE"
+%typemap(in) const CTYPE* NAME "$1 = ($1_ltype)$input.array;"
+#endif
 %enddef
 
 /* ---- naming ------------------------------------------------------------------------------------ */
@@ -199,11 +254,23 @@ KVC_BIND_HANDLE(Recorder)
 KVC_BIND_HANDLE(Stats)
 KVC_CLOSEABLE(RecorderOptions)
 KVC_CLOSEABLE(Stats)
+KVC_INPUT_ARRAY(uint8_t, outcomes, byte, byte, jbyteArray, jbyte, Byte, byte)
+#if defined(SWIGCSHARP)
+%csmethodmodifiers Recorder::record_accesses "internal";
+#elif defined(SWIGJAVA)
+%javamethodmodifiers Recorder::record_accesses "private";
+#endif
 /* SWIG drops C default arguments, so the default-options constructor is written per language. */
 #if defined(SWIGCSHARP)
 %typemap(cscode) Recorder %{
   /// <summary>A recorder with the default options.</summary>
   public Recorder() : this(null) {}
+
+  /// <summary>Records outcomes.Length lookups in one call (non-zero = hit): one per block of a prefix lookup.</summary>
+  public void RecordAccesses(byte[] outcomes) {
+    if (outcomes == null) throw new global::System.ArgumentNullException("outcomes");
+    RecordAccesses(outcomes, (uint)outcomes.Length);
+  }
 %}
 #elif defined(SWIGJAVA)
 %typemap(javainterfaces) Recorder "AutoCloseable"
@@ -211,6 +278,11 @@ KVC_CLOSEABLE(Stats)
   /** A recorder with the default options. */
   public Recorder() {
     this(null);
+  }
+
+  /** Records outcomes.length lookups in one call (non-zero = hit): one per block of a prefix lookup. */
+  public void recordAccesses(byte[] outcomes) {
+    recordAccesses(outcomes, outcomes.length);
   }
 
   /** Frees the native object now; using it afterwards throws KvcoreException(INVALID_STATE). */
@@ -252,6 +324,9 @@ typedef struct {} Recorder;
   }
   ~Recorder() { kvc_recorder_destroy($self); }
   void record_access(bool hit) { kvc_bind_check(kvc_recorder_record_access($self, hit ? 1u : 0u)); }
+  void record_accesses(const uint8_t* outcomes, size_t n) {
+    kvc_bind_check(kvc_recorder_record_accesses($self, outcomes, n));
+  }
   void record_layer_access(uint32_t layer, bool hit) {
     kvc_bind_check(kvc_recorder_record_layer_access($self, layer, hit ? 1u : 0u));
   }

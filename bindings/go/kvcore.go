@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"kvcore/internal/capi"
 )
@@ -144,6 +145,16 @@ func (r *Recorder) do(call func(capi.Recorder)) (err error) {
 // RecordAccess records one lookup.
 func (r *Recorder) RecordAccess(hit bool) error {
 	return r.do(func(c capi.Recorder) { c.RecordAccess(hit) })
+}
+
+// RecordAccesses records len(hits) lookups in one native call, e.g. one per block of a prefix lookup.
+func (r *Recorder) RecordAccesses(hits []bool) error {
+	if len(hits) == 0 {
+		return r.do(func(c capi.Recorder) {})
+	}
+	// A Go bool is one byte holding 0 or 1, which is exactly the C API's outcome array.
+	outcomes := unsafe.Slice((*byte)(unsafe.Pointer(&hits[0])), len(hits))
+	return r.do(func(c capi.Recorder) { c.RecordAccesses(outcomes, int64(len(outcomes))) })
 }
 
 // RecordLayerAccess records one lookup in one layer (it counts in the totals too).

@@ -38,9 +38,15 @@ func TestVersion(t *testing.T) {
 
 func TestRecordsAndSnapshots(t *testing.T) {
 	r := mustRecorder(t, nil)
-	for i := 0; i < 1500; i++ {
-		must(t, r.RecordAccess(i >= 1000))
+	for i := 0; i < 1000; i++ {
+		must(t, r.RecordAccess(false))
 	}
+	hits := make([]bool, 500)
+	for i := range hits {
+		hits[i] = true
+	}
+	must(t, r.RecordAccesses(hits))
+	must(t, r.RecordAccesses(nil))
 	must(t, r.RecordInsertions(3))
 	must(t, r.RecordEvictions(2))
 	must(t, r.RecordMemoryPressure())
@@ -118,6 +124,9 @@ func TestClosedRecorder(t *testing.T) {
 	must(t, r.Close())
 	must(t, r.Close())
 	if err := r.RecordAccess(true); err != ErrClosed {
+		t.Fatalf("want ErrClosed, got %v", err)
+	}
+	if err := r.RecordAccesses([]bool{true}); err != ErrClosed {
 		t.Fatalf("want ErrClosed, got %v", err)
 	}
 	if _, err := r.Snapshot(); !IsStatus(err, InvalidState) {

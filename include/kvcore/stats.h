@@ -64,6 +64,10 @@ KVC_API void kvc_recorder_destroy(kvc_recorder* recorder);
 
 /* One lookup: hit != 0 counts a hit, hit == 0 a miss. Feeds the cumulative and both windowed rates. */
 KVC_API kvc_status kvc_recorder_record_access(kvc_recorder* recorder, uint32_t hit);
+/* n lookups at once, in order: outcomes[i] != 0 is a hit. Counts exactly like n calls of
+ * kvc_recorder_record_access, at a fraction of the cost (one call per prefix lookup instead of one per
+ * block). outcomes may be NULL only when n == 0. */
+KVC_API kvc_status kvc_recorder_record_accesses(kvc_recorder* recorder, const uint8_t* outcomes, size_t n);
 /* One lookup in one layer: counted for that layer and, like kvc_recorder_record_access, in the totals. */
 KVC_API kvc_status kvc_recorder_record_layer_access(kvc_recorder* recorder, uint32_t layer, uint32_t hit);
 /* Token-level lookup result: `queried` prompt tokens were looked up, `hit` of them were found (hit <= queried). */

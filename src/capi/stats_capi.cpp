@@ -95,6 +95,13 @@ kvc_status kvc_recorder_record_access(kvc_recorder* recorder, uint32_t hit) {
     return KVC_OK;
 }
 
+kvc_status kvc_recorder_record_accesses(kvc_recorder* recorder, const uint8_t* outcomes, size_t n) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    if (outcomes == nullptr && n != 0) return reject(KVC_ERR_INVALID_ARGUMENT, "outcomes is NULL but n is not 0");
+    recorder->impl.record_accesses(outcomes, n);
+    return KVC_OK;
+}
+
 kvc_status kvc_recorder_record_layer_access(kvc_recorder* recorder, uint32_t layer, uint32_t hit) {
     KVC_REQUIRE_HANDLE(recorder, "recorder");
     const uint32_t layers = recorder->impl.config().layers;

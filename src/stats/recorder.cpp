@@ -99,6 +99,29 @@ void Recorder::Shard::mark_time(const Recorder& owner) noexcept {
     mark.epoch.store(epoch, std::memory_order_release);
 }
 
+void Recorder::Shard::record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept {
+    if (n == 0) return;
+    uint32_t pos = window_pos;
+    // The same clock rule as one access at a time: check when the batch reaches a multiple of kClockEvery.
+    if (pos % kClockEvery == 0 || pos % kClockEvery + n > kClockEvery) mark_time(owner);
+    // Hits first, in a loop the compiler vectorises; then the ring, in at most two contiguous runs
+    // (only the last window_size outcomes can still be in it).
+    uint64_t hits = 0;
+    for (size_t i = 0; i < n; ++i) hits += outcomes[i] != 0;
+    size_t i = n > window_size ? n - window_size : 0;
+    pos = static_cast<uint32_t>((pos + i) % window_size);
+    while (i < n) {
+        const size_t run = std::min<size_t>(n - i, window_size - pos);
+        std::atomic<uint8_t>* ring = &window_ring[pos];
+        for (size_t j = 0; j < run; ++j) ring[j].store(outcomes[i + j] != 0, std::memory_order_relaxed);
+        i += run;
+        pos = static_cast<uint32_t>(pos + run == window_size ? 0 : pos + run);
+    }
+    window_pos = pos;
+    by_outcome[1].add(hits);
+    by_outcome[0].add(n - hits);
+}
+
 Recorder::Recorder(RecorderConfig config) : config_(std::move(config)) {
     config_.validate();
     bucket_width_ns_ = static_cast<uint64_t>(config_.window_seconds) * 1'000'000'000u / kTimeBuckets;

@@ -50,6 +50,11 @@ public:
             record_access_slow(hit);
         }
     }
+    // Many lookups at once (outcome != 0 is a hit), e.g. the blocks of one prefix lookup: one shard
+    // look-up, one clock check and one ring pass for the whole batch, all dated to this call.
+    void record_accesses(const uint8_t* outcomes, size_t n) noexcept {
+        with_shard([&](Shard& s) { s.record_accesses(outcomes, n, *this); });
+    }
     // Precondition: layer < config().layers (the C layer checks it).
     void record_layer_access(uint32_t layer, bool hit) noexcept {
         with_shard([&](Shard& s) {
@@ -94,6 +99,7 @@ private:
     struct alignas(64) Shard {
         Shard(const RecorderConfig& config, uint64_t now_epoch);
         void record_access(bool hit, const Recorder& owner) noexcept;
+        void record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept;
         void mark_time(const Recorder& owner) noexcept;
 
         Counter by_outcome[2];  // [0] misses, [1] hits

@@ -41,6 +41,7 @@ static void test_bad_input(void) {
     CHECK_STATUS(kvc_recorder_create(NULL, NULL), KVC_ERR_INVALID_ARGUMENT);
     CHECK(strstr(kvc_last_error_message(), "out is NULL") != NULL);
     CHECK_STATUS(kvc_recorder_record_access(NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_recorder_record_accesses(NULL, NULL, 0), KVC_ERR_INVALID_ARGUMENT);
     CHECK(strstr(kvc_last_error_message(), "recorder is NULL") != NULL);
     CHECK_STATUS(kvc_recorder_snapshot(NULL, &stats), KVC_ERR_INVALID_ARGUMENT);
 
@@ -88,9 +89,14 @@ static void test_recording_and_export(void) {
     char small[8];
     char* text;
     int i;
+    uint8_t hits[500];
 
     CHECK_STATUS(kvc_recorder_create(NULL, &recorder), KVC_OK);
-    for (i = 0; i < 1500; ++i) CHECK_STATUS(kvc_recorder_record_access(recorder, i >= 1000), KVC_OK);
+    memset(hits, 1, sizeof hits);
+    for (i = 0; i < 1000; ++i) CHECK_STATUS(kvc_recorder_record_access(recorder, 0), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_accesses(recorder, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_recorder_record_accesses(recorder, hits, 0), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_accesses(recorder, hits, sizeof hits), KVC_OK);
     CHECK_STATUS(kvc_recorder_record_insertions(recorder, 3), KVC_OK);
     CHECK_STATUS(kvc_recorder_record_evictions(recorder, 2), KVC_OK);
     CHECK_STATUS(kvc_recorder_record_memory_pressure(recorder), KVC_OK);

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <barrier>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -54,6 +55,26 @@ TEST(Recorder, CumulativeCounts) {
     EXPECT_EQ(s.tokens_queried, 150u);
     EXPECT_EQ(s.tokens_hit, 90u);
     EXPECT_EQ(s.tokens_reused, 39u);
+}
+
+TEST(Recorder, BatchCountsExactlyLikeSingleAccesses) {
+    // Batches of every size, straddling the ring's wrap and longer than the window.
+    std::mt19937 rng(7);
+    Recorder single{config_with(37)}, batched{config_with(37)};
+    std::vector<uint8_t> outcomes;
+    for (size_t n : {0, 1, 5, 16, 17, 36, 37, 38, 100, 3}) {
+        outcomes.resize(n);
+        for (auto& o : outcomes) o = static_cast<uint8_t>(rng() % 3);  // 2 is a hit too
+        for (uint8_t o : outcomes) single.record_access(o != 0);
+        batched.record_accesses(outcomes.data(), outcomes.size());
+        const Snapshot a = single.snapshot(), b = batched.snapshot();
+        EXPECT_EQ(a.hits, b.hits) << "after a batch of " << n;
+        EXPECT_EQ(a.misses, b.misses);
+        EXPECT_EQ(a.window_hits, b.window_hits);
+        EXPECT_EQ(a.window_lookups, b.window_lookups);
+        EXPECT_EQ(a.time_window_hits, b.time_window_hits);
+        EXPECT_EQ(a.time_window_lookups, b.time_window_lookups);
+    }
 }
 
 TEST(Recorder, CountWindowHoldsExactlyTheLastNAccesses) {

@@ -33,7 +33,11 @@ static class KvcoreTests {
 
   static void RecordsAndSnapshots() {
     using (var recorder = new Recorder()) {
-      for (int i = 0; i < 1500; i++) recorder.RecordAccess(i >= 1000);
+      for (int i = 0; i < 1000; i++) recorder.RecordAccess(false);
+      var hits = new byte[500];
+      for (int i = 0; i < hits.Length; i++) hits[i] = (byte)(1 + i % 2);  // any non-zero byte is a hit
+      recorder.RecordAccesses(hits);
+      recorder.RecordAccesses(new byte[0]);
       recorder.RecordInsertions(3);
       recorder.RecordEvictions(2);
       recorder.RecordMemoryPressure();
@@ -116,6 +120,7 @@ static class KvcoreTests {
     recorder.Dispose();
     recorder.Dispose();  // twice is fine
     Throws(() => recorder.RecordAccess(true), Status.INVALID_STATE);
+    Throws(() => recorder.RecordAccesses(new byte[] {1, 0}), Status.INVALID_STATE);
   }
 
   static void ThreadsRecordConcurrently() {

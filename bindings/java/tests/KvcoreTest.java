@@ -42,9 +42,15 @@ public class KvcoreTest {
 
   static void recordsAndSnapshots() {
     try (Recorder recorder = new Recorder()) {
-      for (int i = 0; i < 1500; i++) {
-        recorder.recordAccess(i >= 1000);
+      for (int i = 0; i < 1000; i++) {
+        recorder.recordAccess(false);
       }
+      byte[] hits = new byte[500];
+      for (int i = 0; i < hits.length; i++) {
+        hits[i] = (byte) (1 + i % 2); // any non-zero byte is a hit
+      }
+      recorder.recordAccesses(hits);
+      recorder.recordAccesses(new byte[0]);
       recorder.recordInsertions(3);
       recorder.recordEvictions(2);
       recorder.recordMemoryPressure();
@@ -129,6 +135,7 @@ public class KvcoreTest {
     recorder.close();
     recorder.close();
     throwsStatus(() -> recorder.recordAccess(true), Status.INVALID_STATE);
+    throwsStatus(() -> recorder.recordAccesses(new byte[] {1, 0}), Status.INVALID_STATE);
   }
 
   static void threadsRecordConcurrently() throws InterruptedException {
