@@ -1,0 +1,196 @@
+#include "pool/block_hash.h"
+
+#define OPENSSL_SUPPRESS_DEPRECATED  // SHA256_Init & co.: the SHA-NI path without EVP's per-call fetch
+#include <openssl/sha.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "common/error.h"
+
+namespace kvcore::pool {
+
+namespace {
+
+// ---- canonical CBOR (RFC 8949 §4.2.1: shortest heads), just the types vLLM's hash input uses ----
+class Cbor {
+public:
+    void head(uint8_t major, uint64_t value) {
+        const uint8_t m = static_cast<uint8_t>(major << 5);
+        if (value < 24) {
+            out_.push_back(static_cast<uint8_t>(m | value));
+        } else if (value <= 0xff) {
+            out_.push_back(m | 24);
+            out_.push_back(static_cast<uint8_t>(value));
+        } else if (value <= 0xffff) {
+            out_.push_back(m | 25);
+            put_be(value, 2);
+        } else if (value <= 0xffffffffu) {
+            out_.push_back(m | 26);
+            put_be(value, 4);
+        } else {
+            out_.push_back(m | 27);
+            put_be(value, 8);
+        }
+    }
+    void uint(uint64_t v) { head(0, v); }
+    void bytes(const uint8_t* p, size_t n) {
+        head(2, n);
+        out_.insert(out_.end(), p, p + n);
+    }
+    void text(const std::string& s) {
+        head(3, s.size());
+        out_.insert(out_.end(), s.begin(), s.end());
+    }
+    void array(size_t n) { head(4, n); }
+    void null() { out_.push_back(0xf6); }
+    void clear() { out_.clear(); }
+    [[nodiscard]] const std::vector<uint8_t>& data() const { return out_; }
+
+private:
+    void put_be(uint64_t v, int n) {
+        for (int i = n - 1; i >= 0; --i) out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    }
+    std::vector<uint8_t> out_;
+};
+
+BlockHash sha256(const std::vector<uint8_t>& data) {
+    BlockHash h;
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, data.data(), data.size());
+    SHA256_Final(h.bytes.data(), &ctx);
+    return h;
+}
+
+// The multimodal items overlapping [begin, end), in order (vLLM's _gen_mm_extra_hash_keys).
+template <class Fn>
+void for_each_overlapping_item(const ExtraKeys& keys, uint64_t begin, uint64_t end, Fn&& fn) {
+    for (const MultimodalItem& item : keys.multimodal) {
+        if (item.offset >= end) break;
+        if (item.offset + item.length > begin) fn(item);
+    }
+}
+
+// kvcore's tagged encoding of one key: kind, length, bytes.
+void tagged(XXH3_state_t* state, char kind, const std::string& value) {
+    const uint64_t len = value.size();
+    XXH3_64bits_update(state, &kind, 1);
+    XXH3_64bits_update(state, &len, sizeof len);
+    XXH3_64bits_update(state, value.data(), value.size());
+}
+
+}  // namespace
+
+uint64_t BlockHash::event_value(HashAlgo algo) const noexcept {
+    uint64_t v = 0;
+    if (algo == HashAlgo::kSha256Cbor) {
+        for (int i = 24; i < 32; ++i) v = v << 8 | bytes[i];
+    } else {
+        std::memcpy(&v, bytes.data(), sizeof v);
+    }
+    return v;
+}
+
+uint64_t ExtraKeys::domain() const noexcept {
+    if (lora_name.empty() && cache_salt.empty()) return 0;
+    XXH3_state_t state;
+    XXH3_64bits_reset(&state);
+    tagged(&state, 'L', lora_name);
+    tagged(&state, 'S', cache_salt);
+    const uint64_t d = XXH3_64bits_digest(&state);
+    return d == 0 ? 1 : d;  // 0 is the domain of requests without LoRA or salt
+}
+
+HashAlgo parse_hash_algo(const std::string& name) {
+    if (name == "sha256_cbor") return HashAlgo::kSha256Cbor;
+    if (name == "xxh3") return HashAlgo::kXxh3;
+    fail(KVC_ERR_INVALID_ARGUMENT, "unknown hash algorithm \"" + name + "\": use sha256_cbor or xxh3");
+}
+
+const char* hash_algo_name(HashAlgo algo) noexcept { return algo == HashAlgo::kSha256Cbor ? "sha256_cbor" : "xxh3"; }
+
+BlockHasher::BlockHasher(HashAlgo algo, const std::string& seed) : algo_(algo) {
+    if (algo == HashAlgo::kSha256Cbor) {
+        Cbor cbor;
+        cbor.text(seed);
+        none_hash_ = sha256(cbor.data());
+    } else {
+        const XXH128_hash_t h = XXH3_128bits(seed.data(), seed.size());
+        std::memcpy(none_hash_.bytes.data(), &h.low64, 8);
+        std::memcpy(none_hash_.bytes.data() + 8, &h.high64, 8);
+    }
+}
+
+BlockHash BlockHasher::hash_block(const BlockHash& parent, std::span<const int32_t> tokens, uint64_t first_token,
+                                  const ExtraKeys& keys) const {
+    const uint64_t end = first_token + tokens.size();
+    if (algo_ == HashAlgo::kSha256Cbor) {
+        thread_local Cbor cbor;
+        cbor.clear();
+        cbor.array(3);
+        cbor.bytes(parent.bytes.data(), parent.bytes.size());
+        cbor.array(tokens.size());
+        for (int32_t t : tokens) cbor.uint(static_cast<uint32_t>(t));
+        // vLLM's order: LoRA name, multimodal hashes, then the cache salt (first block only).
+        size_t n = keys.lora_name.empty() ? 0 : 1;
+        for_each_overlapping_item(keys, first_token, end, [&](const MultimodalItem&) { ++n; });
+        const bool salted = first_token == 0 && !keys.cache_salt.empty();
+        n += salted;
+        if (n == 0) {
+            cbor.null();
+        } else {
+            cbor.array(n);
+            if (!keys.lora_name.empty()) cbor.text(keys.lora_name);
+            for_each_overlapping_item(keys, first_token, end, [&](const MultimodalItem& m) { cbor.text(m.hash); });
+            if (salted) cbor.text(keys.cache_salt);
+        }
+        return sha256(cbor.data());
+    }
+
+    // xxh3: parent (16 bytes) | keys digest (8 bytes) | tokens (4 bytes each, little-endian).
+    uint64_t keys_digest = 0;  // 0 when no key applies to this block, so such blocks hash as unkeyed ones
+    bool any_item = false;
+    for_each_overlapping_item(keys, first_token, end, [&](const MultimodalItem&) { any_item = true; });
+    if (!keys.lora_name.empty() || any_item || (first_token == 0 && !keys.cache_salt.empty())) {
+        XXH3_state_t state;
+        XXH3_64bits_reset(&state);
+        tagged(&state, 'L', keys.lora_name);
+        for_each_overlapping_item(keys, first_token, end, [&](const MultimodalItem& m) { tagged(&state, 'M', m.hash); });
+        if (first_token == 0) tagged(&state, 'S', keys.cache_salt);
+        keys_digest = XXH3_64bits_digest(&state);
+    }
+    constexpr size_t kInline = 64;  // tokens hashed from a stack buffer; longer blocks stream
+    BlockHash h;
+    XXH128_hash_t d;
+    if (tokens.size() <= kInline) {
+        uint8_t buf[16 + 8 + 4 * kInline];
+        std::memcpy(buf, parent.bytes.data(), 16);
+        std::memcpy(buf + 16, &keys_digest, 8);
+        std::memcpy(buf + 24, tokens.data(), tokens.size_bytes());
+        d = XXH3_128bits(buf, 24 + tokens.size_bytes());
+    } else {
+        XXH3_state_t state;
+        XXH3_128bits_reset(&state);
+        XXH3_128bits_update(&state, parent.bytes.data(), 16);
+        XXH3_128bits_update(&state, &keys_digest, 8);
+        XXH3_128bits_update(&state, tokens.data(), tokens.size_bytes());
+        d = XXH3_128bits_digest(&state);
+    }
+    std::memcpy(h.bytes.data(), &d.low64, 8);
+    std::memcpy(h.bytes.data() + 8, &d.high64, 8);
+    return h;
+}
+
+std::vector<BlockHash> BlockHasher::hash_blocks(std::span<const int32_t> tokens, uint32_t block_size,
+                                                const ExtraKeys& keys) const {
+    std::vector<BlockHash> hashes(tokens.size() / block_size);
+    const BlockHash* parent = &none_hash_;
+    for (size_t i = 0; i < hashes.size(); ++i) {
+        hashes[i] = hash_block(*parent, tokens.subspan(i * block_size, block_size), i * block_size, keys);
+        parent = &hashes[i];
+    }
+    return hashes;
+}
+
+}  // namespace kvcore::pool
