@@ -1,0 +1,736 @@
+#include "pool/pool.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+
+#include "common/error.h"
+
+#ifdef KVCORE_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace kvcore::pool {
+
+namespace {
+
+uint64_t monotonic_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint16_t next_pool_tag() {
+    static std::atomic<uint32_t> counter{0};
+    return static_cast<uint16_t>(counter.fetch_add(1, std::memory_order_relaxed) % 0xffff + 1);
+}
+
+constexpr uint32_t kSlotBits = 24, kGenerationBits = 24;
+constexpr uint64_t kSlotMask = (1u << kSlotBits) - 1, kGenerationMask = (1u << kGenerationBits) - 1;
+constexpr int32_t kNullBlock = 0;
+
+std::string id_text(SequenceId id) { return std::to_string(id); }
+
+void require(bool ok, kvc_status status, const std::string& message) {
+    if (!ok) fail(status, message);
+}
+
+}  // namespace
+
+uint32_t dtype_bytes(DType dtype) noexcept {
+    switch (dtype) {
+        case DType::kF32: return 4;
+        case DType::kF16:
+        case DType::kBF16: return 2;
+        case DType::kFP8:
+        case DType::kInt8: return 1;
+    }
+    return 0;
+}
+
+void PoolConfig::validate() const {
+    auto range = [](const char* name, uint64_t v, uint64_t lo, uint64_t hi) {
+        require(v >= lo && v <= hi, KVC_ERR_INVALID_ARGUMENT,
+                std::string(name) + " must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " +
+                    std::to_string(v));
+    };
+    range("num_blocks", num_blocks, 2, 1u << 30);  // block 0 is the null block
+    range("block_size", block_size, 1, 4096);
+    range("layers", layers, 1, 4096);
+    range("kv_heads", kv_heads, 1, 4096);
+    range("head_dim", head_dim, 1, 65536);
+    range("sliding_window", sliding_window, 0, 1u << 30);
+    range("max_pending_events", max_pending_events, 1, 1u << 30);
+    range("window_requests", window_requests, 1, 1u << 20);
+    require(dtype_bytes(dtype) != 0, KVC_ERR_INVALID_ARGUMENT, "unknown dtype " + std::to_string(uint32_t(dtype)));
+    require(memory == Memory::kMetadataOnly || memory == Memory::kHost || memory == Memory::kDevice,
+            KVC_ERR_INVALID_ARGUMENT, "unknown memory kind " + std::to_string(uint32_t(memory)));
+    require(hash_algo == HashAlgo::kXxh3 || hash_algo == HashAlgo::kSha256Cbor, KVC_ERR_INVALID_ARGUMENT,
+            "unknown hash algorithm " + std::to_string(uint32_t(hash_algo)));
+    require(!event_medium.empty() && event_medium.size() <= 32, KVC_ERR_INVALID_ARGUMENT,
+            "event medium must be 1..32 characters");
+    if (memory != Memory::kMetadataOnly) {
+        // 2 * layers * heads * dim * block_size * 4 < 2^77 cannot overflow in 128 bits; cap at 16 TiB.
+        const unsigned __int128 total = static_cast<unsigned __int128>(bytes_per_block()) * num_blocks;
+        require(total <= (uint64_t{1} << 44), KVC_ERR_INVALID_ARGUMENT,
+                "the pool's memory (num_blocks * bytes_per_block) exceeds 16 TiB");
+    }
+}
+
+uint64_t PoolConfig::bytes_per_block() const noexcept {
+    return 2ull * layers * kv_heads * head_dim * block_size * dtype_bytes(dtype);
+}
+
+Pool::Pool(PoolConfig config, Clock clock)
+    : config_((config.validate(), std::move(config))),
+      clock_(clock != nullptr ? clock : monotonic_ns),
+      hasher_(config_.hash_algo, config_.hash_seed),
+      pool_tag_(next_pool_tag()),
+      blocks_(config_.num_blocks),
+      free_lists_(kMaxPriority + 1),
+      map_(config_.num_blocks),
+      events_(config_.events, config_.event_medium, config_.max_pending_events, 0),
+      request_window_(config_.window_requests) {
+    stats::RecorderConfig rc;
+    rc.component = "pool";
+    recorder_ = std::make_unique<stats::Recorder>(rc);
+    // Block 0 is the null block; the rest start free, in id order.
+    for (uint32_t b = 1; b < config_.num_blocks; ++b) push_free(static_cast<int32_t>(b), kDefaultPriority);
+    if (config_.memory == Memory::kHost) {
+        const uint64_t bytes = (config_.bytes_per_block() * config_.num_blocks + 4095) & ~uint64_t{4095};
+        storage_ = std::aligned_alloc(4096, bytes);
+        require(storage_ != nullptr, KVC_ERR_NO_MEMORY, "cannot allocate " + std::to_string(bytes) + " bytes of host memory");
+    } else if (config_.memory == Memory::kDevice) {
+#ifdef KVCORE_HAVE_CUDA
+        const uint64_t bytes = config_.bytes_per_block() * config_.num_blocks;
+        const cudaError_t err = cudaMalloc(&storage_, bytes);
+        if (err != cudaSuccess) {
+            storage_ = nullptr;
+            fail(err == cudaErrorMemoryAllocation ? KVC_ERR_NO_MEMORY : KVC_ERR_UNSUPPORTED,
+                 std::string("cudaMalloc of ") + std::to_string(bytes) + " bytes failed: " + cudaGetErrorString(err));
+        }
+#else
+        fail(KVC_ERR_UNSUPPORTED, "device memory needs a kvcore built with CUDA (KVCORE_CUDA=ON)");
+#endif
+    }
+}
+
+Pool::~Pool() {
+    if (config_.memory == Memory::kHost) std::free(storage_);
+#ifdef KVCORE_HAVE_CUDA
+    if (config_.memory == Memory::kDevice && storage_ != nullptr) cudaFree(storage_);
+#endif
+}
+
+// ---- free lists -----------------------------------------------------------------------------------
+
+void Pool::push_free(int32_t block, uint32_t level) {
+    Block& b = blocks_[block];
+    FreeList& list = free_lists_[level];
+    b.free = true;
+    b.level = static_cast<uint8_t>(level);
+    if (!b.cached && list.head != -1 && level == 0) {
+        // Nothing to lose: blocks without a cached hash go first.
+        b.prev = -1;
+        b.next = list.head;
+        blocks_[list.head].prev = block;
+        list.head = block;
+    } else {
+        b.prev = list.tail;
+        b.next = -1;
+        (list.tail != -1 ? blocks_[list.tail].next : list.head) = block;
+        list.tail = block;
+    }
+    nonempty_levels_[level / 64] |= uint64_t{1} << (level % 64);
+    ++num_free_;
+}
+
+void Pool::unlink_free(int32_t block) noexcept {
+    Block& b = blocks_[block];
+    FreeList& list = free_lists_[b.level];
+    (b.prev != -1 ? blocks_[b.prev].next : list.head) = b.next;
+    (b.next != -1 ? blocks_[b.next].prev : list.tail) = b.prev;
+    b.prev = b.next = -1;
+    b.free = false;
+    if (list.head == -1) nonempty_levels_[b.level / 64] &= ~(uint64_t{1} << (b.level % 64));
+    --num_free_;
+}
+
+void Pool::expire_priorities() {
+    if (expiries_.empty()) return;
+    const uint64_t now = clock_();
+    auto later = [](const Expiry& a, const Expiry& b) { return a.at_ns > b.at_ns; };
+    while (!expiries_.empty() && expiries_.front().at_ns <= now) {
+        const Expiry e = expiries_.front();
+        std::pop_heap(expiries_.begin(), expiries_.end(), later);
+        expiries_.pop_back();
+        Block& b = blocks_[e.block];
+        if (b.free && b.expiry_stamp == e.stamp && b.level != kDefaultPriority) {
+            unlink_free(e.block);
+            push_free(e.block, kDefaultPriority);
+        }
+    }
+}
+
+int32_t Pool::pop_free() {
+    expire_priorities();
+    const uint32_t level = nonempty_levels_[0] != 0 ? std::countr_zero(nonempty_levels_[0])
+                                                    : 64 + std::countr_zero(nonempty_levels_[1]);
+    const int32_t block = free_lists_[level].head;
+    unlink_free(block);
+    Block& b = blocks_[block];
+    if (b.cached) uncache(block);
+    b.expiry_stamp = 0;
+    b.filled = 0;
+    b.ref = 1;
+    ++blocks_in_use_;
+    return block;
+}
+
+void Pool::uncache(int32_t block) {
+    Block& b = blocks_[block];
+    map_.erase(map_key(b.hash, b.domain), block);
+    b.cached = false;
+    recorder_->record_evictions(1);
+    if (events_.enabled()) {
+        KvEvent e{.kind = KvEvent::Kind::kBlockRemoved, .block_hashes = {b.hash.event_value(config_.hash_algo)}};
+        events_.push(std::move(e));
+    }
+}
+
+void Pool::acquire(int32_t block) {
+    if (block == kNullBlock) return;
+    Block& b = blocks_[block];
+    if (b.ref == 0) {
+        unlink_free(block);
+        ++blocks_in_use_;
+        tokens_stored_ += b.filled;
+    }
+    ++b.ref;
+}
+
+void Pool::release(int32_t block, uint32_t priority, uint64_t duration_ms) {
+    if (block == kNullBlock) return;
+    Block& b = blocks_[block];
+    if (--b.ref > 0) return;
+    --blocks_in_use_;
+    tokens_stored_ -= b.filled;
+    b.raw = false;
+    // A block without a cached hash holds nothing reusable: it goes first, whatever the priority.
+    push_free(block, b.cached ? level_of(priority) : 0);
+    if (b.cached && duration_ms > 0 && priority != kDefaultPriority) {
+        b.expiry_stamp = next_stamp_++;
+        expiries_.push_back({clock_() + duration_ms * 1'000'000u, block, b.expiry_stamp});
+        std::push_heap(expiries_.begin(), expiries_.end(),
+                       [](const Expiry& x, const Expiry& y) { return x.at_ns > y.at_ns; });
+    }
+}
+
+// ---- prefix cache ---------------------------------------------------------------------------------
+
+uint64_t Pool::map_key(const BlockHash& hash, uint64_t domain) const noexcept {
+    uint64_t low;
+    std::memcpy(&low, hash.bytes.data() + (config_.hash_algo == HashAlgo::kSha256Cbor ? 24 : 0), sizeof low);
+    return low ^ (domain * 0x9E3779B97F4A7C15ull);
+}
+
+int32_t Pool::find_cached(const BlockHash& hash, uint64_t domain) const noexcept {
+    return map_.find(map_key(hash, domain), [&](int32_t block) {
+        const Block& b = blocks_[block];
+        return b.domain == domain && b.hash == hash;
+    });
+}
+
+size_t Pool::count_cached_prefix_blocks(const Sequence& seq, std::vector<int32_t>* found) const {
+    if (!config_.prefix_caching || seq.prompt_len == 0) return 0;
+    // At most prompt - 1 tokens, so that the last prompt token is computed and yields logits.
+    const size_t max_blocks = std::min((seq.prompt_len - 1) / config_.block_size, seq.hashes.size());
+    if (config_.sliding_window == 0) {
+        size_t n = 0;
+        for (; n < max_blocks; ++n) {
+            const int32_t b = find_cached(seq.hashes[n], seq.domain);
+            if (b < 0) break;
+            if (found != nullptr) found->push_back(b);
+        }
+        return n;
+    }
+    // Sliding window (vLLM's rule): the prefix may end where the last `needed` blocks are cached;
+    // blocks before them are outside the window and become the null block.
+    const size_t needed = (config_.sliding_window - 1 + config_.block_size - 1) / config_.block_size;
+    size_t run = 0, end = 0;
+    for (size_t i = max_blocks; i-- > 0;) {
+        if (find_cached(seq.hashes[i], seq.domain) < 0) {
+            run = 0;
+            continue;
+        }
+        if (++run == needed || i == 0) {
+            end = i + run;
+            break;
+        }
+    }
+    if (needed == 0) end = max_blocks;
+    if (found != nullptr) {
+        for (size_t i = 0; i < end; ++i) {
+            found->push_back(i + needed < end ? kNullBlock : find_cached(seq.hashes[i], seq.domain));
+        }
+    }
+    return end;
+}
+
+void Pool::ensure_hashes(Sequence& seq, size_t full_blocks) {
+    const uint32_t bs = config_.block_size;
+    seq.hashes.reserve(full_blocks);
+    while (seq.hashes.size() < full_blocks) {
+        const size_t i = seq.hashes.size();
+        const BlockHash& parent = i == 0 ? hasher_.none_hash() : seq.hashes[i - 1];
+        seq.hashes.push_back(hasher_.hash_block(
+            parent, std::span<const int32_t>(seq.tokens).subspan(i * bs, bs), i * bs, seq.options.keys));
+    }
+}
+
+void Pool::cache_full_blocks(Sequence& seq) {
+    if (!config_.prefix_caching) return;
+    const uint32_t bs = config_.block_size;
+    const size_t full = seq.slotted / bs;
+    if (full <= seq.cached_blocks) return;
+    ensure_hashes(seq, full);
+    KvEvent stored{.kind = KvEvent::Kind::kBlockStored, .block_size = bs};
+    auto flush = [&] {
+        if (!stored.block_hashes.empty()) {
+            stored.lora_name = seq.options.keys.lora_name;
+            events_.push(std::move(stored));
+            stored = KvEvent{.kind = KvEvent::Kind::kBlockStored, .block_size = bs};
+        }
+    };
+    for (size_t i = seq.cached_blocks; i < full; ++i) {
+        const int32_t block = seq.blocks[i];
+        Block& b = blocks_[block];
+        // Skip the null block, blocks that are cached already (hits), and content another block holds.
+        if (block == kNullBlock || b.cached || find_cached(seq.hashes[i], seq.domain) >= 0) {
+            flush();
+            continue;
+        }
+        b.hash = seq.hashes[i];
+        b.domain = seq.domain;
+        b.cached = true;
+        map_.insert(map_key(b.hash, b.domain), block);
+        if (events_.enabled()) {
+            if (stored.block_hashes.empty() && i > 0) {
+                stored.parent_block_hash = seq.hashes[i - 1].event_value(config_.hash_algo);
+            }
+            stored.block_hashes.push_back(b.hash.event_value(config_.hash_algo));
+            stored.token_ids.insert(stored.token_ids.end(), seq.tokens.begin() + static_cast<ptrdiff_t>(i * bs),
+                                    seq.tokens.begin() + static_cast<ptrdiff_t>((i + 1) * bs));
+        }
+    }
+    flush();
+    recorder_->record_insertions(full - seq.cached_blocks);
+    seq.cached_blocks = full;
+}
+
+void Pool::reset_prefix_cache() {
+    require(blocks_in_use_ == 0, KVC_ERR_INVALID_STATE,
+            std::to_string(blocks_in_use_) + " blocks are in use: free every sequence before resetting the prefix cache");
+    map_.clear();
+    for (Block& b : blocks_) b.cached = false;
+    events_.push(KvEvent{.kind = KvEvent::Kind::kAllBlocksCleared});
+}
+
+// ---- sequences ------------------------------------------------------------------------------------
+
+SequenceId Pool::make_id(uint32_t slot) const noexcept {
+    return uint64_t{pool_tag_} << 48 | (uint64_t{sequences_[slot].generation} & kGenerationMask) << kSlotBits | slot;
+}
+
+const Pool::Sequence& Pool::live_sequence(SequenceId id) const {
+    require(id >> 48 == pool_tag_, KVC_ERR_INVALID_ARGUMENT, "sequence " + id_text(id) + " does not belong to this pool");
+    const uint64_t slot = id & kSlotMask;
+    const bool known = slot < sequences_.size() &&
+                       (sequences_[slot].generation & kGenerationMask) == ((id >> kSlotBits) & kGenerationMask);
+    require(known && sequences_[slot].live, KVC_ERR_INVALID_STATE,
+            "sequence " + id_text(id) + " was freed (or never existed)");
+    return sequences_[slot];
+}
+
+Pool::Sequence& Pool::live_sequence(SequenceId id) {
+    return const_cast<Sequence&>(static_cast<const Pool*>(this)->live_sequence(id));
+}
+
+uint32_t Pool::take_sequence_slot() {
+    if (!free_slots_.empty()) {
+        const uint32_t slot = free_slots_.back();
+        free_slots_.pop_back();
+        return slot;
+    }
+    require(sequences_.size() < kSlotMask, KVC_ERR_CAPACITY, "too many live sequences (16 Mi)");
+    sequences_.emplace_back();
+    return static_cast<uint32_t>(sequences_.size() - 1);
+}
+
+void Pool::validate_tokens(std::span<const int32_t> tokens) const {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        require(tokens[i] >= 0, KVC_ERR_INVALID_ARGUMENT,
+                "token " + std::to_string(i) + " is " + std::to_string(tokens[i]) + ": token ids must be >= 0");
+    }
+}
+
+SequenceId Pool::create_sequence(std::span<const int32_t> prompt, SequenceOptions options) {
+    require(!prompt.empty(), KVC_ERR_INVALID_ARGUMENT, "the prompt is empty");
+    validate_tokens(prompt);
+    require(options.priority <= kMaxPriority, KVC_ERR_INVALID_ARGUMENT,
+            "priority must be 0..100, got " + std::to_string(options.priority));
+    if (config_.sliding_window == 0) {
+        require(blocks_for(prompt.size()) < config_.num_blocks, KVC_ERR_CAPACITY,
+                "a prompt of " + std::to_string(prompt.size()) + " tokens needs " +
+                    std::to_string(blocks_for(prompt.size())) + " blocks; the pool has only " +
+                    std::to_string(config_.num_blocks - 1));
+    }
+    uint64_t previous_end = 0;
+    for (const MultimodalItem& m : options.keys.multimodal) {
+        require(m.offset >= previous_end && m.length > 0 && !m.hash.empty(), KVC_ERR_INVALID_ARGUMENT,
+                "multimodal items must be non-empty, have a hash, and be sorted without overlap");
+        previous_end = m.offset + m.length;
+    }
+    const uint32_t slot = take_sequence_slot();
+    Sequence& seq = sequences_[slot];
+    try {
+        seq.domain = options.keys.domain();
+        seq.options = std::move(options);
+        seq.tokens.assign(prompt.begin(), prompt.end());
+        seq.prompt_len = prompt.size();
+        if (config_.prefix_caching) ensure_hashes(seq, prompt.size() / config_.block_size);
+    } catch (...) {
+        seq = Sequence{.generation = seq.generation};
+        free_slots_.push_back(slot);
+        throw;
+    }
+    seq.live = true;
+    ++live_sequences_;
+    return make_id(slot);
+}
+
+size_t Pool::cached_prefix_tokens(SequenceId id) const {
+    return count_cached_prefix_blocks(live_sequence(id), nullptr) * config_.block_size;
+}
+
+size_t Pool::blocks_to_grow(const Sequence& seq, size_t new_total, bool* copy_on_write) const {
+    const uint32_t bs = config_.block_size;
+    *copy_on_write = new_total > seq.slotted && seq.slotted % bs != 0 && !seq.blocks.empty() &&
+                     blocks_[seq.blocks.back()].ref > 1;
+    const size_t wanted = blocks_for(new_total);
+    return (wanted > seq.blocks.size() ? wanted - seq.blocks.size() : 0) + (*copy_on_write ? 1 : 0);
+}
+
+void Pool::grow(Sequence& seq, size_t new_total, bool copy_on_write) {
+    if (copy_on_write) {
+        const int32_t shared = seq.blocks.back();
+        const int32_t copy = pop_free();
+        blocks_[copy].filled = blocks_[shared].filled;
+        tokens_stored_ += blocks_[copy].filled;
+        copies_.emplace_back(shared, copy);
+        release(shared, seq.options.priority, seq.options.priority_duration_ms);
+        seq.blocks.back() = copy;
+    }
+    const size_t wanted = blocks_for(new_total);
+    while (seq.blocks.size() < wanted) seq.blocks.push_back(pop_free());
+    const size_t from = seq.slotted;
+    seq.slotted = std::max(seq.slotted, new_total);
+    set_fill(seq, from);
+}
+
+void Pool::set_fill(Sequence& seq, size_t from_token) {
+    const uint32_t bs = config_.block_size;
+    for (size_t j = from_token / bs; j < seq.blocks.size() && j * bs < seq.slotted; ++j) {
+        Block& b = blocks_[seq.blocks[j]];
+        if (seq.blocks[j] == kNullBlock) continue;
+        const auto filled = static_cast<uint16_t>(std::min<size_t>(bs, seq.slotted - j * bs));
+        if (filled > b.filled) {
+            tokens_stored_ += filled - b.filled;
+            b.filled = filled;
+        }
+    }
+}
+
+void Pool::release_outside_window(Sequence& seq) {
+    if (config_.sliding_window == 0 || seq.slotted < config_.sliding_window) return;
+    const size_t first_useful_token = seq.slotted - config_.sliding_window + 1;
+    const size_t outside = std::min(first_useful_token / config_.block_size, seq.blocks.size());
+    for (; seq.window_released < outside; ++seq.window_released) {
+        int32_t& block = seq.blocks[seq.window_released];
+        release(block, seq.options.priority, seq.options.priority_duration_ms);
+        block = kNullBlock;
+    }
+}
+
+void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
+    Sequence& seq = live_sequence(id);
+    require(!seq.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix: it cannot grow");
+    require(num_tokens <= seq.tokens.size(), KVC_ERR_OUT_OF_RANGE,
+            "cannot allocate " + std::to_string(num_tokens) + " tokens: the sequence has " +
+                std::to_string(seq.tokens.size()));
+    const uint32_t bs = config_.block_size;
+    if (!seq.admitted) {
+        std::vector<int32_t> found;
+        const size_t hits = count_cached_prefix_blocks(seq, &found);
+        const size_t target = std::max(num_tokens, hits * bs);
+        size_t reviving = 0;  // hit blocks that are free now and leave the free list
+        for (int32_t b : found) reviving += b != kNullBlock && blocks_[b].ref == 0;
+        const size_t needed = blocks_for(target) - hits + reviving;
+        if (needed > num_free_) {
+            recorder_->record_memory_pressure();
+            fail(KVC_ERR_CAPACITY, "needs " + std::to_string(needed) + " free blocks, " +
+                                       std::to_string(num_free_) + " are free");
+        }
+        for (int32_t b : found) {
+            acquire(b);
+            seq.blocks.push_back(b);
+        }
+        seq.cached_blocks = hits;
+        seq.slotted = hits * bs;
+        seq.admitted = true;
+        // Statistics as vLLM (tokens) and TensorRT-LLM (blocks) count them.
+        const size_t full = seq.prompt_len / bs;
+        std::vector<uint8_t> outcomes(full, 0);
+        std::fill_n(outcomes.begin(), std::min(hits, full), uint8_t{1});
+        recorder_->record_accesses(outcomes.data(), outcomes.size());
+        recorder_->record_tokens(seq.prompt_len, hits * bs);
+        recorder_->record_reused_tokens(hits * bs);
+        request_window_[request_window_pos_] = {static_cast<uint32_t>(std::min<size_t>(seq.prompt_len, UINT32_MAX)),
+                                                static_cast<uint32_t>(std::min<size_t>(hits * bs, UINT32_MAX))};
+        request_window_pos_ = (request_window_pos_ + 1) % request_window_.size();
+        ++request_window_count_;
+        if (cached_tokens != nullptr) *cached_tokens = hits * bs;
+        grow(seq, target, false);
+    } else {
+        if (cached_tokens != nullptr) *cached_tokens = seq.cached_blocks * bs;
+        if (num_tokens <= seq.slotted) return;
+        bool cow = false;
+        const size_t needed = blocks_to_grow(seq, num_tokens, &cow);
+        if (needed > num_free_) {
+            recorder_->record_memory_pressure();
+            fail(KVC_ERR_CAPACITY, "needs " + std::to_string(needed) + " free blocks, " +
+                                       std::to_string(num_free_) + " are free");
+        }
+        grow(seq, num_tokens, cow);
+    }
+    cache_full_blocks(seq);
+    release_outside_window(seq);
+}
+
+void Pool::append(SequenceId id, std::span<const int32_t> tokens) {
+    Sequence& seq = live_sequence(id);
+    require(!seq.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix: it cannot grow");
+    require(seq.admitted && seq.slotted == seq.tokens.size(), KVC_ERR_INVALID_STATE,
+            "sequence " + id_text(id) + ": allocate all its prompt tokens before appending");
+    validate_tokens(tokens);
+    if (tokens.empty()) return;
+    bool cow = false;
+    const size_t new_total = seq.tokens.size() + tokens.size();
+    const size_t needed = blocks_to_grow(seq, new_total, &cow);
+    if (needed > num_free_) {
+        recorder_->record_memory_pressure();
+        fail(KVC_ERR_CAPACITY,
+             "needs " + std::to_string(needed) + " free blocks, " + std::to_string(num_free_) + " are free");
+    }
+    seq.tokens.insert(seq.tokens.end(), tokens.begin(), tokens.end());
+    grow(seq, new_total, cow);
+    cache_full_blocks(seq);
+    release_outside_window(seq);
+}
+
+SequenceId Pool::fork(SequenceId id) {
+    const Sequence& parent = live_sequence(id);
+    require(!parent.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix");
+    const uint32_t slot = take_sequence_slot();
+    Sequence& child = sequences_[slot];  // may have moved `parent`'s storage: re-read it
+    const Sequence& p = live_sequence(id);
+    const uint32_t generation = child.generation;
+    try {
+        child = p;
+    } catch (...) {
+        child = Sequence{.generation = generation};
+        free_slots_.push_back(slot);
+        throw;
+    }
+    child.generation = generation;
+    for (int32_t b : child.blocks) acquire(b);
+    ++live_sequences_;
+    return make_id(slot);
+}
+
+SequenceId Pool::pin_prefix(SequenceId id) {
+    const Sequence& source = live_sequence(id);
+    require(source.admitted, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " holds no blocks yet");
+    const uint32_t slot = take_sequence_slot();
+    Sequence& pin = sequences_[slot];
+    const Sequence& s = live_sequence(id);
+    const size_t n = s.cached_blocks;
+    pin.live = pin.admitted = pin.frozen = true;
+    pin.options = s.options;
+    pin.domain = s.domain;
+    pin.tokens.assign(s.tokens.begin(), s.tokens.begin() + static_cast<ptrdiff_t>(n * config_.block_size));
+    pin.prompt_len = pin.tokens.size();
+    pin.hashes.assign(s.hashes.begin(), s.hashes.begin() + static_cast<ptrdiff_t>(n));
+    pin.blocks.assign(s.blocks.begin(), s.blocks.begin() + static_cast<ptrdiff_t>(n));
+    pin.slotted = pin.tokens.size();
+    pin.cached_blocks = n;
+    pin.window_released = std::min(s.window_released, n);
+    for (int32_t b : pin.blocks) acquire(b);
+    ++live_sequences_;
+    return make_id(slot);
+}
+
+void Pool::free_sequence(SequenceId id) {
+    Sequence& seq = live_sequence(id);
+    // Tail first: the chain's tail reaches the free lists first and is evicted before its head.
+    for (size_t i = seq.blocks.size(); i-- > 0;) {
+        release(seq.blocks[i], seq.options.priority, seq.options.priority_duration_ms);
+    }
+    const uint32_t slot = static_cast<uint32_t>(id & kSlotMask);
+    seq = Sequence{.generation = seq.generation + 1};
+    free_slots_.push_back(slot);
+    --live_sequences_;
+}
+
+std::span<const int32_t> Pool::block_table(SequenceId id) const { return live_sequence(id).blocks; }
+size_t Pool::num_tokens(SequenceId id) const { return live_sequence(id).slotted; }
+size_t Pool::prompt_tokens(SequenceId id) const { return live_sequence(id).prompt_len; }
+
+void Pool::slot_mapping(SequenceId id, size_t first, std::span<int64_t> out) const {
+    const Sequence& seq = live_sequence(id);
+    require(first <= seq.slotted && out.size() <= seq.slotted - first, KVC_ERR_OUT_OF_RANGE,
+            "tokens [" + std::to_string(first) + ", " + std::to_string(first + out.size()) +
+                ") are past the sequence's " + std::to_string(seq.slotted) + " slotted tokens");
+    const uint32_t bs = config_.block_size;
+    for (size_t i = 0; i < out.size(); ++i) {
+        const size_t t = first + i;
+        const int32_t block = seq.blocks[t / bs];
+        out[i] = block == kNullBlock ? -1 : int64_t{block} * bs + static_cast<int64_t>(t % bs);
+    }
+}
+
+std::vector<std::pair<int32_t, int32_t>> Pool::drain_copies() {
+    std::vector<std::pair<int32_t, int32_t>> out;
+    out.swap(copies_);
+    return out;
+}
+
+// ---- raw blocks -----------------------------------------------------------------------------------
+
+void Pool::allocate_blocks(std::span<int32_t> out) {
+    if (out.size() > num_free_) {
+        recorder_->record_memory_pressure();
+        fail(KVC_ERR_CAPACITY, "asked for " + std::to_string(out.size()) + " blocks, " + std::to_string(num_free_) +
+                                   " are free");
+    }
+    for (int32_t& b : out) {
+        b = pop_free();
+        blocks_[b].raw = true;
+    }
+}
+
+void Pool::free_blocks(std::span<const int32_t> ids) {
+    for (int32_t id : ids) {
+        require(id > 0 && static_cast<uint32_t>(id) < config_.num_blocks, KVC_ERR_OUT_OF_RANGE,
+                "block " + std::to_string(id) + " is not a usable block id (1.." +
+                    std::to_string(config_.num_blocks - 1) + ")");
+        require(blocks_[id].raw && blocks_[id].ref == 1, KVC_ERR_INVALID_STATE,
+                "block " + std::to_string(id) +
+                    (blocks_[id].ref == 0 ? " is already free" : " belongs to a sequence, not to allocate_blocks"));
+    }
+    if (ids.size() > 1) {  // the same id twice in one call is a double free too
+        std::vector<int32_t> sorted(ids.begin(), ids.end());
+        std::sort(sorted.begin(), sorted.end());
+        const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+        require(dup == sorted.end(), KVC_ERR_INVALID_STATE,
+                "block " + (dup == sorted.end() ? std::string() : std::to_string(*dup)) + " is freed twice in one call");
+    }
+    for (int32_t id : ids) release(id, kDefaultPriority, 0);
+}
+
+// ---- events, stats --------------------------------------------------------------------------------
+
+std::vector<uint8_t> Pool::encode_events(EventEncoding encoding) const {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return events_.encode(encoding, static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9);
+}
+
+stats::Snapshot Pool::snapshot() const {
+    recorder_->set_bytes(uint64_t{blocks_in_use_} * config_.bytes_per_block());
+    return recorder_->snapshot();
+}
+
+PoolCounters Pool::counters() const {
+    PoolCounters c;
+    c.num_blocks = config_.num_blocks;
+    c.free_blocks = num_free_;
+    c.blocks_in_use = blocks_in_use_;
+    c.cached_blocks = map_.size();
+    c.tokens_stored = tokens_stored_;
+    c.memory_efficiency =
+        blocks_in_use_ == 0 ? 0.0 : double(tokens_stored_) / (double(blocks_in_use_) * config_.block_size);
+    const size_t n = std::min<uint64_t>(request_window_count_, request_window_.size());
+    c.window_requests = n;
+    for (size_t i = 0; i < n; ++i) {
+        c.window_tokens_queried += request_window_[i].first;
+        c.window_tokens_hit += request_window_[i].second;
+    }
+    c.live_sequences = live_sequences_;
+    c.events_pending = events_.pending();
+    c.events_dropped = events_.dropped();
+    c.copies_pending = copies_.size();
+    return c;
+}
+
+void Pool::check_invariants() const {
+    auto broken = [](const std::string& what) { fail(KVC_ERR_INTERNAL, "pool invariant broken: " + what); };
+    // Free lists: well linked, levels right, count right, bitmap right.
+    uint32_t listed = 0;
+    for (uint32_t level = 0; level < free_lists_.size(); ++level) {
+        const FreeList& list = free_lists_[level];
+        const bool marked = (nonempty_levels_[level / 64] >> (level % 64)) & 1;
+        if (marked != (list.head != -1)) broken("non-empty bitmap at level " + std::to_string(level));
+        int32_t prev = -1;
+        for (int32_t b = list.head; b != -1; prev = b, b = blocks_[b].next) {
+            const Block& blk = blocks_[b];
+            if (!blk.free || blk.ref != 0 || blk.level != level || blk.prev != prev) {
+                broken("free list entry " + std::to_string(b));
+            }
+            if (++listed > config_.num_blocks) broken("free list cycle");
+        }
+        if (list.tail != prev) broken("free list tail at level " + std::to_string(level));
+    }
+    if (listed != num_free_) broken("free count " + std::to_string(num_free_) + " vs listed " + std::to_string(listed));
+    // Reference counts: exactly the live sequences' block tables plus raw blocks.
+    std::vector<int32_t> refs(config_.num_blocks, 0);
+    for (const Sequence& s : sequences_) {
+        if (!s.live) continue;
+        if (s.blocks.size() != blocks_for(s.slotted)) broken("a sequence holds more blocks than its tokens need");
+        for (int32_t b : s.blocks) ++refs[b];
+    }
+    uint32_t in_use = 0;
+    uint64_t stored = 0;
+    uint32_t cached = 0;
+    for (uint32_t b = 1; b < config_.num_blocks; ++b) {
+        const Block& blk = blocks_[b];
+        if (blk.ref != refs[b] + (blk.raw ? 1 : 0)) broken("ref count of block " + std::to_string(b));
+        if ((blk.ref == 0) != blk.free) broken("free flag of block " + std::to_string(b));
+        if (blk.ref > 0) {
+            ++in_use;
+            stored += blk.filled;
+        }
+        if (blk.cached) {
+            ++cached;
+            if (find_cached(blk.hash, blk.domain) != static_cast<int32_t>(b)) broken("block " + std::to_string(b) + " not findable");
+        }
+    }
+    if (blocks_[0].ref != 0 || blocks_[0].free || blocks_[0].cached) broken("the null block");
+    if (in_use != blocks_in_use_) broken("blocks in use");
+    if (stored != tokens_stored_) broken("tokens stored");
+    if (cached != map_.size()) broken("prefix map size");
+}
+
+}  // namespace kvcore::pool

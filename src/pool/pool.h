@@ -1,0 +1,218 @@
+// The paged KV block pool: num_blocks blocks of block_size tokens, reference counted, with a prefix
+// cache over chained block hashes, copy-on-write forks, retention priorities, pinning, sliding-window
+// release, KV events and statistics.
+//
+// Blocks: block 0 is the reserved null block (the placeholder for blocks a sliding window released);
+// 1..num_blocks-1 are usable. A block with ref == 0 sits in the free list of its retention priority;
+// the free lists are also the LRU order (evict from the head of the lowest non-empty priority). A free
+// block keeps its hash and stays hit-able until it is taken for new data.
+//
+// Sequences are named by 64-bit ids (pool tag | generation | slot), not pointers, so a freed, stale or
+// foreign id is detected and reported instead of corrupting memory.
+//
+// Not thread-safe: one thread (the scheduler's) drives a pool, as in vLLM. Every failing call leaves the
+// pool exactly as it was (checked before anything changes).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pool/block_hash.h"
+#include "pool/events.h"
+#include "pool/prefix_map.h"
+#include "stats/recorder.h"
+
+namespace kvcore::pool {
+
+enum class Memory : uint32_t { kMetadataOnly = 0, kHost = 1, kDevice = 2 };
+enum class DType : uint32_t { kF16 = 0, kBF16 = 1, kF32 = 2, kFP8 = 3, kInt8 = 4 };
+uint32_t dtype_bytes(DType dtype) noexcept;
+
+struct PoolConfig {
+    uint32_t num_blocks = 1024;  // including the null block
+    uint32_t block_size = 16;    // tokens per block
+    uint32_t layers = 1, kv_heads = 8, head_dim = 128;
+    DType dtype = DType::kF16;
+    Memory memory = Memory::kMetadataOnly;
+    HashAlgo hash_algo = HashAlgo::kXxh3;
+    std::string hash_seed = "42";
+    bool prefix_caching = true;
+    uint32_t sliding_window = 0;  // tokens; 0: full attention
+    bool events = false;
+    std::string event_medium = "GPU";
+    uint32_t max_pending_events = 100000;
+    uint32_t window_requests = 1000;  // requests in the windowed token hit rate
+
+    void validate() const;  // throws kvcore::Error naming the bad field
+    // K and V of every layer for one block.
+    [[nodiscard]] uint64_t bytes_per_block() const noexcept;
+};
+
+// Retention priority of a sequence's blocks once freed (TensorRT-LLM's scale): 0..100, higher stays
+// longer; after duration_ms (0: forever) it falls back to the default.
+inline constexpr uint32_t kMaxPriority = 100;
+inline constexpr uint32_t kDefaultPriority = 35;
+
+struct SequenceOptions {
+    ExtraKeys keys;
+    uint32_t priority = kDefaultPriority;
+    uint64_t priority_duration_ms = 0;
+};
+
+using SequenceId = uint64_t;
+
+struct PoolCounters {
+    uint32_t num_blocks = 0, free_blocks = 0, blocks_in_use = 0, cached_blocks = 0;
+    uint64_t tokens_stored = 0;    // tokens held by blocks in use
+    double memory_efficiency = 0;  // tokens_stored / (blocks_in_use * block_size); 0 with none in use
+    uint64_t window_requests = 0, window_tokens_queried = 0, window_tokens_hit = 0;
+    uint64_t live_sequences = 0, events_pending = 0, events_dropped = 0, copies_pending = 0;
+};
+
+class Pool {
+public:
+    using Clock = uint64_t (*)() noexcept;  // monotonic ns; tests inject one
+
+    explicit Pool(PoolConfig config, Clock clock = nullptr);
+    ~Pool();
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+
+    [[nodiscard]] const PoolConfig& config() const noexcept { return config_; }
+    [[nodiscard]] const BlockHasher& hasher() const noexcept { return hasher_; }
+
+    // ---- sequences ----
+    SequenceId create_sequence(std::span<const int32_t> prompt, SequenceOptions options);
+    // Longest cached prefix in tokens (whole blocks, at most prompt length - 1). Changes nothing.
+    [[nodiscard]] size_t cached_prefix_tokens(SequenceId id) const;
+    // Slots for tokens [0, num_tokens) of the prompt. The first call takes the cached prefix (returned
+    // in *cached_tokens when not null). All-or-nothing: KVC_ERR_CAPACITY changes nothing.
+    void allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens = nullptr);
+    // Adds generated tokens and slots for them; blocks that fill up are hashed and cached. A shared,
+    // partly filled last block is copied first (see drain_copies). All-or-nothing.
+    void append(SequenceId id, std::span<const int32_t> tokens);
+    SequenceId fork(SequenceId id);
+    // A frozen holder of the sequence's full cached blocks: they are never evicted until it is freed.
+    SequenceId pin_prefix(SequenceId id);
+    void free_sequence(SequenceId id);
+
+    [[nodiscard]] std::span<const int32_t> block_table(SequenceId id) const;
+    [[nodiscard]] size_t num_tokens(SequenceId id) const;  // tokens with slots
+    [[nodiscard]] size_t prompt_tokens(SequenceId id) const;
+    // Slot (block * block_size + offset) of each token in [first, first + out.size()).
+    void slot_mapping(SequenceId id, size_t first, std::span<int64_t> out) const;
+    // Copy-on-write copies (src block, dst block) to perform before the next forward pass.
+    std::vector<std::pair<int32_t, int32_t>> drain_copies();
+
+    // ---- raw blocks, for embedders that keep their own block tables ----
+    void allocate_blocks(std::span<int32_t> out);  // all-or-nothing
+    void free_blocks(std::span<const int32_t> blocks);
+
+    // ---- prefix cache ----
+    // Drops every cached hash; only when no block is in use. Emits AllBlocksCleared.
+    void reset_prefix_cache();
+
+    // ---- events, stats, memory ----
+    [[nodiscard]] std::vector<uint8_t> encode_events(EventEncoding encoding) const;
+    void clear_events() noexcept { events_.clear(); }
+    [[nodiscard]] stats::Snapshot snapshot() const;
+    [[nodiscard]] PoolCounters counters() const;
+    [[nodiscard]] void* storage() const noexcept { return storage_; }
+
+    // For tests: throws kvcore::Error(INTERNAL) describing the first broken invariant.
+    void check_invariants() const;
+
+private:
+    struct Block {
+        int32_t ref = 0;
+        int32_t prev = -1, next = -1;  // free-list links
+        uint8_t level = 0;             // the free list it sits in
+        bool free = false;
+        bool cached = false;  // hash registered in the prefix map
+        bool raw = false;     // handed out by allocate_blocks, not part of a sequence
+        uint16_t filled = 0;  // tokens written
+        uint64_t domain = 0;
+        uint64_t expiry_stamp = 0;  // identifies the block's priority-expiry entry
+        BlockHash hash;
+    };
+    struct FreeList {
+        int32_t head = -1, tail = -1;
+    };
+    struct Sequence {
+        uint32_t generation = 1;
+        bool live = false, admitted = false, frozen = false;
+        SequenceOptions options;
+        uint64_t domain = 0;
+        size_t prompt_len = 0;
+        std::vector<int32_t> tokens;
+        std::vector<BlockHash> hashes;  // of full blocks, as far as known
+        std::vector<int32_t> blocks;
+        size_t slotted = 0;        // tokens with slots
+        size_t cached_blocks = 0;  // leading blocks registered (or found) in the prefix cache
+        size_t window_released = 0;  // leading blocks a sliding window gave back (now the null block)
+    };
+    struct Expiry {
+        uint64_t at_ns;
+        int32_t block;
+        uint64_t stamp;
+    };
+
+    Sequence& live_sequence(SequenceId id);
+    [[nodiscard]] const Sequence& live_sequence(SequenceId id) const;
+    [[nodiscard]] SequenceId make_id(uint32_t slot) const noexcept;
+    uint32_t take_sequence_slot();
+    void validate_tokens(std::span<const int32_t> tokens) const;
+
+    [[nodiscard]] uint64_t map_key(const BlockHash& hash, uint64_t domain) const noexcept;
+    [[nodiscard]] int32_t find_cached(const BlockHash& hash, uint64_t domain) const noexcept;
+    [[nodiscard]] size_t count_cached_prefix_blocks(const Sequence& seq, std::vector<int32_t>* found) const;
+
+    void push_free(int32_t block, uint32_t level);
+    void unlink_free(int32_t block) noexcept;
+    int32_t pop_free();  // evicts the block's hash if it had one
+    void expire_priorities();
+    void acquire(int32_t block);  // ref++, leaving the free list on 0 -> 1
+    void release(int32_t block, uint32_t priority, uint64_t duration_ms);
+    void uncache(int32_t block);
+
+    [[nodiscard]] size_t blocks_to_grow(const Sequence& seq, size_t new_total, bool* copy_on_write) const;
+    void grow(Sequence& seq, size_t new_total, bool copy_on_write);
+    void ensure_hashes(Sequence& seq, size_t full_blocks);
+    void cache_full_blocks(Sequence& seq);
+    void set_fill(Sequence& seq, size_t from_token);
+    [[nodiscard]] uint32_t level_of(uint32_t priority) const noexcept { return priority; }
+    void release_outside_window(Sequence& seq);
+    [[nodiscard]] size_t blocks_for(size_t tokens) const noexcept {
+        return (tokens + config_.block_size - 1) / config_.block_size;
+    }
+
+    PoolConfig config_;
+    Clock clock_;
+    BlockHasher hasher_;
+    uint16_t pool_tag_;
+    std::vector<Block> blocks_;
+    std::vector<FreeList> free_lists_;  // one per priority level
+    uint64_t nonempty_levels_[2] = {0, 0};
+    uint32_t num_free_ = 0;
+    PrefixMap map_;
+    std::vector<Expiry> expiries_;  // min-heap on at_ns
+    uint64_t next_stamp_ = 1;
+    std::vector<Sequence> sequences_;
+    std::vector<uint32_t> free_slots_;
+    uint64_t live_sequences_ = 0;
+    std::vector<std::pair<int32_t, int32_t>> copies_;
+    uint64_t tokens_stored_ = 0;
+    uint32_t blocks_in_use_ = 0;
+    EventLog events_;
+    std::unique_ptr<stats::Recorder> recorder_;
+    std::vector<std::pair<uint32_t, uint32_t>> request_window_;  // (queried, hit) tokens, a ring
+    size_t request_window_pos_ = 0;
+    uint64_t request_window_count_ = 0;
+    void* storage_ = nullptr;
+};
+
+}  // namespace kvcore::pool
