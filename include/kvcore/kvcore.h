@@ -4,5 +4,6 @@
 
 #include "kvcore/common.h"
 #include "kvcore/stats.h"
+#include "kvcore/pool.h"
 
 #endif /* KVCORE_KVCORE_H */

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "capi/guard.h"
+#include "capi/stats_handles.h"
 #include "stats/recorder.h"
 
 struct kvc_recorder_options {
@@ -16,9 +17,6 @@ struct kvc_recorder {
     kvcore::stats::Recorder impl;
 };
 
-struct kvc_stats {
-    kvcore::stats::Snapshot snapshot;
-};
 
 using kvcore::capi::guard;
 using kvcore::capi::reject;

@@ -153,10 +153,103 @@ static void test_recording_and_export(void) {
     kvc_recorder_destroy(recorder);
 }
 
+static void test_pool(void) {
+    kvc_pool_options* options = NULL;
+    kvc_sequence_options* salted = NULL;
+    kvc_pool* pool = NULL;
+    kvc_sequence_id a = 0, b = 0, child = 0;
+    int32_t prompt[10];
+    int32_t table[8];
+    int32_t pairs[4];
+    int64_t slots[10];
+    uint64_t hashes[4];
+    uint8_t* events;
+    size_t n = 0, cached = 0, length = 0;
+    int32_t bad = -1, one = 7;
+    int i;
+
+    for (i = 0; i < 10; ++i) prompt[i] = 100 + i;
+    CHECK_STATUS(kvc_pool_options_create(&options), KVC_OK);
+    CHECK_STATUS(kvc_pool_options_set_num_blocks(options, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "num_blocks") != NULL);
+    CHECK_STATUS(kvc_pool_options_set_num_blocks(options, 9), KVC_OK);
+    CHECK_STATUS(kvc_pool_options_set_block_size(options, 4), KVC_OK);
+    CHECK_STATUS(kvc_pool_options_set_hash(options, KVC_HASH_SHA256_CBOR, "42"), KVC_OK);
+    CHECK_STATUS(kvc_pool_options_set_events(options, 1, "GPU", 1000), KVC_OK);
+    CHECK_STATUS(kvc_pool_create(options, &pool), KVC_OK);
+    kvc_pool_options_destroy(options);
+
+    CHECK_STATUS(kvc_pool_sequence_create(pool, prompt, 10, NULL, &a), KVC_OK);
+    CHECK_STATUS(kvc_pool_allocate(pool, a, 10, &cached), KVC_OK);
+    CHECK(cached == 0);
+    CHECK_STATUS(kvc_pool_block_table(pool, a, NULL, 0, &n), KVC_OK);
+    CHECK(n == 3);
+    CHECK_STATUS(kvc_pool_block_table(pool, a, table, 2, &n), KVC_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(kvc_pool_block_table(pool, a, table, 8, &n), KVC_OK);
+    CHECK_STATUS(kvc_pool_slot_mapping(pool, a, 0, slots, 10), KVC_OK);
+    CHECK(slots[5] == (int64_t)table[1] * 4 + 1);
+    CHECK_STATUS(kvc_pool_slot_mapping(pool, a, 5, slots, 6), KVC_ERR_OUT_OF_RANGE);
+
+    /* the same prompt hits 2 blocks; a salted one hits none */
+    CHECK_STATUS(kvc_pool_sequence_create(pool, prompt, 10, NULL, &b), KVC_OK);
+    CHECK_STATUS(kvc_pool_cached_prefix(pool, b, &cached), KVC_OK);
+    CHECK(cached == 8);
+    CHECK_STATUS(kvc_sequence_options_create(&salted), KVC_OK);
+    CHECK_STATUS(kvc_sequence_options_set_cache_salt(salted, "tenant-1"), KVC_OK);
+    CHECK_STATUS(kvc_sequence_options_set_priority(salted, 101, 0), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_pool_sequence_free(pool, b), KVC_OK);
+    CHECK_STATUS(kvc_pool_sequence_create(pool, prompt, 10, salted, &b), KVC_OK);
+    CHECK_STATUS(kvc_pool_cached_prefix(pool, b, &cached), KVC_OK);
+    CHECK(cached == 0);
+    CHECK_STATUS(kvc_pool_sequence_free(pool, b), KVC_OK);
+    CHECK_STATUS(kvc_pool_sequence_free(pool, b), KVC_ERR_INVALID_STATE);
+    kvc_sequence_options_destroy(salted);
+
+    /* fork, then a write into the shared half-full block asks for a copy */
+    CHECK_STATUS(kvc_pool_fork(pool, a, &child), KVC_OK);
+    CHECK_STATUS(kvc_pool_append(pool, child, &one, 1), KVC_OK);
+    CHECK_STATUS(kvc_pool_drain_copies(pool, NULL, 0, &n), KVC_OK);
+    CHECK(n == 1);
+    CHECK_STATUS(kvc_pool_drain_copies(pool, pairs, 2, &n), KVC_OK);
+    CHECK(pairs[0] == table[2] && pairs[1] != table[2]);
+    CHECK_STATUS(kvc_pool_append(pool, child, &bad, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_pool_append(pool, child, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+
+    /* events: size query, too small, drained */
+    CHECK_STATUS(kvc_pool_drain_events(pool, KVC_EVENTS_MAP, NULL, 0, &length), KVC_OK);
+    CHECK(length > 20);
+    events = (uint8_t*)malloc(length);
+    CHECK_STATUS(kvc_pool_drain_events(pool, KVC_EVENTS_MAP, events, length - 1, &length), KVC_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(kvc_pool_drain_events(pool, KVC_EVENTS_MAP, events, length, &length), KVC_OK);
+    CHECK(events[0] == 0x83); /* a 3-entry map: ts, events, data_parallel_rank */
+    free(events);
+
+    CHECK(kvc_pool_num_blocks(pool) == 9);
+    CHECK(kvc_pool_num_blocks_in_use(pool) == 4);
+    CHECK(kvc_pool_num_sequences(pool) == 2);
+    CHECK(kvc_pool_memory_efficiency(pool) > 0.6);
+    CHECK_STATUS(kvc_pool_reset_prefix_cache(pool), KVC_ERR_INVALID_STATE);
+    CHECK_STATUS(kvc_pool_sequence_free(pool, a), KVC_OK);
+    CHECK_STATUS(kvc_pool_sequence_free(pool, child), KVC_OK);
+    CHECK(kvc_pool_num_free_blocks(pool) == 8);
+    CHECK_STATUS(kvc_pool_sequence_free(NULL, a), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_pool_sequence_free(pool, 12345), KVC_ERR_INVALID_ARGUMENT);
+    kvc_pool_destroy(pool);
+    kvc_pool_destroy(NULL);
+
+    /* hashing without a pool */
+    CHECK_STATUS(kvc_hash_blocks(KVC_HASH_SHA256_CBOR, "42", 4, prompt, 10, NULL, NULL, 0, &n), KVC_OK);
+    CHECK(n == 2);
+    CHECK_STATUS(kvc_hash_blocks(KVC_HASH_SHA256_CBOR, "42", 4, prompt, 10, NULL, hashes, 4, &n), KVC_OK);
+    CHECK(hashes[0] != hashes[1]);
+    CHECK_STATUS(kvc_hash_blocks(KVC_HASH_XXH3, "42", 0, prompt, 10, NULL, hashes, 4, &n), KVC_ERR_INVALID_ARGUMENT);
+}
+
 int main(void) {
     test_version_and_status();
     test_bad_input();
     test_recording_and_export();
+    test_pool();
     printf("c api: %d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }
