@@ -185,6 +185,36 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
 #endif
 %enddef
 
+/* An output array `CTYPE* NAME` the call fills, passed as a CSTYPE[] / JTYPE[] / []GOTYPE of the right
+   length by the per-language wrapper. */
+%define KVC_OUTPUT_ARRAY(CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTYPE)
+#if defined(SWIGCSHARP)
+%typemap(ctype) CTYPE* NAME "CTYPE*"
+%typemap(imtype, inattributes="[global::System.Runtime.InteropServices.Out, global::System.Runtime.InteropServices.MarshalAs(global::System.Runtime.InteropServices.UnmanagedType.LPArray)]") CTYPE* NAME "CSTYPE[]"
+%typemap(cstype) CTYPE* NAME "CSTYPE[]"
+%typemap(csin) CTYPE* NAME "$csinput"
+%typemap(in) CTYPE* NAME "$1 = ($1_ltype)$input;"
+#elif defined(SWIGJAVA)
+%typemap(jni) CTYPE* NAME "JNIARRAY"
+%typemap(jtype) CTYPE* NAME "JTYPE[]"
+%typemap(jstype) CTYPE* NAME "JTYPE[]"
+%typemap(javain) CTYPE* NAME "$javainput"
+%typemap(in) CTYPE* NAME {
+  $1 = NULL;
+  if ($input != NULL) {
+    $1 = ($1_ltype)(*jenv)->Get##JNINAME##ArrayElements(jenv, $input, NULL);
+    if ($1 == NULL) return $null; /* OutOfMemoryError is pending */
+  }
+}
+%typemap(freearg) CTYPE* NAME {
+  if ($1 != NULL) (*jenv)->Release##JNINAME##ArrayElements(jenv, $input, (JNIELEM*)$1, 0); /* copy back */
+}
+#elif defined(SWIGGO)
+%typemap(gotype) CTYPE* NAME "[]GOTYPE"
+%typemap(in) CTYPE* NAME "$1 = ($1_ltype)$input.array;"
+#endif
+%enddef
+
 /* ---- naming ------------------------------------------------------------------------------------ */
 
 #if defined(SWIGCSHARP)
@@ -216,7 +246,7 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
 #if defined(SWIGCSHARP) || defined(SWIGJAVA)
 %rename(Status) kvc_status;
 #endif
-%rename("%(regex:/^KVC_(ERR_)?(.*)$/\\2/)s", %$isenumitem) "";
+%rename("%(regex:/^KVC_(ERR_|MEMORY_|DTYPE_|HASH_|EVENTS_)?(.*)$/\\2/)s", %$isenumitem) "";
 
 #if defined(SWIGJAVA)
 %include "enums.swg"
@@ -394,4 +424,320 @@ typedef struct {} Stats;
   char* to_prometheus() { return kvc_bind_export($self, kvc_stats_to_prometheus); }
   %newobject to_json;
   char* to_json() { return kvc_bind_export($self, kvc_stats_to_json); }
+}
+
+/* ---- pool -------------------------------------------------------------------------------------- */
+
+/* The enums come from kvcore/pool.h; its functions are bound through the classes below. */
+#if defined(SWIGCSHARP) || defined(SWIGJAVA)
+%rename(Memory) kvc_memory;
+%rename(DType) kvc_dtype;
+%rename(HashAlgo) kvc_hash_algo;
+%rename(EventEncoding) kvc_event_encoding;
+#endif
+%rename("$ignore", regextarget=1, %$isfunction) "^kvc_(pool|sequence_options|hash_blocks)";
+%ignore kvc_pool;
+%ignore kvc_pool_options;
+%ignore kvc_sequence_options;
+%include "kvcore/pool.h"
+
+%{
+typedef struct kvc_pool_options PoolOptions;
+typedef struct kvc_sequence_options SequenceOptions;
+typedef struct kvc_pool Pool;
+%}
+KVC_BIND_HANDLE(PoolOptions)
+KVC_BIND_HANDLE(SequenceOptions)
+KVC_BIND_HANDLE(Pool)
+KVC_CLOSEABLE(PoolOptions)
+KVC_CLOSEABLE(SequenceOptions)
+KVC_CLOSEABLE(Pool)
+KVC_INPUT_ARRAY(int32_t, tokens, int, int, jintArray, jint, Int, int32)
+KVC_INPUT_ARRAY(int32_t, blocks, int, int, jintArray, jint, Int, int32)
+KVC_OUTPUT_ARRAY(int32_t, out_blocks, int, int, jintArray, jint, Int, int32)
+KVC_OUTPUT_ARRAY(int32_t, out_pairs, int, int, jintArray, jint, Int, int32)
+KVC_OUTPUT_ARRAY(int64_t, out_slots, long, long, jlongArray, jlong, Long, int64)
+KVC_OUTPUT_ARRAY(uint8_t, out_bytes, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_OUTPUT_ARRAY(uint64_t, out_hashes, ulong, long, jlongArray, jlong, Long, uint64)
+
+/* The array-taking methods are internal; each language wraps them with ones that size the arrays. */
+#if defined(SWIGCSHARP)
+%define KVC_INTERNAL(NAME) %csmethodmodifiers NAME "internal"; %enddef
+#elif defined(SWIGJAVA)
+%define KVC_INTERNAL(NAME) %javamethodmodifiers NAME "private"; %enddef
+#else
+%define KVC_INTERNAL(NAME) %enddef
+#endif
+KVC_INTERNAL(Pool::create_sequence_raw)
+KVC_INTERNAL(Pool::append_raw)
+KVC_INTERNAL(Pool::block_table_size)
+KVC_INTERNAL(Pool::block_table_into)
+KVC_INTERNAL(Pool::slot_mapping_into)
+KVC_INTERNAL(Pool::copies_pending)
+KVC_INTERNAL(Pool::drain_copies_into)
+KVC_INTERNAL(Pool::allocate_blocks_into)
+KVC_INTERNAL(Pool::free_blocks_raw)
+KVC_INTERNAL(Pool::events_size)
+KVC_INTERNAL(Pool::drain_events_into)
+KVC_INTERNAL(Pool::hash_blocks_into)
+
+#if defined(SWIGCSHARP)
+%typemap(cscode) Pool %{
+  /// <summary>A pool with the default options.</summary>
+  public Pool() : this(null) {}
+  /// <summary>A sequence from its prompt; options (may be null) carry LoRA, salt, multimodal keys, priority.</summary>
+  public ulong CreateSequence(int[] prompt, SequenceOptions options = null) {
+    return CreateSequenceRaw(prompt, (uint)prompt.Length, options);
+  }
+  /// <summary>Appends generated tokens with their slots.</summary>
+  public void Append(ulong seq, params int[] tokens) { AppendRaw(seq, tokens, (uint)tokens.Length); }
+  /// <summary>The block table (0 = the null block).</summary>
+  public int[] BlockTable(ulong seq) {
+    var blocks = new int[BlockTableSize(seq)];
+    BlockTableInto(seq, blocks, (uint)blocks.Length);
+    return blocks;
+  }
+  /// <summary>Slots of tokens [first, first + count).</summary>
+  public long[] SlotMapping(ulong seq, uint first, uint count) {
+    var slots = new long[count];
+    SlotMappingInto(seq, first, slots, count);
+    return slots;
+  }
+  /// <summary>Copy-on-write copies to perform: src0, dst0, src1, dst1, ...</summary>
+  public int[] DrainCopies() {
+    var pairs = new int[2 * CopiesPending()];
+    DrainCopiesInto(pairs, (uint)pairs.Length / 2);
+    return pairs;
+  }
+  /// <summary>n raw blocks, all or none.</summary>
+  public int[] AllocateBlocks(uint n) {
+    var blocks = new int[n];
+    AllocateBlocksInto(blocks, n);
+    return blocks;
+  }
+  public void FreeBlocks(params int[] blocks) { FreeBlocksRaw(blocks, (uint)blocks.Length); }
+  /// <summary>Pending KV events as one msgpack EventBatch in vLLM's wire format; drains them.</summary>
+  public byte[] DrainEvents(EventEncoding encoding) {
+    var bytes = new byte[EventsSize(encoding)];
+    DrainEventsInto(encoding, bytes, (uint)bytes.Length);
+    return bytes;
+  }
+  /// <summary>One hash per full block, as vLLM publishes them in KV events.</summary>
+  public static ulong[] HashBlocks(HashAlgo algo, string seed, uint blockSize, int[] tokens, SequenceOptions options = null) {
+    var hashes = new ulong[blockSize == 0 ? 0 : tokens.Length / blockSize];
+    HashBlocksInto(algo, seed, blockSize, tokens, (uint)tokens.Length, options, hashes, (uint)hashes.Length);
+    return hashes;
+  }
+%}
+%typemap(cscode) PoolOptions %{
+%}
+#elif defined(SWIGJAVA)
+%typemap(javacode) Pool %{
+  /** A pool with the default options. */
+  public Pool() {
+    this(null);
+  }
+
+  /** Frees the pool and every sequence in it; using it afterwards throws KvcoreException(INVALID_STATE). */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /** A sequence from its prompt; options (may be null) carry LoRA, salt, multimodal keys, priority. */
+  public long createSequence(int[] prompt, SequenceOptions options) {
+    return createSequenceRaw(prompt, prompt.length, options);
+  }
+
+  public long createSequence(int[] prompt) {
+    return createSequence(prompt, null);
+  }
+
+  /** Appends generated tokens with their slots. */
+  public void append(long seq, int... tokens) {
+    appendRaw(seq, tokens, tokens.length);
+  }
+
+  /** The block table (0 = the null block). */
+  public int[] blockTable(long seq) {
+    int[] blocks = new int[(int) blockTableSize(seq)];
+    blockTableInto(seq, blocks, blocks.length);
+    return blocks;
+  }
+
+  /** Slots of tokens [first, first + count). */
+  public long[] slotMapping(long seq, long first, int count) {
+    long[] slots = new long[count];
+    slotMappingInto(seq, first, slots, count);
+    return slots;
+  }
+
+  /** Copy-on-write copies to perform: src0, dst0, src1, dst1, ... */
+  public int[] drainCopies() {
+    int[] pairs = new int[(int) (2 * copiesPending())];
+    drainCopiesInto(pairs, pairs.length / 2);
+    return pairs;
+  }
+
+  /** n raw blocks, all or none. */
+  public int[] allocateBlocks(int n) {
+    int[] blocks = new int[n];
+    allocateBlocksInto(blocks, n);
+    return blocks;
+  }
+
+  public void freeBlocks(int... blocks) {
+    freeBlocksRaw(blocks, blocks.length);
+  }
+
+  /** Pending KV events as one msgpack EventBatch in vLLM's wire format; drains them. */
+  public byte[] drainEvents(EventEncoding encoding) {
+    byte[] bytes = new byte[(int) eventsSize(encoding)];
+    drainEventsInto(encoding, bytes, bytes.length);
+    return bytes;
+  }
+
+  /** One hash per full block (unsigned 64-bit values in a long[]), as vLLM publishes them in KV events. */
+  public static long[] hashBlocks(HashAlgo algo, String seed, int blockSize, int[] tokens, SequenceOptions options) {
+    long[] hashes = new long[blockSize <= 0 ? 0 : tokens.length / blockSize];
+    hashBlocksInto(algo, seed, blockSize, tokens, tokens.length, options, hashes, hashes.length);
+    return hashes;
+  }
+%}
+#endif
+
+/* Options for a Pool: sizes, model shape, memory, hash, sliding window, events. */
+typedef struct {} PoolOptions;
+%extend PoolOptions {
+  PoolOptions() {
+    kvc_pool_options* options = NULL;
+    kvc_bind_check(kvc_pool_options_create(&options));
+    return options;
+  }
+  ~PoolOptions() { kvc_pool_options_destroy($self); }
+  void set_num_blocks(uint32_t n) { kvc_bind_check(kvc_pool_options_set_num_blocks($self, n)); }
+  void set_block_size(uint32_t tokens) { kvc_bind_check(kvc_pool_options_set_block_size($self, tokens)); }
+  void set_model_shape(uint32_t layers, uint32_t kv_heads, uint32_t head_dim, kvc_dtype dtype) {
+    kvc_bind_check(kvc_pool_options_set_model_shape($self, layers, kv_heads, head_dim, dtype));
+  }
+  void set_memory(kvc_memory memory) { kvc_bind_check(kvc_pool_options_set_memory($self, memory)); }
+  void set_hash(kvc_hash_algo algo, const char* seed) { kvc_bind_check(kvc_pool_options_set_hash($self, algo, seed)); }
+  void set_prefix_caching(bool enabled) { kvc_bind_check(kvc_pool_options_set_prefix_caching($self, enabled ? 1u : 0u)); }
+  void set_sliding_window(uint32_t tokens) { kvc_bind_check(kvc_pool_options_set_sliding_window($self, tokens)); }
+  void set_events(bool enabled, const char* medium, uint32_t max_pending) {
+    kvc_bind_check(kvc_pool_options_set_events($self, enabled ? 1u : 0u, medium, max_pending));
+  }
+  void set_window_requests(uint32_t requests) { kvc_bind_check(kvc_pool_options_set_window_requests($self, requests)); }
+}
+
+/* A request's extra keys (LoRA, cache salt, multimodal inputs) and retention priority. */
+typedef struct {} SequenceOptions;
+%extend SequenceOptions {
+  SequenceOptions() {
+    kvc_sequence_options* options = NULL;
+    kvc_bind_check(kvc_sequence_options_create(&options));
+    return options;
+  }
+  ~SequenceOptions() { kvc_sequence_options_destroy($self); }
+  void set_lora_name(const char* name) { kvc_bind_check(kvc_sequence_options_set_lora_name($self, name)); }
+  void set_cache_salt(const char* salt) { kvc_bind_check(kvc_sequence_options_set_cache_salt($self, salt)); }
+  void add_multimodal(const char* hash, uint64_t offset, uint64_t length) {
+    kvc_bind_check(kvc_sequence_options_add_multimodal($self, hash, offset, length));
+  }
+  void set_priority(uint32_t priority, uint64_t duration_ms) {
+    kvc_bind_check(kvc_sequence_options_set_priority($self, priority, duration_ms));
+  }
+}
+
+/* The paged KV block pool. Sequences are 64-bit ids. Not thread-safe: drive it from one thread. */
+typedef struct {} Pool;
+%extend Pool {
+  Pool(const PoolOptions* options) {
+    kvc_pool* pool = NULL;
+    kvc_bind_check(kvc_pool_create(options, &pool));
+    return pool;
+  }
+  ~Pool() { kvc_pool_destroy($self); }
+  uint64_t create_sequence_raw(const int32_t* tokens, size_t n, const SequenceOptions* options) {
+    kvc_sequence_id seq = 0;
+    kvc_bind_check(kvc_pool_sequence_create($self, tokens, n, options, &seq));
+    return seq;
+  }
+  size_t cached_prefix(uint64_t seq) {
+    size_t tokens = 0;
+    kvc_bind_check(kvc_pool_cached_prefix($self, seq, &tokens));
+    return tokens;
+  }
+  /* Returns the tokens reused from the prefix cache. */
+  size_t allocate(uint64_t seq, size_t num_tokens) {
+    size_t cached = 0;
+    kvc_bind_check(kvc_pool_allocate($self, seq, num_tokens, &cached));
+    return cached;
+  }
+  void append_raw(uint64_t seq, const int32_t* tokens, size_t n) { kvc_bind_check(kvc_pool_append($self, seq, tokens, n)); }
+  uint64_t fork(uint64_t seq) {
+    kvc_sequence_id child = 0;
+    kvc_bind_check(kvc_pool_fork($self, seq, &child));
+    return child;
+  }
+  uint64_t pin_prefix(uint64_t seq) {
+    kvc_sequence_id pin = 0;
+    kvc_bind_check(kvc_pool_pin_prefix($self, seq, &pin));
+    return pin;
+  }
+  void free_sequence(uint64_t seq) { kvc_bind_check(kvc_pool_sequence_free($self, seq)); }
+  size_t sequence_tokens(uint64_t seq) {
+    size_t tokens = 0;
+    kvc_bind_check(kvc_pool_sequence_tokens($self, seq, &tokens));
+    return tokens;
+  }
+  size_t block_table_size(uint64_t seq) {
+    size_t count = 0;
+    kvc_bind_check(kvc_pool_block_table($self, seq, NULL, 0, &count));
+    return count;
+  }
+  void block_table_into(uint64_t seq, int32_t* out_blocks, size_t capacity) {
+    kvc_bind_check(kvc_pool_block_table($self, seq, out_blocks, capacity, NULL));
+  }
+  void slot_mapping_into(uint64_t seq, size_t first, int64_t* out_slots, size_t n) {
+    kvc_bind_check(kvc_pool_slot_mapping($self, seq, first, out_slots, n));
+  }
+  size_t copies_pending() {
+    size_t count = 0;
+    kvc_bind_check(kvc_pool_drain_copies($self, NULL, 0, &count));
+    return count;
+  }
+  void drain_copies_into(int32_t* out_pairs, size_t capacity_pairs) {
+    if (capacity_pairs == 0) return; /* nothing pending */
+    kvc_bind_check(kvc_pool_drain_copies($self, out_pairs, capacity_pairs, NULL));
+  }
+  void allocate_blocks_into(int32_t* out_blocks, size_t n) { kvc_bind_check(kvc_pool_allocate_blocks($self, out_blocks, n)); }
+  void free_blocks_raw(const int32_t* blocks, size_t n) { kvc_bind_check(kvc_pool_free_blocks($self, blocks, n)); }
+  void reset_prefix_cache() { kvc_bind_check(kvc_pool_reset_prefix_cache($self)); }
+  size_t events_size(kvc_event_encoding encoding) {
+    size_t length = 0;
+    kvc_bind_check(kvc_pool_drain_events($self, encoding, NULL, 0, &length));
+    return length;
+  }
+  void drain_events_into(kvc_event_encoding encoding, uint8_t* out_bytes, size_t capacity) {
+    kvc_bind_check(kvc_pool_drain_events($self, encoding, out_bytes, capacity, NULL));
+  }
+  %newobject snapshot;
+  Stats* snapshot() {
+    kvc_stats* stats = NULL;
+    kvc_bind_check(kvc_pool_snapshot($self, &stats));
+    return stats;
+  }
+  uint32_t num_blocks() { return kvc_pool_num_blocks($self); }
+  uint32_t num_free_blocks() { return kvc_pool_num_free_blocks($self); }
+  uint32_t num_blocks_in_use() { return kvc_pool_num_blocks_in_use($self); }
+  uint32_t num_cached_blocks() { return kvc_pool_num_cached_blocks($self); }
+  uint64_t num_sequences() { return kvc_pool_num_sequences($self); }
+  double memory_efficiency() { return kvc_pool_memory_efficiency($self); }
+  double window_token_hit_rate() { return kvc_pool_window_token_hit_rate($self); }
+  uint64_t events_dropped() { return kvc_pool_events_dropped($self); }
+  static void hash_blocks_into(kvc_hash_algo algo, const char* seed, uint32_t block_size, const int32_t* tokens,
+                               size_t n, const SequenceOptions* options, uint64_t* out_hashes, size_t capacity) {
+    kvc_bind_check(kvc_hash_blocks(algo, seed, block_size, tokens, n, options, out_hashes, capacity, NULL));
+  }
 }

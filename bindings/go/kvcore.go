@@ -142,6 +142,29 @@ func (r *Recorder) do(call func(capi.Recorder)) (err error) {
 	return nil
 }
 
+// statsFrom copies a native snapshot into a Stats value and frees the native one.
+func statsFrom(raw capi.Stats) *Stats {
+	defer capi.DeleteStats(raw)
+	s := &Stats{
+		Component: raw.Component(), Hits: raw.Hits(), Misses: raw.Misses(), Lookups: raw.Lookups(),
+		HitRate: raw.HitRate(), Insertions: raw.Insertions(), Evictions: raw.Evictions(),
+		MemoryPressureEvents: raw.MemoryPressureEvents(), BytesInUse: raw.BytesInUse(),
+		PeakBytes: raw.PeakBytes(), TokensQueried: raw.TokensQueried(), TokensHit: raw.TokensHit(),
+		TokensReused: raw.TokensReused(), TokenHitRate: raw.TokenHitRate(),
+		WindowSize: uint32(raw.WindowSize()), WindowLookups: raw.WindowLookups(),
+		WindowHits: raw.WindowHits(), WindowHitRate: raw.WindowHitRate(),
+		WindowSeconds: uint32(raw.WindowSeconds()), TimeWindowLookups: raw.TimeWindowLookups(),
+		TimeWindowHits: raw.TimeWindowHits(), TimeWindowHitRate: raw.TimeWindowHitRate(),
+		Prometheus: raw.ToPrometheus(), JSON: raw.ToJson(),
+	}
+	for layer := uint(0); layer < raw.Layers(); layer++ {
+		s.Layers = append(s.Layers, LayerStats{
+			Hits: raw.LayerHits(layer), Misses: raw.LayerMisses(layer), HitRate: raw.LayerHitRate(layer),
+		})
+	}
+	return s
+}
+
 // RecordAccess records one lookup.
 func (r *Recorder) RecordAccess(hit bool) error {
 	return r.do(func(c capi.Recorder) { c.RecordAccess(hit) })
@@ -234,27 +257,7 @@ type Stats struct {
 // Snapshot copies the counters, rates and both exports of this instant.
 func (r *Recorder) Snapshot() (*Stats, error) {
 	var s *Stats
-	err := r.do(func(c capi.Recorder) {
-		raw := c.Snapshot()
-		defer capi.DeleteStats(raw)
-		s = &Stats{
-			Component: raw.Component(), Hits: raw.Hits(), Misses: raw.Misses(), Lookups: raw.Lookups(),
-			HitRate: raw.HitRate(), Insertions: raw.Insertions(), Evictions: raw.Evictions(),
-			MemoryPressureEvents: raw.MemoryPressureEvents(), BytesInUse: raw.BytesInUse(),
-			PeakBytes: raw.PeakBytes(), TokensQueried: raw.TokensQueried(), TokensHit: raw.TokensHit(),
-			TokensReused: raw.TokensReused(), TokenHitRate: raw.TokenHitRate(),
-			WindowSize: uint32(raw.WindowSize()), WindowLookups: raw.WindowLookups(),
-			WindowHits: raw.WindowHits(), WindowHitRate: raw.WindowHitRate(),
-			WindowSeconds: uint32(raw.WindowSeconds()), TimeWindowLookups: raw.TimeWindowLookups(),
-			TimeWindowHits: raw.TimeWindowHits(), TimeWindowHitRate: raw.TimeWindowHitRate(),
-			Prometheus: raw.ToPrometheus(), JSON: raw.ToJson(),
-		}
-		for layer := uint(0); layer < raw.Layers(); layer++ {
-			s.Layers = append(s.Layers, LayerStats{
-				Hits: raw.LayerHits(layer), Misses: raw.LayerMisses(layer), HitRate: raw.LayerHitRate(layer),
-			})
-		}
-	})
+	err := r.do(func(c capi.Recorder) { s = statsFrom(c.Snapshot()) })
 	return s, err
 }
 

@@ -139,6 +139,94 @@ static class KvcoreTests {
     }
   }
 
+  static int[] Range(int n, int first) {
+    var tokens = new int[n];
+    for (int i = 0; i < n; i++) tokens[i] = first + i;
+    return tokens;
+  }
+
+  static PoolOptions SmallPool(uint blocks) {
+    var options = new PoolOptions();
+    options.SetNumBlocks(blocks);
+    options.SetBlockSize(4);
+    return options;
+  }
+
+  static void PoolPrefixCaching() {
+    using (var options = SmallPool(16))
+    using (var pool = new Pool(options)) {
+      ulong a = pool.CreateSequence(Range(10, 100));
+      Equal(0u, pool.Allocate(a, 10), "nothing cached yet");
+      int[] table = pool.BlockTable(a);
+      Equal(3, table.Length, "blocks for 10 tokens");
+      long[] slots = pool.SlotMapping(a, 0, 10);
+      Equal((long)table[1] * 4 + 1, slots[5], "slot of token 5");
+      ulong b = pool.CreateSequence(Range(10, 100));
+      Equal(8u, pool.CachedPrefix(b), "cached prefix");
+      Equal(8u, pool.Allocate(b, 10), "reused tokens");
+      using (var salted = new SequenceOptions()) {
+        salted.SetCacheSalt("tenant");
+        ulong c = pool.CreateSequence(Range(10, 100), salted);
+        Equal(0u, pool.CachedPrefix(c), "another salt shares nothing");
+        pool.FreeSequence(c);
+      }
+      using (Stats s = pool.Snapshot()) {
+        Equal("pool", s.Component(), "component");
+        Equal(20UL, s.TokensQueried(), "tokens queried");
+        Equal(8UL, s.TokensHit(), "tokens hit");
+      }
+      True(pool.WindowTokenHitRate() > 0.39 && pool.WindowTokenHitRate() < 0.41, "window token hit rate");
+      pool.FreeSequence(a);
+      pool.FreeSequence(b);
+      Equal(15u, pool.NumFreeBlocks(), "all free again");
+    }
+  }
+
+  static void PoolForkEventsAndErrors() {
+    using (var options = SmallPool(8)) {
+      options.SetEvents(true, "GPU", 100);
+      using (var pool = new Pool(options)) {
+        ulong a = pool.CreateSequence(Range(6, 0));
+        pool.Allocate(a, 6);
+        ulong child = pool.Fork(a);
+        pool.Append(child, 42);
+        int[] copies = pool.DrainCopies();
+        Equal(2, copies.Length, "one copy pair");
+        Equal(pool.BlockTable(a)[1], copies[0], "copy source");
+        Equal(pool.BlockTable(child)[1], copies[1], "copy destination");
+        byte[] events = pool.DrainEvents(EventEncoding.ARRAY);
+        Equal((byte)0x93, events[0], "EventBatch is a 3-array");
+        // {"ts": float64, "events": [] ...}: the array header follows 1 + 3 + 9 + 7 bytes
+        Equal((byte)0x90, pool.DrainEvents(EventEncoding.MAP)[20], "drained: no events left");
+        int[] raw = pool.AllocateBlocks(2);
+        pool.FreeBlocks(raw);
+        Throws(() => pool.FreeBlocks(raw[0]), Status.INVALID_STATE);
+        Throws(() => pool.AllocateBlocks(100), Status.CAPACITY);
+        Throws(() => pool.Append(child, -1), Status.INVALID_ARGUMENT);
+        pool.FreeSequence(child);
+        Throws(() => pool.FreeSequence(child), Status.INVALID_STATE);
+        Throws(() => pool.ResetPrefixCache(), Status.INVALID_STATE);
+        pool.FreeSequence(a);
+        pool.ResetPrefixCache();
+      }
+    }
+    var closed = new Pool();
+    closed.Dispose();
+    Throws(() => closed.CreateSequence(new int[] {1, 2}), Status.INVALID_STATE);
+    using (var bad = new PoolOptions()) Throws(() => bad.SetNumBlocks(1), Status.INVALID_ARGUMENT);
+  }
+
+  static void HashBlocksMatchesVllm() {
+    // The first 32 tokens of vLLM's own event (tests/data/vllm_kv_event_base.json) and its first 2 hashes.
+    int[] tokens = {2082, 1113, 2142, 374, 264, 4948, 19128, 323, 7203, 429, 374, 66351, 938, 315, 11198, 323,
+                    59415, 678, 90505, 11, 54263, 533, 7586, 315, 28922, 13, 1527, 1113, 2142, 6738, 369, 279};
+    ulong[] hashes = Pool.HashBlocks(HashAlgo.SHA256_CBOR, "42", 16, tokens);
+    Equal(2, hashes.Length, "hash count");
+    Equal(17705339885301241772UL, hashes[0], "block 0");
+    Equal(13360521540053240825UL, hashes[1], "block 1");
+    Throws(() => Pool.HashBlocks(HashAlgo.XXH3, "42", 0, tokens), Status.INVALID_ARGUMENT);
+  }
+
   static int Main() {
     var tests = new Dictionary<string, Action> {
       {"Version", Version},
@@ -147,6 +235,9 @@ static class KvcoreTests {
       {"BadInput", BadInput},
       {"DisposedObjectsThrow", DisposedObjectsThrow},
       {"ThreadsRecordConcurrently", ThreadsRecordConcurrently},
+      {"PoolPrefixCaching", PoolPrefixCaching},
+      {"PoolForkEventsAndErrors", PoolForkEventsAndErrors},
+      {"HashBlocksMatchesVllm", HashBlocksMatchesVllm},
     };
     int passed = 0, failed = 0;
     foreach (var test in tests) {

@@ -3,9 +3,14 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.kvcore.KvcoreException;
+import org.kvcore.EventEncoding;
+import org.kvcore.HashAlgo;
 import org.kvcore.Library;
+import org.kvcore.Pool;
+import org.kvcore.PoolOptions;
 import org.kvcore.Recorder;
 import org.kvcore.RecorderOptions;
+import org.kvcore.SequenceOptions;
 import org.kvcore.Stats;
 import org.kvcore.Status;
 
@@ -160,6 +165,98 @@ public class KvcoreTest {
     }
   }
 
+  static int[] range(int n, int first) {
+    int[] tokens = new int[n];
+    for (int i = 0; i < n; i++) {
+      tokens[i] = first + i;
+    }
+    return tokens;
+  }
+
+  static PoolOptions smallPool(int blocks) {
+    PoolOptions options = new PoolOptions();
+    options.setNumBlocks(blocks);
+    options.setBlockSize(4);
+    return options;
+  }
+
+  static void poolPrefixCaching() {
+    try (PoolOptions options = smallPool(16);
+        Pool pool = new Pool(options)) {
+      long a = pool.createSequence(range(10, 100));
+      equal(0L, pool.allocate(a, 10), "nothing cached yet");
+      int[] table = pool.blockTable(a);
+      equal(3, table.length, "blocks for 10 tokens");
+      long[] slots = pool.slotMapping(a, 0, 10);
+      equal((long) table[1] * 4 + 1, slots[5], "slot of token 5");
+      long b = pool.createSequence(range(10, 100));
+      equal(8L, pool.cachedPrefix(b), "cached prefix");
+      equal(8L, pool.allocate(b, 10), "reused tokens");
+      try (SequenceOptions salted = new SequenceOptions()) {
+        salted.setCacheSalt("tenant");
+        long c = pool.createSequence(range(10, 100), salted);
+        equal(0L, pool.cachedPrefix(c), "another salt shares nothing");
+        pool.freeSequence(c);
+      }
+      try (Stats s = pool.snapshot()) {
+        equal("pool", s.component(), "component");
+        equal(20L, s.tokensQueried(), "tokens queried");
+        equal(8L, s.tokensHit(), "tokens hit");
+      }
+      check(Math.abs(pool.windowTokenHitRate() - 0.4) < 1e-9, "window token hit rate");
+      pool.freeSequence(a);
+      pool.freeSequence(b);
+      equal(15, pool.numFreeBlocks(), "all free again");
+    }
+  }
+
+  static void poolForkEventsAndErrors() {
+    try (PoolOptions options = smallPool(8)) {
+      options.setEvents(true, "GPU", 100);
+      try (Pool pool = new Pool(options)) {
+        long a = pool.createSequence(range(6, 0));
+        pool.allocate(a, 6);
+        long child = pool.fork(a);
+        pool.append(child, 42);
+        int[] copies = pool.drainCopies();
+        equal(2, copies.length, "one copy pair");
+        equal(pool.blockTable(a)[1], copies[0], "copy source");
+        equal(pool.blockTable(child)[1], copies[1], "copy destination");
+        byte[] events = pool.drainEvents(EventEncoding.ARRAY);
+        equal((byte) 0x93, events[0], "EventBatch is a 3-array");
+        // {"ts": float64, "events": [] ...}: the array header follows 1 + 3 + 9 + 7 bytes
+        equal((byte) 0x90, pool.drainEvents(EventEncoding.MAP)[20], "drained: no events left");
+        int[] raw = pool.allocateBlocks(2);
+        pool.freeBlocks(raw);
+        throwsStatus(() -> pool.freeBlocks(raw[0]), Status.INVALID_STATE);
+        throwsStatus(() -> pool.allocateBlocks(100), Status.CAPACITY);
+        throwsStatus(() -> pool.append(child, -1), Status.INVALID_ARGUMENT);
+        pool.freeSequence(child);
+        throwsStatus(() -> pool.freeSequence(child), Status.INVALID_STATE);
+        throwsStatus(pool::resetPrefixCache, Status.INVALID_STATE);
+        pool.freeSequence(a);
+        pool.resetPrefixCache();
+      }
+    }
+    Pool closed = new Pool();
+    closed.close();
+    throwsStatus(() -> closed.createSequence(new int[] {1, 2}), Status.INVALID_STATE);
+    try (PoolOptions bad = new PoolOptions()) {
+      throwsStatus(() -> bad.setNumBlocks(1), Status.INVALID_ARGUMENT);
+    }
+  }
+
+  static void hashBlocksMatchesVllm() {
+    // The first 32 tokens of vLLM's own event (tests/data/vllm_kv_event_base.json) and its first 2 hashes.
+    int[] tokens = {2082, 1113, 2142, 374, 264, 4948, 19128, 323, 7203, 429, 374, 66351, 938, 315, 11198, 323,
+      59415, 678, 90505, 11, 54263, 533, 7586, 315, 28922, 13, 1527, 1113, 2142, 6738, 369, 279};
+    long[] hashes = Pool.hashBlocks(HashAlgo.SHA256_CBOR, "42", 16, tokens, null);
+    equal(2, hashes.length, "hash count");
+    equal("17705339885301241772", Long.toUnsignedString(hashes[0]), "block 0");
+    equal("13360521540053240825", Long.toUnsignedString(hashes[1]), "block 1");
+    throwsStatus(() -> Pool.hashBlocks(HashAlgo.XXH3, "42", 0, tokens, null), Status.INVALID_ARGUMENT);
+  }
+
   interface Test {
     void run() throws Exception;
   }
@@ -172,6 +269,9 @@ public class KvcoreTest {
     tests.put("badInput", KvcoreTest::badInput);
     tests.put("closedObjectsThrow", KvcoreTest::closedObjectsThrow);
     tests.put("threadsRecordConcurrently", KvcoreTest::threadsRecordConcurrently);
+    tests.put("poolPrefixCaching", KvcoreTest::poolPrefixCaching);
+    tests.put("poolForkEventsAndErrors", KvcoreTest::poolForkEventsAndErrors);
+    tests.put("hashBlocksMatchesVllm", KvcoreTest::hashBlocksMatchesVllm);
     int passed = 0;
     int failed = 0;
     for (Map.Entry<String, Test> test : tests.entrySet()) {

@@ -1,0 +1,117 @@
+package kvcore
+
+import (
+	"testing"
+)
+
+func tokenRange(n int, first int32) []int32 {
+	t := make([]int32, n)
+	for i := range t {
+		t[i] = first + int32(i)
+	}
+	return t
+}
+
+func TestPoolPrefixCaching(t *testing.T) {
+	p, err := NewPool(&PoolOptions{NumBlocks: 16, BlockSize: 4})
+	must(t, err)
+	defer p.Close()
+	a, err := p.CreateSequence(tokenRange(10, 100), nil)
+	must(t, err)
+	cached, err := p.Allocate(a, 10)
+	must(t, err)
+	table, err := p.BlockTable(a)
+	must(t, err)
+	slots, err := p.SlotMapping(a, 0, 10)
+	must(t, err)
+	if cached != 0 || len(table) != 3 || slots[5] != int64(table[1])*4+1 {
+		t.Fatalf("cached %d table %v slots %v", cached, table, slots)
+	}
+	b, err := p.CreateSequence(tokenRange(10, 100), nil)
+	must(t, err)
+	if n, err := p.CachedPrefix(b); err != nil || n != 8 {
+		t.Fatalf("cached prefix %d %v", n, err)
+	}
+	salted, err := p.CreateSequence(tokenRange(10, 100), &SequenceOptions{CacheSalt: "tenant"})
+	must(t, err)
+	if n, _ := p.CachedPrefix(salted); n != 0 {
+		t.Fatalf("another salt shares %d tokens", n)
+	}
+	if n, err := p.Allocate(b, 10); err != nil || n != 8 {
+		t.Fatalf("reused %d %v", n, err)
+	}
+	s, err := p.Snapshot()
+	must(t, err)
+	if s.Component != "pool" || s.TokensQueried != 20 || s.TokensHit != 8 {
+		t.Fatalf("snapshot %+v", s)
+	}
+	must(t, p.Free(a))
+	must(t, p.Free(b))
+	must(t, p.Free(salted))
+	g, err := p.Gauges()
+	must(t, err)
+	if g.FreeBlocks != 15 || g.Sequences != 0 || g.WindowTokenHitRate < 0.39 || g.WindowTokenHitRate > 0.41 {
+		t.Fatalf("gauges %+v", g)
+	}
+}
+
+func TestPoolForkEventsAndErrors(t *testing.T) {
+	p, err := NewPool(&PoolOptions{NumBlocks: 8, BlockSize: 4, Events: true})
+	must(t, err)
+	a, err := p.CreateSequence(tokenRange(6, 0), nil)
+	must(t, err)
+	_, err = p.Allocate(a, 6)
+	must(t, err)
+	child, err := p.Fork(a)
+	must(t, err)
+	must(t, p.Append(child, 42))
+	copies, err := p.DrainCopies()
+	must(t, err)
+	parentTable, _ := p.BlockTable(a)
+	childTable, _ := p.BlockTable(child)
+	if len(copies) != 1 || copies[0] != (BlockCopy{parentTable[1], childTable[1]}) {
+		t.Fatalf("copies %v", copies)
+	}
+	batch, err := p.DrainEvents(EventsArray)
+	must(t, err)
+	if batch[0] != 0x93 {
+		t.Fatalf("EventBatch starts with %#x", batch[0])
+	}
+	raw, err := p.AllocateBlocks(2)
+	must(t, err)
+	must(t, p.FreeBlocks(raw...))
+	if err := p.FreeBlocks(raw[0]); !IsStatus(err, InvalidState) {
+		t.Errorf("double free: %v", err)
+	}
+	if _, err := p.AllocateBlocks(100); !IsStatus(err, Capacity) {
+		t.Errorf("too many blocks: %v", err)
+	}
+	if err := p.Append(child, -1); !IsStatus(err, InvalidArgument) {
+		t.Errorf("negative token: %v", err)
+	}
+	must(t, p.Free(child))
+	if err := p.Free(child); !IsStatus(err, InvalidState) {
+		t.Errorf("freed twice: %v", err)
+	}
+	must(t, p.Close())
+	if _, err := p.CreateSequence([]int32{1}, nil); err != ErrClosed {
+		t.Errorf("closed pool: %v", err)
+	}
+	if _, err := NewPool(&PoolOptions{NumBlocks: 1}); !IsStatus(err, InvalidArgument) {
+		t.Errorf("one block: %v", err)
+	}
+}
+
+func TestHashBlocksMatchesVllm(t *testing.T) {
+	// The first 32 tokens of vLLM's own event (tests/data/vllm_kv_event_base.json) and its first 2 hashes.
+	tokens := []int32{2082, 1113, 2142, 374, 264, 4948, 19128, 323, 7203, 429, 374, 66351, 938, 315, 11198, 323,
+		59415, 678, 90505, 11, 54263, 533, 7586, 315, 28922, 13, 1527, 1113, 2142, 6738, 369, 279}
+	hashes, err := HashBlocks(Sha256Cbor, "42", 16, tokens, nil)
+	must(t, err)
+	if len(hashes) != 2 || hashes[0] != 17705339885301241772 || hashes[1] != 13360521540053240825 {
+		t.Fatalf("hashes %v", hashes)
+	}
+	if _, err := HashBlocks(Xxh3, "42", 0, tokens, nil); !IsStatus(err, InvalidArgument) {
+		t.Fatalf("block size 0: %v", err)
+	}
+}
