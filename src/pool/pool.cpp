@@ -33,9 +33,11 @@ constexpr int32_t kNullBlock = 0;
 
 std::string id_text(SequenceId id) { return std::to_string(id); }
 
-void require(bool ok, kvc_status status, const std::string& message) {
-    if (!ok) fail(status, message);
-}
+// The message is built only when the check fails: these checks sit on hot paths.
+#define KVC_ENSURE(ok, status, message)                  \
+    do {                                                  \
+        if (!(ok)) [[unlikely]] ::kvcore::fail((status), (message)); \
+    } while (0)
 
 }  // namespace
 
@@ -52,7 +54,7 @@ uint32_t dtype_bytes(DType dtype) noexcept {
 
 void PoolConfig::validate() const {
     auto range = [](const char* name, uint64_t v, uint64_t lo, uint64_t hi) {
-        require(v >= lo && v <= hi, KVC_ERR_INVALID_ARGUMENT,
+        KVC_ENSURE(v >= lo && v <= hi, KVC_ERR_INVALID_ARGUMENT,
                 std::string(name) + " must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " +
                     std::to_string(v));
     };
@@ -64,17 +66,17 @@ void PoolConfig::validate() const {
     range("sliding_window", sliding_window, 0, 1u << 30);
     range("max_pending_events", max_pending_events, 1, 1u << 30);
     range("window_requests", window_requests, 1, 1u << 20);
-    require(dtype_bytes(dtype) != 0, KVC_ERR_INVALID_ARGUMENT, "unknown dtype " + std::to_string(uint32_t(dtype)));
-    require(memory == Memory::kMetadataOnly || memory == Memory::kHost || memory == Memory::kDevice,
+    KVC_ENSURE(dtype_bytes(dtype) != 0, KVC_ERR_INVALID_ARGUMENT, "unknown dtype " + std::to_string(uint32_t(dtype)));
+    KVC_ENSURE(memory == Memory::kMetadataOnly || memory == Memory::kHost || memory == Memory::kDevice,
             KVC_ERR_INVALID_ARGUMENT, "unknown memory kind " + std::to_string(uint32_t(memory)));
-    require(hash_algo == HashAlgo::kXxh3 || hash_algo == HashAlgo::kSha256Cbor, KVC_ERR_INVALID_ARGUMENT,
+    KVC_ENSURE(hash_algo == HashAlgo::kXxh3 || hash_algo == HashAlgo::kSha256Cbor, KVC_ERR_INVALID_ARGUMENT,
             "unknown hash algorithm " + std::to_string(uint32_t(hash_algo)));
-    require(!event_medium.empty() && event_medium.size() <= 32, KVC_ERR_INVALID_ARGUMENT,
+    KVC_ENSURE(!event_medium.empty() && event_medium.size() <= 32, KVC_ERR_INVALID_ARGUMENT,
             "event medium must be 1..32 characters");
     if (memory != Memory::kMetadataOnly) {
         // 2 * layers * heads * dim * block_size * 4 < 2^77 cannot overflow in 128 bits; cap at 16 TiB.
         const unsigned __int128 total = static_cast<unsigned __int128>(bytes_per_block()) * num_blocks;
-        require(total <= (uint64_t{1} << 44), KVC_ERR_INVALID_ARGUMENT,
+        KVC_ENSURE(total <= (uint64_t{1} << 44), KVC_ERR_INVALID_ARGUMENT,
                 "the pool's memory (num_blocks * bytes_per_block) exceeds 16 TiB");
     }
 }
@@ -101,7 +103,7 @@ Pool::Pool(PoolConfig config, Clock clock)
     if (config_.memory == Memory::kHost) {
         const uint64_t bytes = (config_.bytes_per_block() * config_.num_blocks + 4095) & ~uint64_t{4095};
         storage_ = std::aligned_alloc(4096, bytes);
-        require(storage_ != nullptr, KVC_ERR_NO_MEMORY, "cannot allocate " + std::to_string(bytes) + " bytes of host memory");
+        KVC_ENSURE(storage_ != nullptr, KVC_ERR_NO_MEMORY, "cannot allocate " + std::to_string(bytes) + " bytes of host memory");
     } else if (config_.memory == Memory::kDevice) {
 #ifdef KVCORE_HAVE_CUDA
         const uint64_t bytes = config_.bytes_per_block() * config_.num_blocks;
@@ -331,7 +333,7 @@ void Pool::cache_full_blocks(Sequence& seq) {
 }
 
 void Pool::reset_prefix_cache() {
-    require(blocks_in_use_ == 0, KVC_ERR_INVALID_STATE,
+    KVC_ENSURE(blocks_in_use_ == 0, KVC_ERR_INVALID_STATE,
             std::to_string(blocks_in_use_) + " blocks are in use: free every sequence before resetting the prefix cache");
     map_.clear();
     for (Block& b : blocks_) b.cached = false;
@@ -345,11 +347,11 @@ SequenceId Pool::make_id(uint32_t slot) const noexcept {
 }
 
 const Pool::Sequence& Pool::live_sequence(SequenceId id) const {
-    require(id >> 48 == pool_tag_, KVC_ERR_INVALID_ARGUMENT, "sequence " + id_text(id) + " does not belong to this pool");
+    KVC_ENSURE(id >> 48 == pool_tag_, KVC_ERR_INVALID_ARGUMENT, "sequence " + id_text(id) + " does not belong to this pool");
     const uint64_t slot = id & kSlotMask;
     const bool known = slot < sequences_.size() &&
                        (sequences_[slot].generation & kGenerationMask) == ((id >> kSlotBits) & kGenerationMask);
-    require(known && sequences_[slot].live, KVC_ERR_INVALID_STATE,
+    KVC_ENSURE(known && sequences_[slot].live, KVC_ERR_INVALID_STATE,
             "sequence " + id_text(id) + " was freed (or never existed)");
     return sequences_[slot];
 }
@@ -364,32 +366,32 @@ uint32_t Pool::take_sequence_slot() {
         free_slots_.pop_back();
         return slot;
     }
-    require(sequences_.size() < kSlotMask, KVC_ERR_CAPACITY, "too many live sequences (16 Mi)");
+    KVC_ENSURE(sequences_.size() < kSlotMask, KVC_ERR_CAPACITY, "too many live sequences (16 Mi)");
     sequences_.emplace_back();
     return static_cast<uint32_t>(sequences_.size() - 1);
 }
 
 void Pool::validate_tokens(std::span<const int32_t> tokens) const {
     for (size_t i = 0; i < tokens.size(); ++i) {
-        require(tokens[i] >= 0, KVC_ERR_INVALID_ARGUMENT,
+        KVC_ENSURE(tokens[i] >= 0, KVC_ERR_INVALID_ARGUMENT,
                 "token " + std::to_string(i) + " is " + std::to_string(tokens[i]) + ": token ids must be >= 0");
     }
 }
 
 SequenceId Pool::create_sequence(std::span<const int32_t> prompt, SequenceOptions options) {
-    require(!prompt.empty(), KVC_ERR_INVALID_ARGUMENT, "the prompt is empty");
+    KVC_ENSURE(!prompt.empty(), KVC_ERR_INVALID_ARGUMENT, "the prompt is empty");
     validate_tokens(prompt);
-    require(options.priority <= kMaxPriority, KVC_ERR_INVALID_ARGUMENT,
+    KVC_ENSURE(options.priority <= kMaxPriority, KVC_ERR_INVALID_ARGUMENT,
             "priority must be 0..100, got " + std::to_string(options.priority));
     if (config_.sliding_window == 0) {
-        require(blocks_for(prompt.size()) < config_.num_blocks, KVC_ERR_CAPACITY,
+        KVC_ENSURE(blocks_for(prompt.size()) < config_.num_blocks, KVC_ERR_CAPACITY,
                 "a prompt of " + std::to_string(prompt.size()) + " tokens needs " +
                     std::to_string(blocks_for(prompt.size())) + " blocks; the pool has only " +
                     std::to_string(config_.num_blocks - 1));
     }
     uint64_t previous_end = 0;
     for (const MultimodalItem& m : options.keys.multimodal) {
-        require(m.offset >= previous_end && m.length > 0 && !m.hash.empty(), KVC_ERR_INVALID_ARGUMENT,
+        KVC_ENSURE(m.offset >= previous_end && m.length > 0 && !m.hash.empty(), KVC_ERR_INVALID_ARGUMENT,
                 "multimodal items must be non-empty, have a hash, and be sorted without overlap");
         previous_end = m.offset + m.length;
     }
@@ -466,8 +468,8 @@ void Pool::release_outside_window(Sequence& seq) {
 
 void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
     Sequence& seq = live_sequence(id);
-    require(!seq.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix: it cannot grow");
-    require(num_tokens <= seq.tokens.size(), KVC_ERR_OUT_OF_RANGE,
+    KVC_ENSURE(!seq.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix: it cannot grow");
+    KVC_ENSURE(num_tokens <= seq.tokens.size(), KVC_ERR_OUT_OF_RANGE,
             "cannot allocate " + std::to_string(num_tokens) + " tokens: the sequence has " +
                 std::to_string(seq.tokens.size()));
     const uint32_t bs = config_.block_size;
@@ -521,8 +523,8 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
 
 void Pool::append(SequenceId id, std::span<const int32_t> tokens) {
     Sequence& seq = live_sequence(id);
-    require(!seq.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix: it cannot grow");
-    require(seq.admitted && seq.slotted == seq.tokens.size(), KVC_ERR_INVALID_STATE,
+    KVC_ENSURE(!seq.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix: it cannot grow");
+    KVC_ENSURE(seq.admitted && seq.slotted == seq.tokens.size(), KVC_ERR_INVALID_STATE,
             "sequence " + id_text(id) + ": allocate all its prompt tokens before appending");
     validate_tokens(tokens);
     if (tokens.empty()) return;
@@ -542,7 +544,7 @@ void Pool::append(SequenceId id, std::span<const int32_t> tokens) {
 
 SequenceId Pool::fork(SequenceId id) {
     const Sequence& parent = live_sequence(id);
-    require(!parent.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix");
+    KVC_ENSURE(!parent.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix");
     const uint32_t slot = take_sequence_slot();
     Sequence& child = sequences_[slot];  // may have moved `parent`'s storage: re-read it
     const Sequence& p = live_sequence(id);
@@ -562,7 +564,7 @@ SequenceId Pool::fork(SequenceId id) {
 
 SequenceId Pool::pin_prefix(SequenceId id) {
     const Sequence& source = live_sequence(id);
-    require(source.admitted, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " holds no blocks yet");
+    KVC_ENSURE(source.admitted, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " holds no blocks yet");
     const uint32_t slot = take_sequence_slot();
     Sequence& pin = sequences_[slot];
     const Sequence& s = live_sequence(id);
@@ -600,7 +602,7 @@ size_t Pool::prompt_tokens(SequenceId id) const { return live_sequence(id).promp
 
 void Pool::slot_mapping(SequenceId id, size_t first, std::span<int64_t> out) const {
     const Sequence& seq = live_sequence(id);
-    require(first <= seq.slotted && out.size() <= seq.slotted - first, KVC_ERR_OUT_OF_RANGE,
+    KVC_ENSURE(first <= seq.slotted && out.size() <= seq.slotted - first, KVC_ERR_OUT_OF_RANGE,
             "tokens [" + std::to_string(first) + ", " + std::to_string(first + out.size()) +
                 ") are past the sequence's " + std::to_string(seq.slotted) + " slotted tokens");
     const uint32_t bs = config_.block_size;
@@ -633,10 +635,10 @@ void Pool::allocate_blocks(std::span<int32_t> out) {
 
 void Pool::free_blocks(std::span<const int32_t> ids) {
     for (int32_t id : ids) {
-        require(id > 0 && static_cast<uint32_t>(id) < config_.num_blocks, KVC_ERR_OUT_OF_RANGE,
+        KVC_ENSURE(id > 0 && static_cast<uint32_t>(id) < config_.num_blocks, KVC_ERR_OUT_OF_RANGE,
                 "block " + std::to_string(id) + " is not a usable block id (1.." +
                     std::to_string(config_.num_blocks - 1) + ")");
-        require(blocks_[id].raw && blocks_[id].ref == 1, KVC_ERR_INVALID_STATE,
+        KVC_ENSURE(blocks_[id].raw && blocks_[id].ref == 1, KVC_ERR_INVALID_STATE,
                 "block " + std::to_string(id) +
                     (blocks_[id].ref == 0 ? " is already free" : " belongs to a sequence, not to allocate_blocks"));
     }
@@ -644,7 +646,7 @@ void Pool::free_blocks(std::span<const int32_t> ids) {
         std::vector<int32_t> sorted(ids.begin(), ids.end());
         std::sort(sorted.begin(), sorted.end());
         const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
-        require(dup == sorted.end(), KVC_ERR_INVALID_STATE,
+        KVC_ENSURE(dup == sorted.end(), KVC_ERR_INVALID_STATE,
                 "block " + (dup == sorted.end() ? std::string() : std::to_string(*dup)) + " is freed twice in one call");
     }
     for (int32_t id : ids) release(id, kDefaultPriority, 0);

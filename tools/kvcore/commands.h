@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace kvcore::cli {
 
@@ -15,5 +16,22 @@ struct DemoOptions {
 };
 
 int run_demo(const DemoOptions& options);
+int run_pool_demo();
+
+struct HashOptions {
+    std::string algo = "sha256_cbor";
+    std::string seed = "42";
+    uint32_t block_size = 16;
+    std::string lora, salt;
+};
+int run_hash(const HashOptions& options);
+
+struct SimulateOptions {
+    std::string trace;
+    uint32_t blocks = 8192;
+    uint32_t block_size = 512;
+    std::string algo = "xxh3";
+};
+int run_simulate(const SimulateOptions& options);
 
 }  // namespace kvcore::cli
