@@ -13,52 +13,68 @@ namespace kvcore::pool {
 namespace {
 
 // ---- canonical CBOR (RFC 8949 §4.2.1: shortest heads), just the types vLLM's hash input uses ----
+// Writes through a raw pointer into a buffer reserved for the worst case: a block's encoding is built
+// once per block on the hashing hot path.
 class Cbor {
 public:
+    void reset(size_t max_bytes) {
+        if (max_bytes <= sizeof small_) {
+            begin_ = small_;
+        } else {
+            if (heap_.size() < max_bytes) heap_.resize(max_bytes);
+            begin_ = heap_.data();
+        }
+        p_ = begin_;
+    }
     void head(uint8_t major, uint64_t value) {
         const uint8_t m = static_cast<uint8_t>(major << 5);
         if (value < 24) {
-            out_.push_back(static_cast<uint8_t>(m | value));
+            *p_++ = static_cast<uint8_t>(m | value);
         } else if (value <= 0xff) {
-            out_.push_back(m | 24);
-            out_.push_back(static_cast<uint8_t>(value));
+            *p_++ = m | 24;
+            *p_++ = static_cast<uint8_t>(value);
         } else if (value <= 0xffff) {
-            out_.push_back(m | 25);
+            *p_++ = m | 25;
             put_be(value, 2);
         } else if (value <= 0xffffffffu) {
-            out_.push_back(m | 26);
+            *p_++ = m | 26;
             put_be(value, 4);
         } else {
-            out_.push_back(m | 27);
+            *p_++ = m | 27;
             put_be(value, 8);
         }
     }
     void uint(uint64_t v) { head(0, v); }
-    void bytes(const uint8_t* p, size_t n) {
+    void bytes(const uint8_t* data, size_t n) {
         head(2, n);
-        out_.insert(out_.end(), p, p + n);
+        std::memcpy(p_, data, n);
+        p_ += n;
     }
     void text(const std::string& s) {
         head(3, s.size());
-        out_.insert(out_.end(), s.begin(), s.end());
+        std::memcpy(p_, s.data(), s.size());
+        p_ += s.size();
     }
     void array(size_t n) { head(4, n); }
-    void null() { out_.push_back(0xf6); }
-    void clear() { out_.clear(); }
-    [[nodiscard]] const std::vector<uint8_t>& data() const { return out_; }
+    void null() { *p_++ = 0xf6; }
+    [[nodiscard]] const uint8_t* data() const { return begin_; }
+    [[nodiscard]] size_t size() const { return static_cast<size_t>(p_ - begin_); }
 
 private:
     void put_be(uint64_t v, int n) {
-        for (int i = n - 1; i >= 0; --i) out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+        for (int i = n - 1; i >= 0; --i) *p_++ = static_cast<uint8_t>(v >> (8 * i));
     }
-    std::vector<uint8_t> out_;
+    uint8_t small_[512];  // a 16-token block needs ~80 bytes: no allocation, no thread-local
+    std::vector<uint8_t> heap_;
+    uint8_t* begin_ = small_;
+    uint8_t* p_ = small_;
 };
 
-BlockHash sha256(const std::vector<uint8_t>& data) {
+BlockHash sha256(const Cbor& cbor) {
     BlockHash h;
     SHA256_CTX ctx;
     SHA256_Init(&ctx);
-    SHA256_Update(&ctx, data.data(), data.size());
+    SHA256_Update(&ctx, cbor.data(), cbor.size());
     SHA256_Final(h.bytes.data(), &ctx);
     return h;
 }
@@ -113,8 +129,9 @@ const char* hash_algo_name(HashAlgo algo) noexcept { return algo == HashAlgo::kS
 BlockHasher::BlockHasher(HashAlgo algo, const std::string& seed) : algo_(algo) {
     if (algo == HashAlgo::kSha256Cbor) {
         Cbor cbor;
+        cbor.reset(9 + seed.size());
         cbor.text(seed);
-        none_hash_ = sha256(cbor.data());
+        none_hash_ = sha256(cbor);
     } else {
         const XXH128_hash_t h = XXH3_128bits(seed.data(), seed.size());
         std::memcpy(none_hash_.bytes.data(), &h.low64, 8);
@@ -126,8 +143,11 @@ BlockHash BlockHasher::hash_block(const BlockHash& parent, std::span<const int32
                                   const ExtraKeys& keys) const {
     const uint64_t end = first_token + tokens.size();
     if (algo_ == HashAlgo::kSha256Cbor) {
-        thread_local Cbor cbor;
-        cbor.clear();
+        Cbor cbor;
+        // Worst case: heads of 9 bytes, 32-byte parent, 9 bytes per token, and every key.
+        size_t max_bytes = 9 + 9 + 32 + 9 + 9 * tokens.size() + 9 + 9 + keys.lora_name.size() + keys.cache_salt.size() + 9;
+        for (const MultimodalItem& m : keys.multimodal) max_bytes += 9 + m.hash.size();
+        cbor.reset(max_bytes);
         cbor.array(3);
         cbor.bytes(parent.bytes.data(), parent.bytes.size());
         cbor.array(tokens.size());
@@ -145,7 +165,7 @@ BlockHash BlockHasher::hash_block(const BlockHash& parent, std::span<const int32
             for_each_overlapping_item(keys, first_token, end, [&](const MultimodalItem& m) { cbor.text(m.hash); });
             if (salted) cbor.text(keys.cache_salt);
         }
-        return sha256(cbor.data());
+        return sha256(cbor);
     }
 
     // xxh3: parent (16 bytes) | keys digest (8 bytes) | tokens (4 bytes each, little-endian).

@@ -634,22 +634,32 @@ void Pool::allocate_blocks(std::span<int32_t> out) {
 }
 
 void Pool::free_blocks(std::span<const int32_t> ids) {
+    // Validate everything first (marking each block, so an id twice in one call is a double free too),
+    // then release: a bad id frees nothing.
+    auto unmark = [&](size_t upto) {
+        for (size_t i = 0; i < upto; ++i) blocks_[ids[i]].marked = false;
+    };
+    for (size_t i = 0; i < ids.size(); ++i) {
+        const int32_t id = ids[i];
+        if (id <= 0 || static_cast<uint32_t>(id) >= config_.num_blocks) {
+            unmark(i);
+            fail(KVC_ERR_OUT_OF_RANGE, "block " + std::to_string(id) + " is not a usable block id (1.." +
+                                           std::to_string(config_.num_blocks - 1) + ")");
+        }
+        Block& b = blocks_[id];
+        if (!b.raw || b.ref != 1 || b.marked) {
+            unmark(i);
+            fail(KVC_ERR_INVALID_STATE,
+                 "block " + std::to_string(id) +
+                     (b.marked ? " is freed twice in one call"
+                               : b.ref == 0 ? " is already free" : " belongs to a sequence, not to allocate_blocks"));
+        }
+        b.marked = true;
+    }
     for (int32_t id : ids) {
-        KVC_ENSURE(id > 0 && static_cast<uint32_t>(id) < config_.num_blocks, KVC_ERR_OUT_OF_RANGE,
-                "block " + std::to_string(id) + " is not a usable block id (1.." +
-                    std::to_string(config_.num_blocks - 1) + ")");
-        KVC_ENSURE(blocks_[id].raw && blocks_[id].ref == 1, KVC_ERR_INVALID_STATE,
-                "block " + std::to_string(id) +
-                    (blocks_[id].ref == 0 ? " is already free" : " belongs to a sequence, not to allocate_blocks"));
+        blocks_[id].marked = false;
+        release(id, kDefaultPriority, 0);
     }
-    if (ids.size() > 1) {  // the same id twice in one call is a double free too
-        std::vector<int32_t> sorted(ids.begin(), ids.end());
-        std::sort(sorted.begin(), sorted.end());
-        const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
-        KVC_ENSURE(dup == sorted.end(), KVC_ERR_INVALID_STATE,
-                "block " + (dup == sorted.end() ? std::string() : std::to_string(*dup)) + " is freed twice in one call");
-    }
-    for (int32_t id : ids) release(id, kDefaultPriority, 0);
 }
 
 // ---- events, stats --------------------------------------------------------------------------------

@@ -134,6 +134,7 @@ private:
         bool free = false;
         bool cached = false;  // hash registered in the prefix map
         bool raw = false;     // handed out by allocate_blocks, not part of a sequence
+        bool marked = false;  // free_blocks: seen earlier in the same call (a double free)
         uint16_t filled = 0;  // tokens written
         uint64_t domain = 0;
         uint64_t expiry_stamp = 0;  // identifies the block's priority-expiry entry

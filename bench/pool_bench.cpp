@@ -1,0 +1,210 @@
+// Pool benchmarks. Pool operations go through libkvcore.so's C API (what an embedder pays, call
+// included); hashing is measured on the C++ hasher with the C API's cost per call amortised away.
+// Anchors in the same run: an empty exported call, a vector free list, std::unordered_map lookups, and
+// OpenSSL's one-shot SHA256 over the same bytes.
+#include <benchmark/benchmark.h>
+
+#define OPENSSL_SUPPRESS_DEPRECATED  // the low-level SHA-256 calls kvcore uses
+#include <openssl/sha.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include <numeric>
+#include <unordered_map>
+#include <vector>
+
+#include "kvcore/kvcore.h"
+#include "pool/block_hash.h"
+
+namespace {
+
+kvc_pool* make_pool(uint32_t blocks, uint32_t block_size = 16) {
+    kvc_pool_options* o = nullptr;
+    kvc_pool* pool = nullptr;
+    kvc_pool_options_create(&o);
+    kvc_pool_options_set_num_blocks(o, blocks);
+    kvc_pool_options_set_block_size(o, block_size);
+    kvc_pool_create(o, &pool);
+    kvc_pool_options_destroy(o);
+    return pool;
+}
+
+void per_block(benchmark::State& state, int64_t blocks_per_iteration) {
+    state.counters["ns_per_block"] = benchmark::Counter(static_cast<double>(state.iterations() * blocks_per_iteration),
+                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// ---- allocate + free -------------------------------------------------------------------------------
+
+void BM_Anchor_VectorFreeList(benchmark::State& state) {
+    std::vector<int32_t> free_list(4096);
+    std::iota(free_list.begin(), free_list.end(), 1);
+    for (auto _ : state) {
+        const int32_t b = free_list.back();
+        free_list.pop_back();
+        benchmark::DoNotOptimize(b);
+        free_list.push_back(b);
+    }
+    per_block(state, 1);
+}
+BENCHMARK(BM_Anchor_VectorFreeList);
+
+void BM_AllocateFree_OneBlock(benchmark::State& state) {
+    kvc_pool* pool = make_pool(4096);
+    // Warm: every block has been through the lists once.
+    std::vector<int32_t> all(4095);
+    kvc_pool_allocate_blocks(pool, all.data(), all.size());
+    kvc_pool_free_blocks(pool, all.data(), all.size());
+    int32_t b = 0;
+    for (auto _ : state) {
+        kvc_pool_allocate_blocks(pool, &b, 1);
+        kvc_pool_free_blocks(pool, &b, 1);
+    }
+    per_block(state, 1);
+    kvc_pool_destroy(pool);
+}
+BENCHMARK(BM_AllocateFree_OneBlock);
+
+void BM_AllocateFree_Batch(benchmark::State& state) {
+    kvc_pool* pool = make_pool(4096);
+    std::vector<int32_t> blocks(static_cast<size_t>(state.range(0)));
+    for (auto _ : state) {
+        kvc_pool_allocate_blocks(pool, blocks.data(), blocks.size());
+        kvc_pool_free_blocks(pool, blocks.data(), blocks.size());
+    }
+    per_block(state, state.range(0));
+    kvc_pool_destroy(pool);
+}
+BENCHMARK(BM_AllocateFree_Batch)->Arg(16)->Arg(64)->Arg(256);
+
+// ---- cached-prefix lookup (hashes computed at sequence creation, excluded) ------------------------
+
+constexpr int kPrefixBlocks = 128;
+
+void BM_CachedPrefixLookup(benchmark::State& state) {
+    kvc_pool* pool = make_pool(1 << 16);
+    // Many cached prefixes, so the map is realistically full: 256 prompts of 128 blocks.
+    std::vector<int32_t> prompt(kPrefixBlocks * 16 + 1);
+    kvc_sequence_id probe = 0;
+    for (int p = 0; p < 256; ++p) {
+        for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(p * 100000 + i);
+        kvc_sequence_id s = 0;
+        kvc_pool_sequence_create(pool, prompt.data(), prompt.size(), nullptr, &s);
+        kvc_pool_allocate(pool, s, prompt.size(), nullptr);
+        kvc_pool_sequence_free(pool, s);
+    }
+    kvc_pool_sequence_create(pool, prompt.data(), prompt.size(), nullptr, &probe);
+    size_t cached = 0;
+    for (auto _ : state) {
+        kvc_pool_cached_prefix(pool, probe, &cached);
+        benchmark::DoNotOptimize(cached);
+    }
+    if (cached != kPrefixBlocks * 16) state.SkipWithError("the prefix was not cached");
+    per_block(state, kPrefixBlocks);
+    kvc_pool_destroy(pool);
+}
+BENCHMARK(BM_CachedPrefixLookup);
+
+void BM_Anchor_UnorderedMapLookup(benchmark::State& state) {
+    std::unordered_map<uint64_t, int32_t> map;
+    std::vector<uint64_t> keys;
+    for (int i = 0; i < 256 * kPrefixBlocks; ++i) {
+        const uint64_t k = static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;
+        map[k] = i;
+        if (i >= 255 * kPrefixBlocks) keys.push_back(k);
+    }
+    for (auto _ : state) {
+        int found = 0;
+        for (uint64_t k : keys) found += map.find(k) != map.end();
+        benchmark::DoNotOptimize(found);
+    }
+    per_block(state, kPrefixBlocks);
+}
+BENCHMARK(BM_Anchor_UnorderedMapLookup);
+
+// ---- hashing ------------------------------------------------------------------------------------
+
+std::vector<int32_t> hash_tokens() {
+    std::vector<int32_t> t(4096);
+    for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<int32_t>((i * 7919) % 151000);  // a real vocab range
+    return t;
+}
+
+void BM_HashBlocks(benchmark::State& state) {
+    const auto algo = static_cast<kvcore::pool::HashAlgo>(state.range(0));
+    const kvcore::pool::BlockHasher hasher(algo, "42");
+    const auto tokens = hash_tokens();
+    for (auto _ : state) benchmark::DoNotOptimize(hasher.hash_blocks(tokens, 16, {}));
+    state.SetLabel(kvcore::pool::hash_algo_name(algo));
+    state.counters["ns_per_token"] = benchmark::Counter(static_cast<double>(state.iterations() * tokens.size()),
+                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_HashBlocks)->Arg(1)->Arg(0);
+
+// OpenSSL's SHA-256 (the same Init/Update/Final calls) over 80 bytes, the size of one 16-token block's
+// CBOR: the floor for sha256_cbor on this CPU.
+void BM_Anchor_Sha256Of80Bytes(benchmark::State& state) {
+    unsigned char in[80] = {1}, out[32];
+    for (auto _ : state) {
+        SHA256_CTX ctx;
+        SHA256_Init(&ctx);
+        SHA256_Update(&ctx, in, sizeof in);
+        SHA256_Final(out, &ctx);
+        benchmark::DoNotOptimize(out);
+    }
+    state.counters["ns_per_token"] = benchmark::Counter(static_cast<double>(state.iterations() * 16),
+                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_Anchor_Sha256Of80Bytes);
+
+// xxh3-128 over 88 bytes (parent 16 + keys 8 + 16 tokens): the floor for kvcore's fast hash.
+void BM_Anchor_Xxh3Of88Bytes(benchmark::State& state) {
+    unsigned char in[88] = {1};
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(in);
+        benchmark::DoNotOptimize(XXH3_128bits(in, sizeof in));
+    }
+    state.counters["ns_per_token"] = benchmark::Counter(static_cast<double>(state.iterations() * 16),
+                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_Anchor_Xxh3Of88Bytes);
+
+// ---- a scheduler step: one token appended to each of 1,000 running sequences ---------------------
+
+void BM_DecodeStep1000(benchmark::State& state) {
+    constexpr int kSequences = 1000, kStepsPerRound = 256;
+    kvc_pool* pool = make_pool(1 << 16);
+    std::vector<kvc_sequence_id> seqs(kSequences);
+    std::vector<int32_t> prompt(100);
+    auto admit = [&] {
+        for (int s = 0; s < kSequences; ++s) {
+            for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(s * 1000 + i);
+            kvc_pool_sequence_create(pool, prompt.data(), prompt.size(), nullptr, &seqs[s]);
+            kvc_pool_allocate(pool, seqs[s], prompt.size(), nullptr);
+        }
+    };
+    admit();
+    int step = 0;
+    for (auto _ : state) {
+        for (int s = 0; s < kSequences; ++s) {
+            const int32_t token = step + s;
+            if (kvc_pool_append(pool, seqs[s], &token, 1) != KVC_OK) state.SkipWithError(kvc_last_error_message());
+        }
+        if (++step == kStepsPerRound) {  // keep the pool from filling: start a new batch
+            state.PauseTiming();
+            for (auto s : seqs) kvc_pool_sequence_free(pool, s);
+            admit();
+            step = 0;
+            state.ResumeTiming();
+        }
+    }
+    state.counters["us_per_step"] = benchmark::Counter(static_cast<double>(state.iterations()),
+                                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert) ;
+    kvc_pool_destroy(pool);
+}
+BENCHMARK(BM_DecodeStep1000)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
