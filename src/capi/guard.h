@@ -35,6 +35,41 @@ kvc_status guard(Body&& body) noexcept {
     }
 }
 
+// Options setters validate a copy and keep it only when valid, so a rejected value changes nothing.
+// Each options handle holds its component's config as `config`, which has validate().
+template <class Options, class Edit>
+kvc_status edit_validated(Options* options, Edit&& edit) noexcept {
+    if (options == nullptr) return reject(KVC_ERR_INVALID_ARGUMENT, "options is NULL");
+    return guard([&] {
+        auto candidate = options->config;
+        edit(candidate);
+        candidate.validate();
+        options->config = std::move(candidate);
+    });
+}
+
+// Caller buffers (zstd style): NULL with capacity 0 is a size query; NULL with a capacity is an error.
+inline bool is_size_query(const void* buf, size_t capacity) {
+    if (buf == nullptr && capacity == 0) return true;
+    if (buf == nullptr) fail(KVC_ERR_INVALID_ARGUMENT, "buf is NULL but capacity is not 0");
+    return false;
+}
+
+inline void require_capacity(size_t capacity, size_t needed, const char* what) {
+    if (capacity < needed) {
+        fail(KVC_ERR_BUFFER_TOO_SMALL, std::string(what) + ": room for " + std::to_string(capacity) + ", " +
+                                           std::to_string(needed) + " needed");
+    }
+}
+
+// Checks an input array argument: NULL is fine only with n == 0 ("tokens is NULL but n is not 0").
+#define KVC_REQUIRE_ARRAY(ptr, n, what) \
+    do { \
+        if ((ptr) == nullptr && (n) != 0) { \
+            return ::kvcore::capi::reject(KVC_ERR_INVALID_ARGUMENT, what " is NULL but n is not 0"); \
+        } \
+    } while (0)
+
 // Checks a handle argument; `what` names it in the message ("recorder is NULL").
 #define KVC_REQUIRE_HANDLE(ptr, what) \
     do { \

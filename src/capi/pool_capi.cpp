@@ -10,7 +10,10 @@
 
 namespace pool = kvcore::pool;
 using kvcore::fail;
+using kvcore::capi::edit_validated;
 using kvcore::capi::guard;
+using kvcore::capi::is_size_query;
+using kvcore::capi::require_capacity;
 using kvcore::capi::reject;
 
 struct kvc_pool_options {
@@ -24,46 +27,6 @@ struct kvc_pool {
     pool::Pool impl;
 };
 
-namespace {
-
-std::span<const int32_t> token_span(const int32_t* tokens, size_t n) {
-    if (tokens == nullptr && n != 0) fail(KVC_ERR_INVALID_ARGUMENT, "tokens is NULL but n is not 0");
-    return {tokens, n};
-}
-
-template <class T>
-void require_out(T* out, const char* what) {
-    if (out == nullptr) fail(KVC_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
-}
-
-// Caller buffers (zstd style): a NULL buffer with capacity 0 is a size query.
-bool size_query(const void* buf, size_t capacity) {
-    if (buf == nullptr && capacity == 0) return true;
-    if (buf == nullptr) fail(KVC_ERR_INVALID_ARGUMENT, "the buffer is NULL but capacity is not 0");
-    return false;
-}
-
-void require_capacity(size_t capacity, size_t needed, const char* what) {
-    if (capacity < needed) {
-        fail(KVC_ERR_BUFFER_TOO_SMALL, std::string(what) + ": room for " + std::to_string(capacity) + ", " +
-                                           std::to_string(needed) + " needed");
-    }
-}
-
-// Setters validate a copy, so a rejected value leaves the options as they were.
-template <class Edit>
-kvc_status edit_config(kvc_pool_options* options, Edit&& edit) {
-    KVC_REQUIRE_HANDLE(options, "options");
-    return guard([&] {
-        pool::PoolConfig candidate = options->config;
-        edit(candidate);
-        candidate.validate();
-        options->config = std::move(candidate);
-    });
-}
-
-}  // namespace
-
 extern "C" {
 
 // ---- pool options ----
@@ -76,14 +39,14 @@ kvc_status kvc_pool_options_create(kvc_pool_options** out) {
 void kvc_pool_options_destroy(kvc_pool_options* options) { delete options; }
 
 kvc_status kvc_pool_options_set_num_blocks(kvc_pool_options* o, uint32_t n) {
-    return edit_config(o, [&](pool::PoolConfig& c) { c.num_blocks = n; });
+    return edit_validated(o, [&](pool::PoolConfig& c) { c.num_blocks = n; });
 }
 kvc_status kvc_pool_options_set_block_size(kvc_pool_options* o, uint32_t tokens) {
-    return edit_config(o, [&](pool::PoolConfig& c) { c.block_size = tokens; });
+    return edit_validated(o, [&](pool::PoolConfig& c) { c.block_size = tokens; });
 }
 kvc_status kvc_pool_options_set_model_shape(kvc_pool_options* o, uint32_t layers, uint32_t kv_heads,
                                             uint32_t head_dim, kvc_dtype dtype) {
-    return edit_config(o, [&](pool::PoolConfig& c) {
+    return edit_validated(o, [&](pool::PoolConfig& c) {
         c.layers = layers;
         c.kv_heads = kv_heads;
         c.head_dim = head_dim;
@@ -91,31 +54,31 @@ kvc_status kvc_pool_options_set_model_shape(kvc_pool_options* o, uint32_t layers
     });
 }
 kvc_status kvc_pool_options_set_memory(kvc_pool_options* o, kvc_memory memory) {
-    return edit_config(o, [&](pool::PoolConfig& c) { c.memory = static_cast<pool::Memory>(memory); });
+    return edit_validated(o, [&](pool::PoolConfig& c) { c.memory = static_cast<pool::Memory>(memory); });
 }
 kvc_status kvc_pool_options_set_hash(kvc_pool_options* o, kvc_hash_algo algo, const char* seed) {
     KVC_REQUIRE_HANDLE(seed, "seed");
-    return edit_config(o, [&](pool::PoolConfig& c) {
+    return edit_validated(o, [&](pool::PoolConfig& c) {
         c.hash_algo = static_cast<pool::HashAlgo>(algo);
         c.hash_seed = seed;
     });
 }
 kvc_status kvc_pool_options_set_prefix_caching(kvc_pool_options* o, uint32_t enabled) {
-    return edit_config(o, [&](pool::PoolConfig& c) { c.prefix_caching = enabled != 0; });
+    return edit_validated(o, [&](pool::PoolConfig& c) { c.prefix_caching = enabled != 0; });
 }
 kvc_status kvc_pool_options_set_sliding_window(kvc_pool_options* o, uint32_t tokens) {
-    return edit_config(o, [&](pool::PoolConfig& c) { c.sliding_window = tokens; });
+    return edit_validated(o, [&](pool::PoolConfig& c) { c.sliding_window = tokens; });
 }
 kvc_status kvc_pool_options_set_events(kvc_pool_options* o, uint32_t enabled, const char* medium, uint32_t max_pending) {
     KVC_REQUIRE_HANDLE(medium, "medium");
-    return edit_config(o, [&](pool::PoolConfig& c) {
+    return edit_validated(o, [&](pool::PoolConfig& c) {
         c.events = enabled != 0;
         c.event_medium = medium;
         c.max_pending_events = max_pending;
     });
 }
 kvc_status kvc_pool_options_set_window_requests(kvc_pool_options* o, uint32_t requests) {
-    return edit_config(o, [&](pool::PoolConfig& c) { c.window_requests = requests; });
+    return edit_validated(o, [&](pool::PoolConfig& c) { c.window_requests = requests; });
 }
 
 // ---- sequence options ----
@@ -175,8 +138,9 @@ kvc_status kvc_pool_sequence_create(kvc_pool* p, const int32_t* tokens, size_t n
                                     kvc_sequence_id* out) {
     KVC_REQUIRE_HANDLE(p, "pool");
     KVC_REQUIRE_HANDLE(out, "out");
+    KVC_REQUIRE_ARRAY(tokens, n, "tokens");
     return guard([&] {
-        *out = p->impl.create_sequence(token_span(tokens, n), options != nullptr ? options->options : pool::SequenceOptions{});
+        *out = p->impl.create_sequence({tokens, n}, options != nullptr ? options->options : pool::SequenceOptions{});
     });
 }
 
@@ -193,7 +157,8 @@ kvc_status kvc_pool_allocate(kvc_pool* p, kvc_sequence_id seq, size_t num_tokens
 
 kvc_status kvc_pool_append(kvc_pool* p, kvc_sequence_id seq, const int32_t* tokens, size_t n) {
     KVC_REQUIRE_HANDLE(p, "pool");
-    return guard([&] { p->impl.append(seq, token_span(tokens, n)); });
+    KVC_REQUIRE_ARRAY(tokens, n, "tokens");
+    return guard([&] { p->impl.append(seq, {tokens, n}); });
 }
 
 kvc_status kvc_pool_fork(kvc_pool* p, kvc_sequence_id seq, kvc_sequence_id* child) {
@@ -224,7 +189,7 @@ kvc_status kvc_pool_block_table(kvc_pool* p, kvc_sequence_id seq, int32_t* block
     return guard([&] {
         const auto table = p->impl.block_table(seq);
         if (count != nullptr) *count = table.size();
-        if (size_query(blocks, capacity)) return;
+        if (is_size_query(blocks, capacity)) return;
         require_capacity(capacity, table.size(), "block table");
         std::memcpy(blocks, table.data(), table.size_bytes());
     });
@@ -232,10 +197,8 @@ kvc_status kvc_pool_block_table(kvc_pool* p, kvc_sequence_id seq, int32_t* block
 
 kvc_status kvc_pool_slot_mapping(kvc_pool* p, kvc_sequence_id seq, size_t first, int64_t* slots, size_t n) {
     KVC_REQUIRE_HANDLE(p, "pool");
-    return guard([&] {
-        if (slots == nullptr && n != 0) fail(KVC_ERR_INVALID_ARGUMENT, "slots is NULL but n is not 0");
-        p->impl.slot_mapping(seq, first, {slots, n});
-    });
+    KVC_REQUIRE_ARRAY(slots, n, "slots");
+    return guard([&] { p->impl.slot_mapping(seq, first, {slots, n}); });
 }
 
 kvc_status kvc_pool_drain_copies(kvc_pool* p, int32_t* pairs, size_t capacity_pairs, size_t* count_pairs) {
@@ -243,7 +206,7 @@ kvc_status kvc_pool_drain_copies(kvc_pool* p, int32_t* pairs, size_t capacity_pa
     return guard([&] {
         const size_t pending = p->impl.counters().copies_pending;
         if (count_pairs != nullptr) *count_pairs = pending;
-        if (size_query(pairs, capacity_pairs)) return;
+        if (is_size_query(pairs, capacity_pairs)) return;
         require_capacity(capacity_pairs, pending, "copy pairs");
         const auto copies = p->impl.drain_copies();
         for (size_t i = 0; i < copies.size(); ++i) {
@@ -255,13 +218,13 @@ kvc_status kvc_pool_drain_copies(kvc_pool* p, int32_t* pairs, size_t capacity_pa
 
 kvc_status kvc_pool_allocate_blocks(kvc_pool* p, int32_t* blocks, size_t n) {
     KVC_REQUIRE_HANDLE(p, "pool");
-    if (blocks == nullptr && n != 0) return reject(KVC_ERR_INVALID_ARGUMENT, "blocks is NULL but n is not 0");
+    KVC_REQUIRE_ARRAY(blocks, n, "blocks");
     return guard([&] { p->impl.allocate_blocks({blocks, n}); });
 }
 
 kvc_status kvc_pool_free_blocks(kvc_pool* p, const int32_t* blocks, size_t n) {
     KVC_REQUIRE_HANDLE(p, "pool");
-    if (blocks == nullptr && n != 0) return reject(KVC_ERR_INVALID_ARGUMENT, "blocks is NULL but n is not 0");
+    KVC_REQUIRE_ARRAY(blocks, n, "blocks");
     return guard([&] { p->impl.free_blocks({blocks, n}); });
 }
 
@@ -279,7 +242,7 @@ kvc_status kvc_pool_drain_events(kvc_pool* p, kvc_event_encoding encoding, uint8
         }
         const std::vector<uint8_t> bytes = p->impl.encode_events(static_cast<pool::EventEncoding>(encoding));
         if (length != nullptr) *length = bytes.size();
-        if (size_query(buf, capacity)) return;
+        if (is_size_query(buf, capacity)) return;
         require_capacity(capacity, bytes.size(), "event buffer");
         std::memcpy(buf, bytes.data(), bytes.size());
         p->impl.clear_events();
@@ -316,6 +279,7 @@ uint64_t kvc_pool_events_dropped(const kvc_pool* p) { return p ? p->impl.counter
 kvc_status kvc_hash_blocks(kvc_hash_algo algo, const char* seed, uint32_t block_size, const int32_t* tokens, size_t n,
                            const kvc_sequence_options* options, uint64_t* hashes, size_t capacity, size_t* count) {
     KVC_REQUIRE_HANDLE(seed, "seed");
+    KVC_REQUIRE_ARRAY(tokens, n, "tokens");
     return guard([&] {
         if (algo != KVC_HASH_XXH3 && algo != KVC_HASH_SHA256_CBOR) {
             fail(KVC_ERR_INVALID_ARGUMENT, "unknown hash algorithm " + std::to_string(int(algo)));
@@ -323,13 +287,13 @@ kvc_status kvc_hash_blocks(kvc_hash_algo algo, const char* seed, uint32_t block_
         if (block_size == 0 || block_size > 4096) {
             fail(KVC_ERR_INVALID_ARGUMENT, "block_size must be 1..4096, got " + std::to_string(block_size));
         }
-        const auto span = token_span(tokens, n);
+        const std::span<const int32_t> span(tokens, n);
         for (size_t i = 0; i < n; ++i) {
             if (span[i] < 0) fail(KVC_ERR_INVALID_ARGUMENT, "token " + std::to_string(i) + " is negative");
         }
         const size_t blocks = n / block_size;
         if (count != nullptr) *count = blocks;
-        if (size_query(hashes, capacity)) return;
+        if (is_size_query(hashes, capacity)) return;
         require_capacity(capacity, blocks, "hashes");
         const auto a = static_cast<pool::HashAlgo>(algo);
         const pool::BlockHasher hasher(a, seed);

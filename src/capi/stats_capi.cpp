@@ -18,6 +18,7 @@ struct kvc_recorder {
 };
 
 
+using kvcore::capi::edit_validated;
 using kvcore::capi::guard;
 using kvcore::capi::reject;
 
@@ -26,8 +27,7 @@ namespace {
 // Writes text to the caller's buffer (zstd style); failures throw, so guard() reports them like any other.
 void copy_text(const std::string& text, char* buf, size_t capacity, size_t* length) {
     if (length != nullptr) *length = text.size();
-    if (buf == nullptr && capacity == 0) return;  // size query
-    if (buf == nullptr) kvcore::fail(KVC_ERR_INVALID_ARGUMENT, "buf is NULL but capacity is not 0");
+    if (kvcore::capi::is_size_query(buf, capacity)) return;
     if (capacity < text.size() + 1) {
         kvcore::fail(KVC_ERR_BUFFER_TOO_SMALL, "buffer holds " + std::to_string(capacity) +
                                                    " bytes, the text needs " + std::to_string(text.size() + 1) +
@@ -51,31 +51,19 @@ kvc_status kvc_recorder_options_create(kvc_recorder_options** out) {
 void kvc_recorder_options_destroy(kvc_recorder_options* options) { delete options; }
 
 kvc_status kvc_recorder_options_set_component(kvc_recorder_options* options, const char* component) {
-    KVC_REQUIRE_HANDLE(options, "options");
     KVC_REQUIRE_HANDLE(component, "component");
-    return guard([&] {
-        kvcore::stats::RecorderConfig candidate = options->config;
-        candidate.component = component;
-        candidate.validate();
-        options->config = std::move(candidate);
-    });
+    return edit_validated(options, [&](kvcore::stats::RecorderConfig& c) { c.component = component; });
 }
 
-#define KVC_OPTION_SETTER(fn, field)                              \
-    kvc_status fn(kvc_recorder_options* options, uint32_t value) { \
-        KVC_REQUIRE_HANDLE(options, "options");                   \
-        return guard([&] {                                        \
-            kvcore::stats::RecorderConfig candidate = options->config; \
-            candidate.field = value;                              \
-            candidate.validate();                                 \
-            options->config = std::move(candidate);               \
-        });                                                       \
-    }
-
-KVC_OPTION_SETTER(kvc_recorder_options_set_window_accesses, window_accesses)
-KVC_OPTION_SETTER(kvc_recorder_options_set_window_seconds, window_seconds)
-KVC_OPTION_SETTER(kvc_recorder_options_set_layers, layers)
-#undef KVC_OPTION_SETTER
+kvc_status kvc_recorder_options_set_window_accesses(kvc_recorder_options* options, uint32_t accesses) {
+    return edit_validated(options, [&](kvcore::stats::RecorderConfig& c) { c.window_accesses = accesses; });
+}
+kvc_status kvc_recorder_options_set_window_seconds(kvc_recorder_options* options, uint32_t seconds) {
+    return edit_validated(options, [&](kvcore::stats::RecorderConfig& c) { c.window_seconds = seconds; });
+}
+kvc_status kvc_recorder_options_set_layers(kvc_recorder_options* options, uint32_t layers) {
+    return edit_validated(options, [&](kvcore::stats::RecorderConfig& c) { c.layers = layers; });
+}
 
 kvc_status kvc_recorder_create(const kvc_recorder_options* options, kvc_recorder** out) {
     KVC_REQUIRE_HANDLE(out, "out");
@@ -95,7 +83,7 @@ kvc_status kvc_recorder_record_access(kvc_recorder* recorder, uint32_t hit) {
 
 kvc_status kvc_recorder_record_accesses(kvc_recorder* recorder, const uint8_t* outcomes, size_t n) {
     KVC_REQUIRE_HANDLE(recorder, "recorder");
-    if (outcomes == nullptr && n != 0) return reject(KVC_ERR_INVALID_ARGUMENT, "outcomes is NULL but n is not 0");
+    KVC_REQUIRE_ARRAY(outcomes, n, "outcomes");
     recorder->impl.record_accesses(outcomes, n);
     return KVC_OK;
 }
