@@ -160,6 +160,12 @@ void Pool::unlink_free(int32_t block) noexcept {
     --num_free_;
 }
 
+void Pool::require_free_blocks(size_t needed) {
+    if (needed <= num_free_) return;
+    recorder_->record_memory_pressure();
+    fail(KVC_ERR_CAPACITY, "needs " + std::to_string(needed) + " free blocks, " + std::to_string(num_free_) + " are free");
+}
+
 void Pool::expire_priorities() {
     if (expiries_.empty()) return;
     const uint64_t now = clock_();
@@ -221,7 +227,7 @@ void Pool::release(int32_t block, uint32_t priority, uint64_t duration_ms) {
     tokens_stored_ -= b.filled;
     b.raw = false;
     // A block without a cached hash holds nothing reusable: it goes first, whatever the priority.
-    push_free(block, b.cached ? level_of(priority) : 0);
+    push_free(block, b.cached ? priority : 0);
     if (b.cached && duration_ms > 0 && priority != kDefaultPriority) {
         b.expiry_stamp = next_stamp_++;
         expiries_.push_back({clock_() + duration_ms * 1'000'000u, block, b.expiry_stamp});
@@ -480,11 +486,7 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
         size_t reviving = 0;  // hit blocks that are free now and leave the free list
         for (int32_t b : found) reviving += b != kNullBlock && blocks_[b].ref == 0;
         const size_t needed = blocks_for(target) - hits + reviving;
-        if (needed > num_free_) {
-            recorder_->record_memory_pressure();
-            fail(KVC_ERR_CAPACITY, "needs " + std::to_string(needed) + " free blocks, " +
-                                       std::to_string(num_free_) + " are free");
-        }
+        require_free_blocks(needed);
         for (int32_t b : found) {
             acquire(b);
             seq.blocks.push_back(b);
@@ -499,8 +501,14 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
         recorder_->record_accesses(outcomes.data(), outcomes.size());
         recorder_->record_tokens(seq.prompt_len, hits * bs);
         recorder_->record_reused_tokens(hits * bs);
-        request_window_[request_window_pos_] = {static_cast<uint32_t>(std::min<size_t>(seq.prompt_len, UINT32_MAX)),
-                                                static_cast<uint32_t>(std::min<size_t>(hits * bs, UINT32_MAX))};
+        // The request window keeps running sums, so reading it is O(1).
+        auto& slot = request_window_[request_window_pos_];
+        window_tokens_queried_ -= slot.first;
+        window_tokens_hit_ -= slot.second;
+        slot = {static_cast<uint32_t>(std::min<size_t>(seq.prompt_len, UINT32_MAX)),
+                static_cast<uint32_t>(std::min<size_t>(hits * bs, UINT32_MAX))};
+        window_tokens_queried_ += slot.first;
+        window_tokens_hit_ += slot.second;
         request_window_pos_ = (request_window_pos_ + 1) % request_window_.size();
         ++request_window_count_;
         if (cached_tokens != nullptr) *cached_tokens = hits * bs;
@@ -510,11 +518,7 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
         if (num_tokens <= seq.slotted) return;
         bool cow = false;
         const size_t needed = blocks_to_grow(seq, num_tokens, &cow);
-        if (needed > num_free_) {
-            recorder_->record_memory_pressure();
-            fail(KVC_ERR_CAPACITY, "needs " + std::to_string(needed) + " free blocks, " +
-                                       std::to_string(num_free_) + " are free");
-        }
+        require_free_blocks(needed);
         grow(seq, num_tokens, cow);
     }
     cache_full_blocks(seq);
@@ -531,11 +535,7 @@ void Pool::append(SequenceId id, std::span<const int32_t> tokens) {
     bool cow = false;
     const size_t new_total = seq.tokens.size() + tokens.size();
     const size_t needed = blocks_to_grow(seq, new_total, &cow);
-    if (needed > num_free_) {
-        recorder_->record_memory_pressure();
-        fail(KVC_ERR_CAPACITY,
-             "needs " + std::to_string(needed) + " free blocks, " + std::to_string(num_free_) + " are free");
-    }
+    require_free_blocks(needed);
     seq.tokens.insert(seq.tokens.end(), tokens.begin(), tokens.end());
     grow(seq, new_total, cow);
     cache_full_blocks(seq);
@@ -622,11 +622,7 @@ std::vector<std::pair<int32_t, int32_t>> Pool::drain_copies() {
 // ---- raw blocks -----------------------------------------------------------------------------------
 
 void Pool::allocate_blocks(std::span<int32_t> out) {
-    if (out.size() > num_free_) {
-        recorder_->record_memory_pressure();
-        fail(KVC_ERR_CAPACITY, "asked for " + std::to_string(out.size()) + " blocks, " + std::to_string(num_free_) +
-                                   " are free");
-    }
+    require_free_blocks(out.size());
     for (int32_t& b : out) {
         b = pop_free();
         blocks_[b].raw = true;
@@ -684,12 +680,9 @@ PoolCounters Pool::counters() const {
     c.tokens_stored = tokens_stored_;
     c.memory_efficiency =
         blocks_in_use_ == 0 ? 0.0 : double(tokens_stored_) / (double(blocks_in_use_) * config_.block_size);
-    const size_t n = std::min<uint64_t>(request_window_count_, request_window_.size());
-    c.window_requests = n;
-    for (size_t i = 0; i < n; ++i) {
-        c.window_tokens_queried += request_window_[i].first;
-        c.window_tokens_hit += request_window_[i].second;
-    }
+    c.window_requests = std::min<uint64_t>(request_window_count_, request_window_.size());
+    c.window_tokens_queried = window_tokens_queried_;
+    c.window_tokens_hit = window_tokens_hit_;
     c.live_sequences = live_sequences_;
     c.events_pending = events_.pending();
     c.events_dropped = events_.dropped();

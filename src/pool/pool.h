@@ -172,6 +172,8 @@ private:
     [[nodiscard]] int32_t find_cached(const BlockHash& hash, uint64_t domain) const noexcept;
     [[nodiscard]] size_t count_cached_prefix_blocks(const Sequence& seq, std::vector<int32_t>* found) const;
 
+    // Throws KVC_ERR_CAPACITY (and counts memory pressure) unless `needed` blocks are free.
+    void require_free_blocks(size_t needed);
     void push_free(int32_t block, uint32_t level);
     void unlink_free(int32_t block) noexcept;
     int32_t pop_free();  // evicts the block's hash if it had one
@@ -185,7 +187,6 @@ private:
     void ensure_hashes(Sequence& seq, size_t full_blocks);
     void cache_full_blocks(Sequence& seq);
     void set_fill(Sequence& seq, size_t from_token);
-    [[nodiscard]] uint32_t level_of(uint32_t priority) const noexcept { return priority; }
     void release_outside_window(Sequence& seq);
     [[nodiscard]] size_t blocks_for(size_t tokens) const noexcept {
         return (tokens + config_.block_size - 1) / config_.block_size;
@@ -213,6 +214,7 @@ private:
     std::vector<std::pair<uint32_t, uint32_t>> request_window_;  // (queried, hit) tokens, a ring
     size_t request_window_pos_ = 0;
     uint64_t request_window_count_ = 0;
+    uint64_t window_tokens_queried_ = 0, window_tokens_hit_ = 0;  // sums over request_window_
     void* storage_ = nullptr;
 };
 

@@ -411,3 +411,19 @@ TEST(Pool, RandomOperationsKeepTheInvariantsAndWasteUnderABlock) {
         pool.drain_copies();
     }
 }
+
+TEST(Pool, RequestWindowCountsOnlyTheLastRequests) {
+    PoolConfig config = small_config(64, 4);
+    config.window_requests = 2;
+    Pool pool(config);
+    const auto prompt = iota_tokens(9);
+    for (int i = 0; i < 3; ++i) {  // queried 9 each; hits 0, then 8, then 8
+        const SequenceId s = pool.create_sequence(prompt, {});
+        pool.allocate(s, prompt.size());
+        pool.free_sequence(s);
+    }
+    const PoolCounters c = pool.counters();
+    EXPECT_EQ(c.window_requests, 2u);
+    EXPECT_EQ(c.window_tokens_queried, 18u);
+    EXPECT_EQ(c.window_tokens_hit, 16u);
+}
