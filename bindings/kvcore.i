@@ -155,64 +155,42 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
 %enddef
 #endif
 
-/* An input array `const CTYPE* NAME` as a CSTYPE[] / JTYPE[] / []GOTYPE, without per-element calls; the
-   method taking it also takes the count and is wrapped per language by one that passes the length. */
-%define KVC_INPUT_ARRAY(CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTYPE)
+/* An array argument `QUAL CTYPE* NAME` as a CSTYPE[] / JTYPE[] / []GOTYPE, without per-element calls; the
+   method taking it also takes the count and is wrapped per language by one that passes the length.
+   DIRECTION is In (read by the call) or Out (filled by it); JNI_MODE is how Java releases the array:
+   JNI_ABORT (nothing to copy back) or 0 (copy back). */
+%define KVC_ARRAY(QUAL, DIRECTION, JNI_MODE, CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTYPE)
 #if defined(SWIGCSHARP)
-%typemap(ctype) const CTYPE* NAME "const CTYPE*"
-%typemap(imtype, inattributes="[global::System.Runtime.InteropServices.In, global::System.Runtime.InteropServices.MarshalAs(global::System.Runtime.InteropServices.UnmanagedType.LPArray)]") const CTYPE* NAME "CSTYPE[]"
-%typemap(cstype) const CTYPE* NAME "CSTYPE[]"
-%typemap(csin) const CTYPE* NAME "$csinput"
-%typemap(in) const CTYPE* NAME "$1 = ($1_ltype)$input;"
+%typemap(ctype) QUAL CTYPE* NAME "QUAL CTYPE*"
+%typemap(imtype, inattributes="[global::System.Runtime.InteropServices.DIRECTION, global::System.Runtime.InteropServices.MarshalAs(global::System.Runtime.InteropServices.UnmanagedType.LPArray)]") QUAL CTYPE* NAME "CSTYPE[]"
+%typemap(cstype) QUAL CTYPE* NAME "CSTYPE[]"
+%typemap(csin) QUAL CTYPE* NAME "$csinput"
+%typemap(in) QUAL CTYPE* NAME "$1 = ($1_ltype)$input;"
 #elif defined(SWIGJAVA)
-%typemap(jni) const CTYPE* NAME "JNIARRAY"
-%typemap(jtype) const CTYPE* NAME "JTYPE[]"
-%typemap(jstype) const CTYPE* NAME "JTYPE[]"
-%typemap(javain) const CTYPE* NAME "$javainput"
-%typemap(in) const CTYPE* NAME {
+%typemap(jni) QUAL CTYPE* NAME "JNIARRAY"
+%typemap(jtype) QUAL CTYPE* NAME "JTYPE[]"
+%typemap(jstype) QUAL CTYPE* NAME "JTYPE[]"
+%typemap(javain) QUAL CTYPE* NAME "$javainput"
+%typemap(in) QUAL CTYPE* NAME {
   $1 = NULL;
   if ($input != NULL) {
     $1 = ($1_ltype)(*jenv)->Get##JNINAME##ArrayElements(jenv, $input, NULL);
     if ($1 == NULL) return $null; /* OutOfMemoryError is pending */
   }
 }
-%typemap(freearg) const CTYPE* NAME {
-  if ($1 != NULL) (*jenv)->Release##JNINAME##ArrayElements(jenv, $input, (JNIELEM*)$1, JNI_ABORT);
+%typemap(freearg) QUAL CTYPE* NAME {
+  if ($1 != NULL) (*jenv)->Release##JNINAME##ArrayElements(jenv, $input, (JNIELEM*)$1, JNI_MODE);
 }
 #elif defined(SWIGGO)
-%typemap(gotype) const CTYPE* NAME "[]GOTYPE"
-%typemap(in) const CTYPE* NAME "$1 = ($1_ltype)$input.array;"
+%typemap(gotype) QUAL CTYPE* NAME "[]GOTYPE"
+%typemap(in) QUAL CTYPE* NAME "$1 = ($1_ltype)$input.array;"
 #endif
 %enddef
-
-/* An output array `CTYPE* NAME` the call fills, passed as a CSTYPE[] / JTYPE[] / []GOTYPE of the right
-   length by the per-language wrapper. */
+%define KVC_INPUT_ARRAY(CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTYPE)
+KVC_ARRAY(const, In, JNI_ABORT, CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTYPE)
+%enddef
 %define KVC_OUTPUT_ARRAY(CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTYPE)
-#if defined(SWIGCSHARP)
-%typemap(ctype) CTYPE* NAME "CTYPE*"
-%typemap(imtype, inattributes="[global::System.Runtime.InteropServices.Out, global::System.Runtime.InteropServices.MarshalAs(global::System.Runtime.InteropServices.UnmanagedType.LPArray)]") CTYPE* NAME "CSTYPE[]"
-%typemap(cstype) CTYPE* NAME "CSTYPE[]"
-%typemap(csin) CTYPE* NAME "$csinput"
-%typemap(in) CTYPE* NAME "$1 = ($1_ltype)$input;"
-#elif defined(SWIGJAVA)
-%typemap(jni) CTYPE* NAME "JNIARRAY"
-%typemap(jtype) CTYPE* NAME "JTYPE[]"
-%typemap(jstype) CTYPE* NAME "JTYPE[]"
-%typemap(javain) CTYPE* NAME "$javainput"
-%typemap(in) CTYPE* NAME {
-  $1 = NULL;
-  if ($input != NULL) {
-    $1 = ($1_ltype)(*jenv)->Get##JNINAME##ArrayElements(jenv, $input, NULL);
-    if ($1 == NULL) return $null; /* OutOfMemoryError is pending */
-  }
-}
-%typemap(freearg) CTYPE* NAME {
-  if ($1 != NULL) (*jenv)->Release##JNINAME##ArrayElements(jenv, $input, (JNIELEM*)$1, 0); /* copy back */
-}
-#elif defined(SWIGGO)
-%typemap(gotype) CTYPE* NAME "[]GOTYPE"
-%typemap(in) CTYPE* NAME "$1 = ($1_ltype)$input.array;"
-#endif
+KVC_ARRAY(, Out, 0, CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTYPE)
 %enddef
 
 /* ---- naming ------------------------------------------------------------------------------------ */
@@ -529,8 +507,6 @@ KVC_INTERNAL(Pool::hash_blocks_into)
     return hashes;
   }
 %}
-%typemap(cscode) PoolOptions %{
-%}
 #elif defined(SWIGJAVA)
 %typemap(javacode) Pool %{
   /** A pool with the default options. */
@@ -736,6 +712,18 @@ typedef struct {} Pool;
   double memory_efficiency() { return kvc_pool_memory_efficiency($self); }
   double window_token_hit_rate() { return kvc_pool_window_token_hit_rate($self); }
   uint64_t events_dropped() { return kvc_pool_events_dropped($self); }
+  /* Bytes of one block (K and V, all layers), and the address of the pool's host or device memory
+     (0 for metadata only) for the embedder's tensor library. */
+  uint64_t bytes_per_block() {
+    uint64_t bytes = 0;
+    kvc_bind_check(kvc_pool_storage($self, NULL, &bytes));
+    return bytes;
+  }
+  uint64_t storage_address() {
+    void* base = NULL;
+    kvc_bind_check(kvc_pool_storage($self, &base, NULL));
+    return (uint64_t)(uintptr_t)base;
+  }
   static void hash_blocks_into(kvc_hash_algo algo, const char* seed, uint32_t block_size, const int32_t* tokens,
                                size_t n, const SequenceOptions* options, uint64_t* out_hashes, size_t capacity) {
     kvc_bind_check(kvc_hash_blocks(algo, seed, block_size, tokens, n, options, out_hashes, capacity, NULL));

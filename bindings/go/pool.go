@@ -308,6 +308,16 @@ func (p *Pool) Gauges() (g PoolGauges, err error) {
 	return g, err
 }
 
+// Storage returns the address of the pool's host or device memory (0 for metadata only) and the bytes
+// of one block (K and V, all layers), for the embedder's tensor library.
+func (p *Pool) Storage() (address uintptr, bytesPerBlock uint64, err error) {
+	err = p.do(func(c capi.Pool) {
+		address = uintptr(c.StorageAddress())
+		bytesPerBlock = c.BytesPerBlock()
+	})
+	return address, bytesPerBlock, err
+}
+
 // Snapshot returns the pool's statistics (component "pool").
 func (p *Pool) Snapshot() (s *Stats, err error) {
 	err = p.do(func(c capi.Pool) { s = statsFrom(c.Snapshot()) })

@@ -102,6 +102,24 @@ func TestPoolForkEventsAndErrors(t *testing.T) {
 	}
 }
 
+func TestPoolHostStorage(t *testing.T) {
+	p, err := NewPool(&PoolOptions{NumBlocks: 8, BlockSize: 4, Memory: HostMemory,
+		Shape: &ModelShape{Layers: 2, KVHeads: 1, HeadDim: 8, DType: F16}})
+	must(t, err)
+	defer p.Close()
+	address, bytes, err := p.Storage()
+	must(t, err)
+	if address == 0 || bytes != 2*2*1*8*4*2 {
+		t.Fatalf("address %#x, %d bytes per block", address, bytes)
+	}
+	meta, err := NewPool(nil)
+	must(t, err)
+	defer meta.Close()
+	if address, _, _ := meta.Storage(); address != 0 {
+		t.Fatalf("metadata-only pool has memory at %#x", address)
+	}
+}
+
 func TestHashBlocksMatchesVllm(t *testing.T) {
 	// The first 32 tokens of vLLM's own event (tests/data/vllm_kv_event_base.json) and its first 2 hashes.
 	tokens := []int32{2082, 1113, 2142, 374, 264, 4948, 19128, 323, 7203, 429, 374, 66351, 938, 315, 11198, 323,

@@ -210,6 +210,15 @@ static class KvcoreTests {
         pool.ResetPrefixCache();
       }
     }
+    using (var options = SmallPool(8)) {
+      options.SetMemory(Memory.HOST);
+      options.SetModelShape(2, 1, 8, DType.F16);
+      using (var pool = new Pool(options)) {
+        Equal(2UL * 2 * 1 * 8 * 4 * 2, pool.BytesPerBlock(), "bytes per block");
+        True(pool.StorageAddress() != 0, "host memory");
+      }
+    }
+    using (var meta = new Pool()) Equal(0UL, meta.StorageAddress(), "metadata only: no memory");
     var closed = new Pool();
     closed.Dispose();
     Throws(() => closed.CreateSequence(new int[] {1, 2}), Status.INVALID_STATE);

@@ -238,6 +238,17 @@ public class KvcoreTest {
         pool.resetPrefixCache();
       }
     }
+    try (PoolOptions options = smallPool(8)) {
+      options.setMemory(org.kvcore.Memory.HOST);
+      options.setModelShape(2, 1, 8, org.kvcore.DType.F16);
+      try (Pool pool = new Pool(options)) {
+        equal(2L * 2 * 1 * 8 * 4 * 2, pool.bytesPerBlock(), "bytes per block");
+        check(pool.storageAddress() != 0, "host memory");
+      }
+    }
+    try (Pool meta = new Pool()) {
+      equal(0L, meta.storageAddress(), "metadata only: no memory");
+    }
     Pool closed = new Pool();
     closed.close();
     throwsStatus(() -> closed.createSequence(new int[] {1, 2}), Status.INVALID_STATE);
