@@ -96,6 +96,72 @@ void tagged(XXH3_state_t* state, char kind, const std::string& value) {
     XXH3_64bits_update(state, value.data(), value.size());
 }
 
+// ---- xxh3: parent (16 bytes) | keys digest (8 bytes) | tokens (4 bytes each, little-endian) ----
+
+// Read as two words: the parent was just stored as two words, and one 16-byte load of it would miss
+// store forwarding (a ~15-cycle stall per block on the chain).
+XXH128_hash_t to_xxh3(const BlockHash& h) noexcept {
+    XXH128_hash_t d;
+    std::memcpy(&d.low64, h.bytes.data(), 8);
+    std::memcpy(&d.high64, h.bytes.data() + 8, 8);
+    return d;
+}
+
+// Written in place as two words: building a BlockHash on the stack and copying it would reload the
+// two 8-byte stores as one 16-byte load, which misses store forwarding.
+void put_xxh3(BlockHash& h, XXH128_hash_t d) noexcept {
+    std::memcpy(h.bytes.data(), &d.low64, 8);
+    std::memcpy(h.bytes.data() + 8, &d.high64, 8);
+    std::memset(h.bytes.data() + 16, 0, 16);
+}
+
+[[gnu::noinline]] uint64_t xxh3_keys_digest_slow(const ExtraKeys& keys, uint64_t begin, uint64_t end) {
+    const bool salted = begin == 0 && !keys.cache_salt.empty();
+    bool any_item = false;
+    for_each_overlapping_item(keys, begin, end, [&](const MultimodalItem&) { any_item = true; });
+    if (keys.lora_name.empty() && !salted && !any_item) return 0;
+    XXH3_state_t state;
+    XXH3_64bits_reset(&state);
+    tagged(&state, 'L', keys.lora_name);
+    for_each_overlapping_item(keys, begin, end, [&](const MultimodalItem& m) { tagged(&state, 'M', m.hash); });
+    if (begin == 0) tagged(&state, 'S', keys.cache_salt);
+    return XXH3_64bits_digest(&state);
+}
+
+// 0 when no key applies to the block, so such blocks hash as unkeyed ones.
+inline uint64_t xxh3_keys_digest(const ExtraKeys& keys, uint64_t begin, uint64_t end) {
+    if (keys.lora_name.empty() && keys.cache_salt.empty() && keys.multimodal.empty()) return 0;  // the common case
+    return xxh3_keys_digest_slow(keys, begin, end);
+}
+
+// Blocks longer than xxh3_block's stack buffer stream. Out of line: its 576-byte state would otherwise
+// enlarge every block's stack frame.
+[[gnu::noinline]] XXH128_hash_t xxh3_block_streamed(XXH128_hash_t parent, uint64_t keys_digest,
+                                                     std::span<const int32_t> tokens) noexcept {
+    XXH3_state_t state;
+    XXH3_128bits_reset(&state);
+    const uint64_t head[3] = {parent.low64, parent.high64, keys_digest};
+    XXH3_128bits_update(&state, head, sizeof head);
+    XXH3_128bits_update(&state, tokens.data(), tokens.size_bytes());
+    return XXH3_128bits_digest(&state);
+}
+
+inline XXH128_hash_t xxh3_block(XXH128_hash_t parent, uint64_t keys_digest, std::span<const int32_t> tokens) noexcept {
+    constexpr size_t kInline = 64;  // tokens hashed from a stack buffer
+    if (tokens.size() > kInline) return xxh3_block_streamed(parent, keys_digest, tokens);
+    uint8_t buf[24 + 4 * kInline];
+    std::memcpy(buf, &parent.low64, 8);
+    std::memcpy(buf + 8, &parent.high64, 8);
+    std::memcpy(buf + 16, &keys_digest, 8);
+    // Fixed 16-byte moves, inlined, instead of a memcpy call of unknown size.
+    const auto* src = reinterpret_cast<const uint8_t*>(tokens.data());
+    const size_t bytes = tokens.size_bytes();
+    size_t i = 0;
+    for (; i + 16 <= bytes; i += 16) std::memcpy(buf + 24 + i, src + i, 16);
+    if (i < bytes) std::memcpy(buf + 24 + i, src + i, bytes - i);
+    return XXH3_128bits(buf, 24 + bytes);
+}
+
 }  // namespace
 
 uint64_t BlockHash::event_value(HashAlgo algo) const noexcept {
@@ -168,43 +234,25 @@ BlockHash BlockHasher::hash_block(const BlockHash& parent, std::span<const int32
         return sha256(cbor);
     }
 
-    // xxh3: parent (16 bytes) | keys digest (8 bytes) | tokens (4 bytes each, little-endian).
-    uint64_t keys_digest = 0;  // 0 when no key applies to this block, so such blocks hash as unkeyed ones
-    bool any_item = false;
-    for_each_overlapping_item(keys, first_token, end, [&](const MultimodalItem&) { any_item = true; });
-    if (!keys.lora_name.empty() || any_item || (first_token == 0 && !keys.cache_salt.empty())) {
-        XXH3_state_t state;
-        XXH3_64bits_reset(&state);
-        tagged(&state, 'L', keys.lora_name);
-        for_each_overlapping_item(keys, first_token, end, [&](const MultimodalItem& m) { tagged(&state, 'M', m.hash); });
-        if (first_token == 0) tagged(&state, 'S', keys.cache_salt);
-        keys_digest = XXH3_64bits_digest(&state);
-    }
-    constexpr size_t kInline = 64;  // tokens hashed from a stack buffer; longer blocks stream
     BlockHash h;
-    XXH128_hash_t d;
-    if (tokens.size() <= kInline) {
-        uint8_t buf[16 + 8 + 4 * kInline];
-        std::memcpy(buf, parent.bytes.data(), 16);
-        std::memcpy(buf + 16, &keys_digest, 8);
-        std::memcpy(buf + 24, tokens.data(), tokens.size_bytes());
-        d = XXH3_128bits(buf, 24 + tokens.size_bytes());
-    } else {
-        XXH3_state_t state;
-        XXH3_128bits_reset(&state);
-        XXH3_128bits_update(&state, parent.bytes.data(), 16);
-        XXH3_128bits_update(&state, &keys_digest, 8);
-        XXH3_128bits_update(&state, tokens.data(), tokens.size_bytes());
-        d = XXH3_128bits_digest(&state);
-    }
-    std::memcpy(h.bytes.data(), &d.low64, 8);
-    std::memcpy(h.bytes.data() + 8, &d.high64, 8);
+    put_xxh3(h, xxh3_block(to_xxh3(parent), xxh3_keys_digest(keys, first_token, end), tokens));
     return h;
 }
 
 std::vector<BlockHash> BlockHasher::hash_blocks(std::span<const int32_t> tokens, uint32_t block_size,
                                                 const ExtraKeys& keys) const {
     std::vector<BlockHash> hashes(tokens.size() / block_size);
+    if (algo_ == HashAlgo::kXxh3) {
+        // The chain stays in registers: each digest feeds the next without a round trip through memory.
+        XXH128_hash_t parent = to_xxh3(none_hash_);
+        for (size_t i = 0; i < hashes.size(); ++i) {
+            const uint64_t first = i * block_size;
+            parent = xxh3_block(parent, xxh3_keys_digest(keys, first, first + block_size),
+                                tokens.subspan(first, block_size));
+            put_xxh3(hashes[i], parent);
+        }
+        return hashes;
+    }
     const BlockHash* parent = &none_hash_;
     for (size_t i = 0; i < hashes.size(); ++i) {
         hashes[i] = hash_block(*parent, tokens.subspan(i * block_size, block_size), i * block_size, keys);

@@ -3,6 +3,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "pool/block_hash.h"
 
 using namespace kvcore::pool;
@@ -53,6 +56,35 @@ TEST(BlockHash, ChainAndKeysChangeEveryLaterHash) {
         for (size_t i = 0; i < base.size(); ++i) EXPECT_NE(base[i], with_lora[i]);
         EXPECT_EQ(hasher.hash_blocks(tokens, 16, {}), base) << "deterministic";
         EXPECT_NE(BlockHasher(algo, "43").hash_blocks(tokens, 16, {})[0], base[0]) << "the seed matters";
+    }
+}
+
+// kvcore's xxh3 encoding, re-derived here from its definition: xxh3-128 of parent (16 bytes) | keys digest
+// (8 bytes, 0 without keys) | tokens (little-endian int32), chained from xxh3-128 of the seed. The
+// block sizes take the hasher's inline path (16), its tail copy (17) and its streamed path (100).
+TEST(BlockHash, Xxh3FollowsItsDefinitionOnEveryPath) {
+    const BlockHasher hasher(HashAlgo::kXxh3, "42");
+    for (uint32_t block_size : {16u, 17u, 100u}) {
+        std::vector<int32_t> tokens(3 * block_size);
+        for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 7919) % 151000);
+        const auto hashes = hasher.hash_blocks(tokens, block_size, {});
+        ASSERT_EQ(hashes.size(), 3u);
+        XXH128_hash_t parent = XXH3_128bits("42", 2);
+        for (size_t b = 0; b < hashes.size(); ++b) {
+            std::vector<uint8_t> input(24 + 4 * block_size, 0);
+            std::memcpy(input.data(), &parent.low64, 8);
+            std::memcpy(input.data() + 8, &parent.high64, 8);
+            std::memcpy(input.data() + 24, tokens.data() + b * block_size, 4 * block_size);
+            parent = XXH3_128bits(input.data(), input.size());
+            uint64_t low = 0;
+            std::memcpy(&low, hashes[b].bytes.data(), 8);
+            EXPECT_EQ(low, parent.low64) << "block size " << block_size << ", block " << b;
+            EXPECT_EQ(hashes[b].event_value(HashAlgo::kXxh3), parent.low64);
+            // One block at a time gives the same chain.
+            const BlockHash& prev = b == 0 ? hasher.none_hash() : hashes[b - 1];
+            const std::span<const int32_t> block(tokens.data() + b * block_size, block_size);
+            EXPECT_EQ(hasher.hash_block(prev, block, b * block_size, {}), hashes[b]);
+        }
     }
 }
 
