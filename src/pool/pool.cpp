@@ -91,6 +91,7 @@ Pool::Pool(PoolConfig config, Clock clock)
       hasher_(config_.hash_algo, config_.hash_seed),
       pool_tag_(next_pool_tag()),
       blocks_(config_.num_blocks),
+      links_(config_.num_blocks),
       free_lists_(kMaxPriority + 1),
       map_(config_.num_blocks),
       events_(config_.events, config_.event_medium, config_.max_pending_events, 0),
@@ -128,21 +129,22 @@ Pool::~Pool() {
 
 // ---- free lists -----------------------------------------------------------------------------------
 
-void Pool::push_free(int32_t block, uint32_t level) {
+inline void Pool::push_free(int32_t block, uint32_t level) {
     Block& b = blocks_[block];
+    Link& l = links_[block];
     FreeList& list = free_lists_[level];
     b.free = true;
     b.level = static_cast<uint8_t>(level);
     if (!b.cached && list.head != -1 && level == 0) {
         // Nothing to lose: blocks without a cached hash go first.
-        b.prev = -1;
-        b.next = list.head;
-        blocks_[list.head].prev = block;
+        l.prev = -1;
+        l.next = list.head;
+        links_[list.head].prev = block;
         list.head = block;
     } else {
-        b.prev = list.tail;
-        b.next = -1;
-        (list.tail != -1 ? blocks_[list.tail].next : list.head) = block;
+        l.prev = list.tail;
+        l.next = -1;
+        (list.tail != -1 ? links_[list.tail].next : list.head) = block;
         list.tail = block;
     }
     nonempty_levels_[level / 64] |= uint64_t{1} << (level % 64);
@@ -151,10 +153,11 @@ void Pool::push_free(int32_t block, uint32_t level) {
 
 void Pool::unlink_free(int32_t block) noexcept {
     Block& b = blocks_[block];
+    Link& l = links_[block];
     FreeList& list = free_lists_[b.level];
-    (b.prev != -1 ? blocks_[b.prev].next : list.head) = b.next;
-    (b.next != -1 ? blocks_[b.next].prev : list.tail) = b.prev;
-    b.prev = b.next = -1;
+    (l.prev != -1 ? links_[l.prev].next : list.head) = l.next;
+    (l.next != -1 ? links_[l.next].prev : list.tail) = l.prev;
+    l.prev = l.next = -1;
     b.free = false;
     if (list.head == -1) nonempty_levels_[b.level / 64] &= ~(uint64_t{1} << (b.level % 64));
     --num_free_;
@@ -167,7 +170,6 @@ void Pool::require_free_blocks(size_t needed) {
 }
 
 void Pool::expire_priorities() {
-    if (expiries_.empty()) return;
     const uint64_t now = clock_();
     auto later = [](const Expiry& a, const Expiry& b) { return a.at_ns > b.at_ns; };
     while (!expiries_.empty() && expiries_.front().at_ns <= now) {
@@ -182,13 +184,25 @@ void Pool::expire_priorities() {
     }
 }
 
-int32_t Pool::pop_free() {
-    expire_priorities();
+inline int32_t Pool::pop_free() {
+    if (!expiries_.empty()) [[unlikely]] expire_priorities();
     const uint32_t level = nonempty_levels_[0] != 0 ? std::countr_zero(nonempty_levels_[0])
                                                     : 64 + std::countr_zero(nonempty_levels_[1]);
-    const int32_t block = free_lists_[level].head;
-    unlink_free(block);
+    // unlink_free, specialised for the head of a list.
+    FreeList& list = free_lists_[level];
+    const int32_t block = list.head;
     Block& b = blocks_[block];
+    Link& l = links_[block];
+    list.head = l.next;
+    if (l.next != -1) {
+        links_[l.next].prev = -1;
+    } else {
+        list.tail = -1;
+        nonempty_levels_[level / 64] &= ~(uint64_t{1} << (level % 64));
+    }
+    l.next = -1;
+    b.free = false;
+    --num_free_;
     if (b.cached) uncache(block);
     b.expiry_stamp = 0;
     b.filled = 0;
@@ -219,7 +233,7 @@ void Pool::acquire(int32_t block) {
     ++b.ref;
 }
 
-void Pool::release(int32_t block, uint32_t priority, uint64_t duration_ms) {
+inline void Pool::release(int32_t block, uint32_t priority, uint64_t duration_ms) {
     if (block == kNullBlock) return;
     Block& b = blocks_[block];
     if (--b.ref > 0) return;
@@ -228,12 +242,14 @@ void Pool::release(int32_t block, uint32_t priority, uint64_t duration_ms) {
     b.raw = false;
     // A block without a cached hash holds nothing reusable: it goes first, whatever the priority.
     push_free(block, b.cached ? priority : 0);
-    if (b.cached && duration_ms > 0 && priority != kDefaultPriority) {
-        b.expiry_stamp = next_stamp_++;
-        expiries_.push_back({clock_() + duration_ms * 1'000'000u, block, b.expiry_stamp});
-        std::push_heap(expiries_.begin(), expiries_.end(),
-                       [](const Expiry& x, const Expiry& y) { return x.at_ns > y.at_ns; });
-    }
+    if (b.cached && duration_ms > 0 && priority != kDefaultPriority) [[unlikely]] push_expiry(block, duration_ms);
+}
+
+void Pool::push_expiry(int32_t block, uint64_t duration_ms) {
+    Block& b = blocks_[block];
+    b.expiry_stamp = next_stamp_++;
+    expiries_.push_back({clock_() + duration_ms * 1'000'000u, block, b.expiry_stamp});
+    std::push_heap(expiries_.begin(), expiries_.end(), [](const Expiry& x, const Expiry& y) { return x.at_ns > y.at_ns; });
 }
 
 // ---- prefix cache ---------------------------------------------------------------------------------
@@ -699,9 +715,9 @@ void Pool::check_invariants() const {
         const bool marked = (nonempty_levels_[level / 64] >> (level % 64)) & 1;
         if (marked != (list.head != -1)) broken("non-empty bitmap at level " + std::to_string(level));
         int32_t prev = -1;
-        for (int32_t b = list.head; b != -1; prev = b, b = blocks_[b].next) {
+        for (int32_t b = list.head; b != -1; prev = b, b = links_[b].next) {
             const Block& blk = blocks_[b];
-            if (!blk.free || blk.ref != 0 || blk.level != level || blk.prev != prev) {
+            if (!blk.free || blk.ref != 0 || blk.level != level || links_[b].prev != prev) {
                 broken("free list entry " + std::to_string(b));
             }
             if (++listed > config_.num_blocks) broken("free list cycle");

@@ -129,7 +129,6 @@ public:
 private:
     struct Block {
         int32_t ref = 0;
-        int32_t prev = -1, next = -1;  // free-list links
         uint8_t level = 0;             // the free list it sits in
         bool free = false;
         bool cached = false;  // hash registered in the prefix map
@@ -139,6 +138,11 @@ private:
         uint64_t domain = 0;
         uint64_t expiry_stamp = 0;  // identifies the block's priority-expiry entry
         BlockHash hash;
+    };
+    // Free-list links, apart from Block: popping walks them like a linked list, and 8-byte entries keep
+    // that walk in L1 where 72-byte blocks would spill to L2.
+    struct Link {
+        int32_t prev = -1, next = -1;
     };
     struct FreeList {
         int32_t head = -1, tail = -1;
@@ -174,12 +178,15 @@ private:
 
     // Throws KVC_ERR_CAPACITY (and counts memory pressure) unless `needed` blocks are free.
     void require_free_blocks(size_t needed);
-    void push_free(int32_t block, uint32_t level);
+    // The per-block steps of every allocate and free: inlined into their loops (a call each cost ~20 %
+    // of a batched allocate + free).
+    [[gnu::always_inline]] inline void push_free(int32_t block, uint32_t level);
     void unlink_free(int32_t block) noexcept;
-    int32_t pop_free();  // evicts the block's hash if it had one
+    [[gnu::always_inline]] inline int32_t pop_free();  // evicts the block's hash if it had one
     void expire_priorities();
     void acquire(int32_t block);  // ref++, leaving the free list on 0 -> 1
-    void release(int32_t block, uint32_t priority, uint64_t duration_ms);
+    [[gnu::always_inline]] inline void release(int32_t block, uint32_t priority, uint64_t duration_ms);
+    void push_expiry(int32_t block, uint64_t duration_ms);
     void uncache(int32_t block);
 
     [[nodiscard]] size_t blocks_to_grow(const Sequence& seq, size_t new_total, bool* copy_on_write) const;
@@ -197,6 +204,7 @@ private:
     BlockHasher hasher_;
     uint16_t pool_tag_;
     std::vector<Block> blocks_;
+    std::vector<Link> links_;  // parallel to blocks_
     std::vector<FreeList> free_lists_;  // one per priority level
     uint64_t nonempty_levels_[2] = {0, 0};
     uint32_t num_free_ = 0;
