@@ -328,6 +328,7 @@ void Pool::cache_full_blocks(Sequence& seq) {
             stored = KvEvent{.kind = KvEvent::Kind::kBlockStored, .block_size = bs};
         }
     };
+    uint64_t registered = 0;
     for (size_t i = seq.cached_blocks; i < full; ++i) {
         const int32_t block = seq.blocks[i];
         Block& b = blocks_[block];
@@ -340,6 +341,7 @@ void Pool::cache_full_blocks(Sequence& seq) {
         b.domain = seq.domain;
         b.cached = true;
         map_.insert(map_key(b.hash, b.domain), block);
+        ++registered;
         if (events_.enabled()) {
             if (stored.block_hashes.empty() && i > 0) {
                 stored.parent_block_hash = seq.hashes[i - 1].event_value(config_.hash_algo);
@@ -350,7 +352,7 @@ void Pool::cache_full_blocks(Sequence& seq) {
         }
     }
     flush();
-    recorder_->record_insertions(full - seq.cached_blocks);
+    recorder_->record_insertions(registered);
     seq.cached_blocks = full;
 }
 

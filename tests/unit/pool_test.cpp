@@ -52,6 +52,29 @@ uint64_t fake_clock() noexcept { return fake_now; }
 
 }  // namespace
 
+// Insertions count the blocks the prefix cache registers: not hits, not content another block holds.
+TEST(Pool, InsertionsCountOnlyRegisteredBlocks) {
+    Pool pool(small_config(16));
+    const std::vector<int32_t> head{1};
+    const std::vector<int32_t> rest{2, 3, 4, 5};
+    const SequenceId a = pool.create_sequence(head, {});
+    pool.allocate(a, 1);
+    pool.append(a, rest);  // fills block 0: registered
+    EXPECT_EQ(pool.snapshot().insertions, 1u);
+    const SequenceId b = pool.create_sequence(head, {});
+    pool.allocate(b, 1);
+    pool.append(b, rest);  // the same content, already held by a's block
+    EXPECT_EQ(pool.snapshot().insertions, 1u);
+    EXPECT_EQ(pool.counters().cached_blocks, 1u);
+    const auto prompt = iota_tokens(9, 1);  // a hit on block 0, a new block 1
+    const SequenceId c = pool.create_sequence(prompt, {});
+    size_t cached = 0;
+    pool.allocate(c, prompt.size(), &cached);
+    EXPECT_EQ(cached, 4u);
+    EXPECT_EQ(pool.snapshot().insertions, 2u);
+    pool.check_invariants();
+}
+
 TEST(Pool, AllocatesSlotsAndFreesEverything) {
     Pool pool(small_config(16));
     const auto prompt = iota_tokens(10);
