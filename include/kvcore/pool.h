@@ -39,7 +39,9 @@ typedef uint64_t kvc_sequence_id;
 typedef enum kvc_memory {
     KVC_MEMORY_METADATA_ONLY = 0, /* the embedder owns the KV tensors; kvcore manages block ids (default) */
     KVC_MEMORY_HOST = 1,          /* page-aligned host memory, num_blocks * bytes_per_block */
-    KVC_MEMORY_DEVICE = 2         /* CUDA device memory; for now KVC_ERR_UNSUPPORTED (the CUDA build is not wired yet) */
+    KVC_MEMORY_DEVICE = 2         /* CUDA memory on the creating thread's current device. The CUDA runtime
+                                     (libcudart.so) is loaded at first use, never linked; KVC_ERR_UNSUPPORTED
+                                     with the reason where no runtime or device is usable */
 } kvc_memory;
 
 typedef enum kvc_dtype { KVC_DTYPE_F16 = 0, KVC_DTYPE_BF16 = 1, KVC_DTYPE_F32 = 2, KVC_DTYPE_FP8 = 3, KVC_DTYPE_INT8 = 4 } kvc_dtype;

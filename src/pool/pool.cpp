@@ -6,11 +6,8 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "common/device_memory.h"
 #include "common/error.h"
-
-#ifdef KVCORE_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 namespace kvcore::pool {
 
@@ -106,25 +103,13 @@ Pool::Pool(PoolConfig config, Clock clock)
         storage_ = std::aligned_alloc(4096, bytes);
         KVC_ENSURE(storage_ != nullptr, KVC_ERR_NO_MEMORY, "cannot allocate " + std::to_string(bytes) + " bytes of host memory");
     } else if (config_.memory == Memory::kDevice) {
-#ifdef KVCORE_HAVE_CUDA
-        const uint64_t bytes = config_.bytes_per_block() * config_.num_blocks;
-        const cudaError_t err = cudaMalloc(&storage_, bytes);
-        if (err != cudaSuccess) {
-            storage_ = nullptr;
-            fail(err == cudaErrorMemoryAllocation ? KVC_ERR_NO_MEMORY : KVC_ERR_UNSUPPORTED,
-                 std::string("cudaMalloc of ") + std::to_string(bytes) + " bytes failed: " + cudaGetErrorString(err));
-        }
-#else
-        fail(KVC_ERR_UNSUPPORTED, "device memory needs a kvcore built with CUDA (KVCORE_CUDA=ON)");
-#endif
+        storage_ = device::allocate(config_.bytes_per_block() * config_.num_blocks);
     }
 }
 
 Pool::~Pool() {
     if (config_.memory == Memory::kHost) std::free(storage_);
-#ifdef KVCORE_HAVE_CUDA
-    if (config_.memory == Memory::kDevice && storage_ != nullptr) cudaFree(storage_);
-#endif
+    if (config_.memory == Memory::kDevice) device::release(storage_);
 }
 
 // ---- free lists -----------------------------------------------------------------------------------

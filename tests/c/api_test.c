@@ -245,11 +245,39 @@ static void test_pool(void) {
     CHECK_STATUS(kvc_hash_blocks(KVC_HASH_XXH3, "42", 0, prompt, 10, NULL, hashes, 4, &n), KVC_ERR_INVALID_ARGUMENT);
 }
 
+/* Device memory: a pool on the current CUDA device where one is usable; elsewhere a clear refusal that
+ * changes nothing. Both outcomes are checked, whichever this machine gives. */
+static void test_device_pool(void) {
+    kvc_pool_options* options = NULL;
+    kvc_pool* pool = NULL;
+    void* base = NULL;
+    uint64_t bytes_per_block = 0;
+    kvc_status status;
+
+    CHECK_STATUS(kvc_pool_options_create(&options), KVC_OK);
+    CHECK_STATUS(kvc_pool_options_set_num_blocks(options, 16), KVC_OK);
+    CHECK_STATUS(kvc_pool_options_set_model_shape(options, 1, 1, 64, KVC_DTYPE_F16), KVC_OK);
+    CHECK_STATUS(kvc_pool_options_set_memory(options, KVC_MEMORY_DEVICE), KVC_OK);
+    status = kvc_pool_create(options, &pool);
+    if (status == KVC_OK) {
+        CHECK_STATUS(kvc_pool_storage(pool, &base, &bytes_per_block), KVC_OK);
+        CHECK(base != NULL);
+        CHECK(bytes_per_block == 2u * 64u * 2u * 16u);
+        kvc_pool_destroy(pool);
+    } else {
+        CHECK(status == KVC_ERR_UNSUPPORTED);
+        CHECK(pool == NULL);
+        CHECK(strstr(kvc_last_error_message(), "CUDA") != NULL);
+    }
+    kvc_pool_options_destroy(options);
+}
+
 int main(void) {
     test_version_and_status();
     test_bad_input();
     test_recording_and_export();
     test_pool();
+    test_device_pool();
     printf("c api: %d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }
