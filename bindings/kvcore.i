@@ -335,6 +335,10 @@ typedef struct {} Recorder;
   void record_accesses(const uint8_t* outcomes, size_t n) {
     kvc_bind_check(kvc_recorder_record_accesses($self, outcomes, n));
   }
+  /* count (1..64) lookups, bit i of hits = lookup i's outcome (1 = hit): the cheapest way to record. */
+  void record_access_bits(uint64_t hits, uint32_t count) {
+    kvc_bind_check(kvc_recorder_record_access_bits($self, hits, count));
+  }
   void record_layer_access(uint32_t layer, bool hit) {
     kvc_bind_check(kvc_recorder_record_layer_access($self, layer, hit ? 1u : 0u));
   }

@@ -180,6 +180,13 @@ func (r *Recorder) RecordAccesses(hits []bool) error {
 	return r.do(func(c capi.Recorder) { c.RecordAccesses(outcomes, int64(len(outcomes))) })
 }
 
+// RecordAccessBits records count (1..64) lookups packed in a word: bit i of hits is lookup i's outcome
+// (1 = hit), oldest at bit 0; higher bits are ignored. The cheapest way to record: set one bit per
+// lookup (hits |= 1 << n) and call once per 64.
+func (r *Recorder) RecordAccessBits(hits uint64, count uint32) error {
+	return r.do(func(c capi.Recorder) { c.RecordAccessBits(hits, uint(count)) })
+}
+
 // RecordLayerAccess records one lookup in one layer (it counts in the totals too).
 func (r *Recorder) RecordLayerAccess(layer uint32, hit bool) error {
 	return r.do(func(c capi.Recorder) { c.RecordLayerAccess(uint(layer), hit) })

@@ -156,3 +156,20 @@ func TestGoroutinesRecordConcurrently(t *testing.T) {
 		t.Fatalf("lookups %d hits %d", s.Lookups, s.Hits)
 	}
 }
+
+func TestRecordAccessBits(t *testing.T) {
+	r := mustRecorder(t, &RecorderOptions{WindowAccesses: 100})
+	defer r.Close()
+	must(t, r.RecordAccessBits(0xAAAAAAAAAAAAAAAA, 64))  // 32 hits, 32 misses
+	must(t, r.RecordAccessBits(0xFFFFFFFFFFFFFFF5, 3))   // 0b101: 2 hits, 1 miss; higher bits ignored
+	s, err := r.Snapshot()
+	must(t, err)
+	if s.Hits != 34 || s.Misses != 33 || s.WindowHits != 34 || s.WindowLookups != 67 {
+		t.Fatalf("after 67 accesses: %+v", s)
+	}
+	for _, count := range []uint32{0, 65} {
+		if err := r.RecordAccessBits(1, count); !IsStatus(err, InvalidArgument) {
+			t.Fatalf("count %d: got %v, want InvalidArgument", count, err)
+		}
+	}
+}

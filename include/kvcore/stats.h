@@ -68,6 +68,11 @@ KVC_API kvc_status kvc_recorder_record_access(kvc_recorder* recorder, uint32_t h
  * kvc_recorder_record_access, at a fraction of the cost (one call per prefix lookup instead of one per
  * block). outcomes may be NULL only when n == 0. */
 KVC_API kvc_status kvc_recorder_record_accesses(kvc_recorder* recorder, const uint8_t* outcomes, size_t n);
+/* count (1..64) lookups packed in a word: bit i of `hits` is lookup i's outcome (1 = hit), oldest at bit 0;
+ * bits at count and above are ignored. The cheapest way to record: the caller sets one bit per lookup
+ * (hits |= (uint64_t)hit << n++) and calls once per 64. Counts exactly like count calls of
+ * kvc_recorder_record_access. count 0 or above 64 is KVC_ERR_INVALID_ARGUMENT. */
+KVC_API kvc_status kvc_recorder_record_access_bits(kvc_recorder* recorder, uint64_t hits, uint32_t count);
 /* One lookup in one layer: counted for that layer and, like kvc_recorder_record_access, in the totals. */
 KVC_API kvc_status kvc_recorder_record_layer_access(kvc_recorder* recorder, uint32_t layer, uint32_t hit);
 /* Token-level lookup result: `queried` prompt tokens were looked up, `hit` of them were found (hit <= queried). */

@@ -88,6 +88,15 @@ kvc_status kvc_recorder_record_accesses(kvc_recorder* recorder, const uint8_t* o
     return KVC_OK;
 }
 
+kvc_status kvc_recorder_record_access_bits(kvc_recorder* recorder, uint64_t hits, uint32_t count) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    if (count == 0 || count > 64) {
+        return reject(KVC_ERR_INVALID_ARGUMENT, ("count must be 1..64, got " + std::to_string(count)).c_str());
+    }
+    recorder->impl.record_access_bits(hits, count);
+    return KVC_OK;
+}
+
 kvc_status kvc_recorder_record_layer_access(kvc_recorder* recorder, uint32_t layer, uint32_t hit) {
     KVC_REQUIRE_HANDLE(recorder, "recorder");
     const uint32_t layers = recorder->impl.config().layers;

@@ -51,9 +51,14 @@ public:
         }
     }
     // Many lookups at once (outcome != 0 is a hit), e.g. the blocks of one prefix lookup: one shard
-    // look-up, one clock check and one ring pass for the whole batch, all dated to this call.
+    // look-up for the whole batch, packed 64 outcomes to a word.
     void record_accesses(const uint8_t* outcomes, size_t n) noexcept {
         with_shard([&](Shard& s) { s.record_accesses(outcomes, n, *this); });
+    }
+    // count (1..64) lookups whose outcomes are the low bits of `hits`, oldest at bit 0 (1 = hit).
+    // Precondition: 1 <= count <= 64 (the C layer checks it).
+    void record_access_bits(uint64_t hits, unsigned count) noexcept {
+        with_shard([&](Shard& s) { s.record_bits(hits, count, *this); });
     }
     // Precondition: layer < config().layers (the C layer checks it).
     void record_layer_access(uint32_t layer, bool hit) noexcept {
@@ -100,17 +105,19 @@ private:
         Shard(const RecorderConfig& config, uint64_t now_epoch);
         void record_access(bool hit, const Recorder& owner) noexcept;
         void record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept;
+        void record_bits(uint64_t hits, unsigned count, const Recorder& owner) noexcept;
         void mark_time(const Recorder& owner) noexcept;
 
+        // What every recorded access touches, in the shard's first cache line.
         Counter by_outcome[2];  // [0] misses, [1] hits
-        Counter insertions, evictions, memory_pressure, tokens_queried, tokens_hit, tokens_reused;
-        // The count window: the outcome of each of the last window_accesses accesses (1 = hit), written
-        // by the owner, summed by snapshots.
-        std::unique_ptr<std::atomic<uint8_t>[]> window_ring;
+        // The count window: one bit per each of the last window_accesses accesses (1 = hit), written by
+        // the owner, popcounted by snapshots. Bits at window_accesses and above stay 0.
+        std::unique_ptr<Counter[]> window_bits;
         uint32_t window_pos = 0;             // owner-only
         uint32_t window_size;                // config.window_accesses, next to the fields it bounds
         uint64_t marked_epoch = UINT64_MAX;  // owner-only: the epoch of the newest mark
         std::unique_ptr<TimeMark[]> marks;
+        Counter insertions, evictions, memory_pressure, tokens_queried, tokens_hit, tokens_reused;
         std::unique_ptr<Counter[]> layer_counts;  // [2*layer] hits, [2*layer+1] misses
         std::atomic<bool> owned{false};           // claimed by a live thread
     };
@@ -165,11 +172,12 @@ inline Recorder::Shard* Recorder::cached_shard() const noexcept {
 }
 
 inline void Recorder::Shard::record_access(bool hit, const Recorder& owner) noexcept {
-    // A local copy: the byte store below may alias any field, which would force reloads.
     const uint32_t pos = window_pos;
     if (pos % kClockEvery == 0) [[unlikely]] mark_time(owner);
     by_outcome[hit].add(1);
-    window_ring[pos].store(hit, std::memory_order_relaxed);
+    Counter& word = window_bits[pos / 64];
+    const uint64_t bits = word.get() & ~(uint64_t{1} << (pos % 64));
+    word.value.store(bits | uint64_t{hit} << (pos % 64), std::memory_order_relaxed);
     window_pos = pos + 1 == window_size ? 0 : pos + 1;
 }
 

@@ -96,7 +96,12 @@ static void test_recording_and_export(void) {
     for (i = 0; i < 1000; ++i) CHECK_STATUS(kvc_recorder_record_access(recorder, 0), KVC_OK);
     CHECK_STATUS(kvc_recorder_record_accesses(recorder, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(kvc_recorder_record_accesses(recorder, hits, 0), KVC_OK);
-    CHECK_STATUS(kvc_recorder_record_accesses(recorder, hits, sizeof hits), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_accesses(recorder, hits, sizeof hits - 64), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_access_bits(recorder, UINT64_MAX, 0), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "count must be 1..64") != NULL);
+    CHECK_STATUS(kvc_recorder_record_access_bits(recorder, UINT64_MAX, 65), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_recorder_record_access_bits(NULL, UINT64_MAX, 64), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_recorder_record_access_bits(recorder, UINT64_MAX, 64), KVC_OK); /* the last 64 hits */
     CHECK_STATUS(kvc_recorder_record_insertions(recorder, 3), KVC_OK);
     CHECK_STATUS(kvc_recorder_record_evictions(recorder, 2), KVC_OK);
     CHECK_STATUS(kvc_recorder_record_memory_pressure(recorder), KVC_OK);

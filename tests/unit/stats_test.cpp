@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <atomic>
 #include <barrier>
 #include <nlohmann/json.hpp>
@@ -74,6 +76,41 @@ TEST(Recorder, BatchCountsExactlyLikeSingleAccesses) {
         EXPECT_EQ(a.window_lookups, b.window_lookups);
         EXPECT_EQ(a.time_window_hits, b.time_window_hits);
         EXPECT_EQ(a.time_window_lookups, b.time_window_lookups);
+    }
+}
+
+// The three ways to record (one call per access, a byte per access, a bit per access) agree with each
+// other and with the history itself, for windows of one partial word, one word and several words.
+TEST(Recorder, EveryRecordingPathKeepsTheExactWindow) {
+    std::mt19937 rng(11);
+    for (uint32_t window : {37u, 64u, 130u, 1000u}) {
+        Recorder single{config_with(window)}, bytes{config_with(window)}, bits{config_with(window)};
+        std::vector<bool> history;
+        for (int step = 0; step < 60; ++step) {
+            const size_t n = 1 + rng() % 200;
+            std::vector<uint8_t> outcomes(n);
+            for (auto& o : outcomes) o = static_cast<uint8_t>(rng() % 3 == 0 ? 0 : 1 + rng() % 255);
+            for (uint8_t o : outcomes) {
+                single.record_access(o != 0);
+                history.push_back(o != 0);
+            }
+            bytes.record_accesses(outcomes.data(), n);
+            for (size_t i = 0; i < n; i += 64) {
+                const unsigned count = static_cast<unsigned>(std::min<size_t>(64, n - i));
+                uint64_t word = count == 64 ? 0 : ~uint64_t{0} << count;  // bits above count must be ignored
+                for (unsigned j = 0; j < count; ++j) word |= uint64_t{outcomes[i + j] != 0} << j;
+                bits.record_access_bits(word, count);
+            }
+            const size_t in_window = std::min<size_t>(window, history.size());
+            const uint64_t expected = static_cast<uint64_t>(std::count(history.end() - in_window, history.end(), true));
+            for (const Recorder* r : {&single, &bytes, &bits}) {
+                const Snapshot s = r->snapshot();
+                ASSERT_EQ(s.window_hits, expected) << "window " << window << ", step " << step << ", path " << (r == &single ? "single" : r == &bytes ? "bytes" : "bits");
+                ASSERT_EQ(s.window_lookups, in_window);
+                ASSERT_EQ(s.hits, static_cast<uint64_t>(std::count(history.begin(), history.end(), true)));
+                ASSERT_EQ(s.hits + s.misses, history.size());
+            }
+        }
     }
 }
 

@@ -236,10 +236,29 @@ static class KvcoreTests {
     Throws(() => Pool.HashBlocks(HashAlgo.XXH3, "42", 0, tokens), Status.INVALID_ARGUMENT);
   }
 
+  static void RecordAccessBits() {
+    using (var options = new RecorderOptions()) {
+      options.SetWindowAccesses(100);
+      using (var recorder = new Recorder(options)) {
+        recorder.RecordAccessBits(0xAAAAAAAAAAAAAAAAUL, 64);  // 32 hits, 32 misses
+        recorder.RecordAccessBits(0xFFFFFFFFFFFFFFF5UL, 3);   // 0b101: 2 hits, 1 miss; higher bits ignored
+        using (Stats s = recorder.Snapshot()) {
+          Equal(34UL, s.Hits(), "hits");
+          Equal(33UL, s.Misses(), "misses");
+          Equal(34UL, s.WindowHits(), "window hits");
+          Equal(67UL, s.WindowLookups(), "window lookups");
+        }
+        Throws(() => recorder.RecordAccessBits(1, 0), Status.INVALID_ARGUMENT);
+        Throws(() => recorder.RecordAccessBits(1, 65), Status.INVALID_ARGUMENT);
+      }
+    }
+  }
+
   static int Main() {
     var tests = new Dictionary<string, Action> {
       {"Version", Version},
       {"RecordsAndSnapshots", RecordsAndSnapshots},
+      {"RecordAccessBits", RecordAccessBits},
       {"OptionsAndLayers", OptionsAndLayers},
       {"BadInput", BadInput},
       {"DisposedObjectsThrow", DisposedObjectsThrow},

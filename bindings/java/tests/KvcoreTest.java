@@ -268,6 +268,24 @@ public class KvcoreTest {
     throwsStatus(() -> Pool.hashBlocks(HashAlgo.XXH3, "42", 0, tokens, null), Status.INVALID_ARGUMENT);
   }
 
+  static void recordAccessBits() {
+    try (RecorderOptions options = new RecorderOptions()) {
+      options.setWindowAccesses(100);
+      try (Recorder recorder = new Recorder(options)) {
+        recorder.recordAccessBits(0xAAAAAAAAAAAAAAAAL, 64); // 32 hits, 32 misses
+        recorder.recordAccessBits(0xFFFFFFFFFFFFFFF5L, 3); // 0b101: 2 hits, 1 miss; higher bits ignored
+        try (Stats s = recorder.snapshot()) {
+          equal(34L, s.hits(), "hits");
+          equal(33L, s.misses(), "misses");
+          equal(34L, s.windowHits(), "window hits");
+          equal(67L, s.windowLookups(), "window lookups");
+        }
+        throwsStatus(() -> recorder.recordAccessBits(1, 0), Status.INVALID_ARGUMENT);
+        throwsStatus(() -> recorder.recordAccessBits(1, 65), Status.INVALID_ARGUMENT);
+      }
+    }
+  }
+
   interface Test {
     void run() throws Exception;
   }
@@ -276,6 +294,7 @@ public class KvcoreTest {
     Map<String, Test> tests = new LinkedHashMap<>();
     tests.put("version", KvcoreTest::version);
     tests.put("recordsAndSnapshots", KvcoreTest::recordsAndSnapshots);
+    tests.put("recordAccessBits", KvcoreTest::recordAccessBits);
     tests.put("optionsAndLayers", KvcoreTest::optionsAndLayers);
     tests.put("badInput", KvcoreTest::badInput);
     tests.put("closedObjectsThrow", KvcoreTest::closedObjectsThrow);
