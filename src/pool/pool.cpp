@@ -498,10 +498,13 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
         seq.slotted = hits * bs;
         seq.admitted = true;
         // Statistics as vLLM (tokens) and TensorRT-LLM (blocks) count them.
+        // The prompt's full blocks, as bits: the first `hits` hit, the rest missed.
         const size_t full = seq.prompt_len / bs;
-        std::vector<uint8_t> outcomes(full, 0);
-        std::fill_n(outcomes.begin(), std::min(hits, full), uint8_t{1});
-        recorder_->record_accesses(outcomes.data(), outcomes.size());
+        for (size_t done = 0; done < full; done += 64) {
+            const auto count = static_cast<unsigned>(std::min<size_t>(64, full - done));
+            const size_t hit_here = hits > done ? std::min<size_t>(hits - done, count) : 0;
+            recorder_->record_access_bits(hit_here == 64 ? ~uint64_t{0} : (uint64_t{1} << hit_here) - 1, count);
+        }
         recorder_->record_tokens(seq.prompt_len, hits * bs);
         recorder_->record_reused_tokens(hits * bs);
         // The request window keeps running sums, so reading it is O(1).

@@ -75,6 +75,23 @@ TEST(Pool, InsertionsCountOnlyRegisteredBlocks) {
     pool.check_invariants();
 }
 
+// Block outcomes reach the recorder 64 at a time; prompts longer than that count exactly.
+TEST(Pool, BlockHitsAndMissesCountAcrossManyWords) {
+    Pool pool(small_config(400, 1));
+    const auto prompt = iota_tokens(150);
+    const SequenceId a = pool.create_sequence(prompt, {});
+    pool.allocate(a, prompt.size());
+    pool.free_sequence(a);
+    const SequenceId b = pool.create_sequence(prompt, {});
+    size_t cached = 0;
+    pool.allocate(b, prompt.size(), &cached);
+    EXPECT_EQ(cached, 149u);  // capped at n - 1
+    const auto s = pool.snapshot();
+    EXPECT_EQ(s.hits, 149u);
+    EXPECT_EQ(s.misses, 150u + 1u);
+    EXPECT_EQ(s.window_hits, 149u);
+}
+
 TEST(Pool, AllocatesSlotsAndFreesEverything) {
     Pool pool(small_config(16));
     const auto prompt = iota_tokens(10);
