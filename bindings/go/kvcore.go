@@ -91,7 +91,7 @@ type RecorderOptions struct {
 
 // Recorder records cache accesses from any goroutine; Snapshot returns what it has seen so far.
 type Recorder struct {
-	raw capi.Recorder
+	native[capi.Recorder]
 }
 
 // NewRecorder creates a recorder; opts may be nil for the defaults.
@@ -117,30 +117,19 @@ func NewRecorder(opts *RecorderOptions) (r *Recorder, err error) {
 		}
 		raw = capi.NewRecorder(o)
 	}
-	r = &Recorder{raw: raw}
+	r = &Recorder{native[capi.Recorder]{raw: raw, free: capi.DeleteRecorder}}
 	runtime.SetFinalizer(r, (*Recorder).Close)
 	return r, nil
 }
 
 // Close frees the recorder. It is safe to call more than once.
 func (r *Recorder) Close() error {
-	if r.raw != nil {
-		capi.DeleteRecorder(r.raw)
-		r.raw = nil
-		runtime.SetFinalizer(r, nil)
-	}
+	r.close()
+	runtime.SetFinalizer(r, nil)
 	return nil
 }
 
-func (r *Recorder) do(call func(capi.Recorder)) (err error) {
-	if r.raw == nil {
-		return ErrClosed
-	}
-	defer catch(&err)
-	call(r.raw)
-	runtime.KeepAlive(r)
-	return nil
-}
+func (r *Recorder) do(fn func(capi.Recorder)) error { return r.call(r, fn) }
 
 // statsFrom copies a native snapshot into a Stats value and frees the native one.
 func statsFrom(raw capi.Stats) *Stats {

@@ -84,7 +84,7 @@ type Sequence uint64
 
 // Pool is the paged KV block pool with prefix caching. It is not safe for concurrent use.
 type Pool struct {
-	raw capi.Pool
+	native[capi.Pool]
 }
 
 // NewPool makes a pool; opts may be nil for the defaults.
@@ -129,30 +129,19 @@ func NewPool(opts *PoolOptions) (p *Pool, err error) {
 		}
 		raw = capi.NewPool(o)
 	}
-	p = &Pool{raw: raw}
+	p = &Pool{native[capi.Pool]{raw: raw, free: capi.DeletePool}}
 	runtime.SetFinalizer(p, (*Pool).Close)
 	return p, nil
 }
 
 // Close frees the pool and every sequence in it. It is safe to call more than once.
 func (p *Pool) Close() error {
-	if p.raw != nil {
-		capi.DeletePool(p.raw)
-		p.raw = nil
-		runtime.SetFinalizer(p, nil)
-	}
+	p.close()
+	runtime.SetFinalizer(p, nil)
 	return nil
 }
 
-func (p *Pool) do(call func(capi.Pool)) (err error) {
-	if p.raw == nil {
-		return ErrClosed
-	}
-	defer catch(&err)
-	call(p.raw)
-	runtime.KeepAlive(p)
-	return nil
-}
+func (p *Pool) do(fn func(capi.Pool)) error { return p.call(p, fn) }
 
 // withSequenceOptions runs call with native options built from opts (nil when opts is nil).
 func withSequenceOptions(opts *SequenceOptions, call func(capi.SequenceOptions)) {
