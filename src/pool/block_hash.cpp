@@ -108,11 +108,11 @@ XXH128_hash_t to_xxh3(const BlockHash& h) noexcept {
 }
 
 // Written in place as two words: building a BlockHash on the stack and copying it would reload the
-// two 8-byte stores as one 16-byte load, which misses store forwarding.
+// two 8-byte stores as one 16-byte load, which misses store forwarding. The other 16 bytes stay as
+// BlockHash's initialiser left them: zero.
 void put_xxh3(BlockHash& h, XXH128_hash_t d) noexcept {
     std::memcpy(h.bytes.data(), &d.low64, 8);
     std::memcpy(h.bytes.data() + 8, &d.high64, 8);
-    std::memset(h.bytes.data() + 16, 0, 16);
 }
 
 [[gnu::noinline]] uint64_t xxh3_keys_digest_slow(const ExtraKeys& keys, uint64_t begin, uint64_t end) {
@@ -241,24 +241,31 @@ BlockHash BlockHasher::hash_block(const BlockHash& parent, std::span<const int32
 
 std::vector<BlockHash> BlockHasher::hash_blocks(std::span<const int32_t> tokens, uint32_t block_size,
                                                 const ExtraKeys& keys) const {
-    std::vector<BlockHash> hashes(tokens.size() / block_size);
+    std::vector<BlockHash> hashes;
+    extend_chain(hashes, tokens, block_size, keys, tokens.size() / block_size);
+    return hashes;
+}
+
+void BlockHasher::extend_chain(std::vector<BlockHash>& hashes, std::span<const int32_t> tokens, uint32_t block_size,
+                               const ExtraKeys& keys, size_t full_blocks) const {
+    size_t i = hashes.size();
+    if (full_blocks <= i) return;
+    hashes.resize(full_blocks);  // zeroed digests, filled in place
     if (algo_ == HashAlgo::kXxh3) {
         // The chain stays in registers: each digest feeds the next without a round trip through memory.
-        XXH128_hash_t parent = to_xxh3(none_hash_);
-        for (size_t i = 0; i < hashes.size(); ++i) {
+        XXH128_hash_t parent = to_xxh3(i == 0 ? none_hash_ : hashes[i - 1]);
+        for (; i < full_blocks; ++i) {
             const uint64_t first = i * block_size;
             parent = xxh3_block(parent, xxh3_keys_digest(keys, first, first + block_size),
                                 tokens.subspan(first, block_size));
             put_xxh3(hashes[i], parent);
         }
-        return hashes;
+        return;
     }
-    const BlockHash* parent = &none_hash_;
-    for (size_t i = 0; i < hashes.size(); ++i) {
-        hashes[i] = hash_block(*parent, tokens.subspan(i * block_size, block_size), i * block_size, keys);
-        parent = &hashes[i];
+    for (; i < full_blocks; ++i) {
+        hashes[i] = hash_block(i == 0 ? none_hash_ : hashes[i - 1], tokens.subspan(i * block_size, block_size),
+                               i * block_size, keys);
     }
-    return hashes;
 }
 
 }  // namespace kvcore::pool

@@ -61,6 +61,10 @@ public:
     // Hashes of every full block of tokens, chained from none_hash().
     [[nodiscard]] std::vector<BlockHash> hash_blocks(std::span<const int32_t> tokens, uint32_t block_size,
                                                      const ExtraKeys& keys) const;
+    // Extends `hashes`, the chain of tokens' first hashes.size() blocks, to its first full_blocks blocks
+    // (tokens must hold them all). How a growing sequence hashes the blocks it fills.
+    void extend_chain(std::vector<BlockHash>& hashes, std::span<const int32_t> tokens, uint32_t block_size,
+                      const ExtraKeys& keys, size_t full_blocks) const;
 
 private:
     HashAlgo algo_;

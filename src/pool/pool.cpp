@@ -289,14 +289,7 @@ size_t Pool::count_cached_prefix_blocks(const Sequence& seq, std::vector<int32_t
 }
 
 void Pool::ensure_hashes(Sequence& seq, size_t full_blocks) {
-    const uint32_t bs = config_.block_size;
-    seq.hashes.reserve(full_blocks);
-    while (seq.hashes.size() < full_blocks) {
-        const size_t i = seq.hashes.size();
-        const BlockHash& parent = i == 0 ? hasher_.none_hash() : seq.hashes[i - 1];
-        seq.hashes.push_back(hasher_.hash_block(
-            parent, std::span<const int32_t>(seq.tokens).subspan(i * bs, bs), i * bs, seq.options.keys));
-    }
+    hasher_.extend_chain(seq.hashes, seq.tokens, config_.block_size, seq.options.keys, full_blocks);
 }
 
 void Pool::cache_full_blocks(Sequence& seq) {

@@ -88,6 +88,21 @@ TEST(BlockHash, Xxh3FollowsItsDefinitionOnEveryPath) {
     }
 }
 
+// A growing sequence extends its chain a few blocks at a time; the result is the chain hashed at once.
+TEST(BlockHash, ExtendingAChainInStepsEqualsHashingItAtOnce) {
+    for (HashAlgo algo : {HashAlgo::kSha256Cbor, HashAlgo::kXxh3}) {
+        const BlockHasher hasher(algo, "42");
+        std::vector<int32_t> tokens(16 * 10 + 5);
+        for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(i * 31 % 5000);
+        ExtraKeys keys;
+        keys.lora_name = "adapter";
+        keys.cache_salt = "tenant";
+        std::vector<BlockHash> grown;
+        for (size_t full : {0u, 1u, 1u, 4u, 7u, 10u}) hasher.extend_chain(grown, tokens, 16, keys, full);
+        EXPECT_EQ(grown, hasher.hash_blocks(tokens, 16, keys)) << hash_algo_name(algo);
+    }
+}
+
 TEST(BlockHash, SaltEntersOnlyTheFirstBlockButChainsOnward) {
     const BlockHasher hasher(HashAlgo::kSha256Cbor, "42");
     std::vector<int32_t> tokens(32, 5);
