@@ -6,12 +6,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <list>
 #include <random>
-#include <unordered_map>
 #include <vector>
 
 #include "kvcore/kvcore.h"
+#include "lru_cache.h"
 
 namespace {
 
@@ -128,29 +127,6 @@ BENCHMARK(BM_Snapshot);
 // SmallMind-style LRU store of KV entries: hash map from key to a list node, splice on hit, evict the
 // tail on a miss. 64k entries, keys drawn from 96k so that about 2/3 of lookups hit.
 
-class LruStore {
-public:
-    explicit LruStore(size_t capacity) : capacity_(capacity) { index_.reserve(capacity * 2); }
-    bool lookup(uint64_t key) {
-        if (auto it = index_.find(key); it != index_.end()) {
-            order_.splice(order_.begin(), order_, it->second);
-            return true;
-        }
-        if (index_.size() == capacity_) {
-            index_.erase(order_.back());
-            order_.pop_back();
-        }
-        order_.push_front(key);
-        index_.emplace(key, order_.begin());
-        return false;
-    }
-
-private:
-    size_t capacity_;
-    std::list<uint64_t> order_;
-    std::unordered_map<uint64_t, std::list<uint64_t>::iterator> index_;
-};
-
 std::vector<uint64_t> make_keys() {
     std::mt19937_64 rng(7);
     std::uniform_int_distribution<uint64_t> dist(0, 96 * 1024 - 1);
@@ -162,10 +138,10 @@ std::vector<uint64_t> make_keys() {
 // Both variants share one warmed store and one key stream, so they touch the same memory layout.
 struct SharedStore {
     std::vector<uint64_t> keys = make_keys();
-    LruStore store{64 * 1024};
+    LruCache store{64 * 1024};
     size_t next = 0;
     SharedStore() {
-        for (uint64_t k : keys) store.lookup(k);
+        for (uint64_t k : keys) store.access(k);
     }
 };
 
@@ -192,7 +168,7 @@ inline void lookup_chunk(kvc_recorder* recorder, Pending& p, size_t n) {
     const size_t mask = shared.keys.size() - 1;
     size_t i = shared.next;
     for (size_t k = 0; k < n; ++k) {
-        const bool hit = shared.store.lookup(shared.keys[i++ & mask]);
+        const bool hit = shared.store.access(shared.keys[i++ & mask]);
         if constexpr (kAfter == After::kRecord) kvc_recorder_record_access(recorder, hit);
         if constexpr (kAfter == After::kEmptyApiCall) benchmark::DoNotOptimize(kvc_version_number() + hit);
         if constexpr (kAfter == After::kRecordBatched) {

@@ -12,6 +12,22 @@
 
 namespace kvcore::stats {
 
+namespace {
+
+// Bits set. std::popcount is a libgcc call unless the build targets the POPCNT instruction.
+inline unsigned count_ones(uint64_t x) noexcept {
+#if defined(__POPCNT__)
+    return static_cast<unsigned>(std::popcount(x));
+#else
+    x -= (x >> 1) & 0x5555555555555555ull;
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return static_cast<unsigned>((x * 0x0101010101010101ull) >> 56);
+#endif
+}
+
+}  // namespace
+
 uint64_t coarse_monotonic_ns() noexcept {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -88,7 +104,10 @@ Recorder::Shard::Shard(const RecorderConfig& config, uint64_t now_epoch)
 }
 
 void Recorder::Shard::mark_time(const Recorder& owner) noexcept {
-    const uint64_t epoch = owner.now_epoch();
+    const uint64_t now = owner.config_.clock();
+    if (now < epoch_end_ns) return;  // still inside the marked bucket: no division
+    const uint64_t epoch = now / owner.bucket_width_ns_;
+    epoch_end_ns = (epoch + 1) * owner.bucket_width_ns_;
     if (epoch == marked_epoch) return;
     marked_epoch = epoch;
     TimeMark& mark = marks[epoch % kTimeBuckets];
@@ -105,7 +124,7 @@ void Recorder::Shard::record_bits(uint64_t hits, unsigned count, const Recorder&
     uint32_t pos = window_pos;
     // The same clock rule as one access at a time: check when the batch reaches a multiple of kClockEvery.
     if (pos % kClockEvery == 0 || pos % kClockEvery + count > kClockEvery) mark_time(owner);
-    const unsigned hit_count = static_cast<unsigned>(std::popcount(hits));
+    const unsigned hit_count = count_ones(hits);
     by_outcome[1].add(hit_count);
     by_outcome[0].add(count - hit_count);
     // Only the last window_size outcomes can still be in the ring.
@@ -264,7 +283,7 @@ Snapshot Recorder::snapshot() const {
         s.tokens_reused += shard.tokens_reused.get();
         const uint64_t filled = std::min<uint64_t>(hits + misses, window);
         s.window_lookups += filled;
-        for (uint64_t i = 0; i < (window + 63) / 64; ++i) s.window_hits += std::popcount(shard.window_bits[i].get());
+        for (uint64_t i = 0; i < (window + 63) / 64; ++i) s.window_hits += count_ones(shard.window_bits[i].get());
         for (uint32_t layer = 0; layer < config_.layers; ++layer) {
             s.layer_hits[layer] += shard.layer_counts[2 * layer].get();
             s.layer_misses[layer] += shard.layer_counts[2 * layer + 1].get();

@@ -116,6 +116,7 @@ private:
         uint32_t window_pos = 0;             // owner-only
         uint32_t window_size;                // config.window_accesses, next to the fields it bounds
         uint64_t marked_epoch = UINT64_MAX;  // owner-only: the epoch of the newest mark
+        uint64_t epoch_end_ns = 0;           // owner-only: when the epoch last seen by a clock check ends
         std::unique_ptr<TimeMark[]> marks;
         Counter insertions, evictions, memory_pressure, tokens_queried, tokens_hit, tokens_reused;
         std::unique_ptr<Counter[]> layer_counts;  // [2*layer] hits, [2*layer+1] misses

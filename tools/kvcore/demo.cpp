@@ -2,14 +2,13 @@
 // reporting every lookup, insertion and eviction through a kvc_recorder, then the snapshot.
 #include <cmath>
 #include <cstdio>
-#include <list>
 #include <random>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "commands.h"
 #include "kvcore/kvcore.h"
+#include "lru_cache.h"
 
 namespace kvcore::cli {
 namespace {
@@ -37,32 +36,6 @@ public:
 
 private:
     std::vector<double> cdf_;
-};
-
-class LruCache {
-public:
-    explicit LruCache(size_t capacity) : capacity_(capacity) {}
-    // True on a hit. On a miss the key is inserted; *evicted tells whether that pushed one out.
-    bool access(uint64_t key, bool* evicted) {
-        *evicted = false;
-        if (auto it = index_.find(key); it != index_.end()) {
-            order_.splice(order_.begin(), order_, it->second);
-            return true;
-        }
-        if (index_.size() == capacity_) {
-            index_.erase(order_.back());
-            order_.pop_back();
-            *evicted = true;
-        }
-        order_.push_front(key);
-        index_[key] = order_.begin();
-        return false;
-    }
-
-private:
-    size_t capacity_;
-    std::list<uint64_t> order_;
-    std::unordered_map<uint64_t, std::list<uint64_t>::iterator> index_;
 };
 
 void print_row(const char* name, const std::string& value) { std::printf("  %-28s %s\n", name, value.c_str()); }

@@ -1,0 +1,36 @@
+// A plain LRU cache of keys, shaped like SmallMind's LruKvCacheStore (a hash map to list nodes, splice
+// on a hit, evict the tail on a miss). Not part of libkvcore: it is the "cache not built on kvcore" that
+// the demo and the benchmarks record through a kvc_recorder.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <unordered_map>
+
+class LruCache {
+public:
+    explicit LruCache(size_t capacity) : capacity_(capacity) { index_.reserve(capacity * 2); }
+
+    // True on a hit. On a miss the key is inserted; *evicted (when given) tells whether that pushed one out.
+    bool access(uint64_t key, bool* evicted = nullptr) {
+        if (evicted != nullptr) *evicted = false;
+        if (auto it = index_.find(key); it != index_.end()) {
+            order_.splice(order_.begin(), order_, it->second);
+            return true;
+        }
+        if (index_.size() == capacity_) {
+            index_.erase(order_.back());
+            order_.pop_back();
+            if (evicted != nullptr) *evicted = true;
+        }
+        order_.push_front(key);
+        index_.emplace(key, order_.begin());
+        return false;
+    }
+
+private:
+    size_t capacity_;
+    std::list<uint64_t> order_;
+    std::unordered_map<uint64_t, std::list<uint64_t>::iterator> index_;
+};
