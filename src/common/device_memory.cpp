@@ -27,12 +27,14 @@ const Runtime& runtime() {
     static const Runtime loaded = [] {
         Runtime rt;
         void* lib = nullptr;
+        std::string first_error;
         // The current runtime, then older ones: the entry points above are the same in each.
         for (const char* name : {"libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0"}) {
             if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+            if (first_error.empty()) first_error = dlerror();
         }
         if (lib == nullptr) {
-            rt.load_error = std::string("the CUDA runtime (libcudart.so) cannot be loaded: ") + dlerror();
+            rt.load_error = "the CUDA runtime (libcudart.so) cannot be loaded: " + first_error;
             return rt;
         }
         auto bind = [&](auto& fn, const char* symbol) {
@@ -69,7 +71,7 @@ void* allocate(uint64_t bytes) {
 }
 
 void release(void* memory) noexcept {
-    if (memory != nullptr) runtime().free(memory);
+    if (memory != nullptr && runtime().free != nullptr) runtime().free(memory);
 }
 
 }  // namespace kvcore::device
