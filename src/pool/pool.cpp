@@ -136,7 +136,7 @@ inline void Pool::push_free(int32_t block, uint32_t level) {
     ++num_free_;
 }
 
-void Pool::unlink_free(int32_t block) noexcept {
+inline void Pool::unlink_free(int32_t block) noexcept {
     Block& b = blocks_[block];
     Link& l = links_[block];
     FreeList& list = free_lists_[b.level];
@@ -173,21 +173,9 @@ inline int32_t Pool::pop_free() {
     if (!expiries_.empty()) [[unlikely]] expire_priorities();
     const uint32_t level = nonempty_levels_[0] != 0 ? std::countr_zero(nonempty_levels_[0])
                                                     : 64 + std::countr_zero(nonempty_levels_[1]);
-    // unlink_free, specialised for the head of a list.
-    FreeList& list = free_lists_[level];
-    const int32_t block = list.head;
+    const int32_t block = free_lists_[level].head;
+    unlink_free(block);
     Block& b = blocks_[block];
-    Link& l = links_[block];
-    list.head = l.next;
-    if (l.next != -1) {
-        links_[l.next].prev = -1;
-    } else {
-        list.tail = -1;
-        nonempty_levels_[level / 64] &= ~(uint64_t{1} << (level % 64));
-    }
-    l.next = -1;
-    b.free = false;
-    --num_free_;
     if (b.cached) uncache(block);
     b.expiry_stamp = 0;
     b.filled = 0;

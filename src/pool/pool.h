@@ -181,7 +181,7 @@ private:
     // The per-block steps of every allocate and free: inlined into their loops (a call each cost ~20 %
     // of a batched allocate + free).
     [[gnu::always_inline]] inline void push_free(int32_t block, uint32_t level);
-    void unlink_free(int32_t block) noexcept;
+    [[gnu::always_inline]] inline void unlink_free(int32_t block) noexcept;
     [[gnu::always_inline]] inline int32_t pop_free();  // evicts the block's hash if it had one
     void expire_priorities();
     void acquire(int32_t block);  // ref++, leaving the free list on 0 -> 1
