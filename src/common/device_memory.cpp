@@ -2,7 +2,6 @@
 
 #include <dlfcn.h>
 
-#include <mutex>
 #include <string>
 
 #include "common/error.h"
@@ -53,14 +52,15 @@ const Runtime& runtime() {
 }  // namespace
 
 void* allocate(uint64_t bytes) {
+    auto unusable = [](const std::string& why) {
+        fail(KVC_ERR_UNSUPPORTED, "device memory needs a CUDA device, and none is usable: " + why);
+    };
     const Runtime& rt = runtime();
-    if (!rt.load_error.empty()) fail(KVC_ERR_UNSUPPORTED, "device memory needs a CUDA device, and none is usable: " + rt.load_error);
+    if (!rt.load_error.empty()) unusable(rt.load_error);
     int devices = 0;
     const CudaError probe = rt.get_device_count(&devices);
-    if (probe != kCudaSuccess || devices == 0) {
-        fail(KVC_ERR_UNSUPPORTED, std::string("device memory needs a CUDA device, and none is usable: ") +
-                                      (probe != kCudaSuccess ? rt.error_string(probe) : "no device found"));
-    }
+    if (probe != kCudaSuccess) unusable(rt.error_string(probe));
+    if (devices == 0) unusable("no device found");
     void* memory = nullptr;
     const CudaError err = rt.malloc(&memory, bytes);
     if (err != kCudaSuccess) {

@@ -130,8 +130,7 @@ void put_xxh3(BlockHash& h, XXH128_hash_t d) noexcept {
 
 // 0 when no key applies to the block, so such blocks hash as unkeyed ones.
 inline uint64_t xxh3_keys_digest(const ExtraKeys& keys, uint64_t begin, uint64_t end) {
-    if (keys.lora_name.empty() && keys.cache_salt.empty() && keys.multimodal.empty()) return 0;  // the common case
-    return xxh3_keys_digest_slow(keys, begin, end);
+    return keys.empty() ? 0 : xxh3_keys_digest_slow(keys, begin, end);
 }
 
 // Blocks longer than xxh3_block's stack buffer stream. Out of line: its 576-byte state would otherwise
@@ -258,7 +257,7 @@ void BlockHasher::extend_chain(std::vector<BlockHash>& hashes, std::span<const i
         // Whether keys apply is decided once: the digests' byte stores could alias the strings, so the
         // compiler would re-read them every block.
         XXH128_hash_t parent = to_xxh3(i == 0 ? none_hash_ : hashes[i - 1]);
-        const bool keyed = !keys.lora_name.empty() || !keys.cache_salt.empty() || !keys.multimodal.empty();
+        const bool keyed = !keys.empty();
         const int32_t* block = tokens.data() + i * block_size;
         BlockHash* out = hashes.data() + i;
         for (; i < full_blocks; ++i, block += block_size, ++out) {

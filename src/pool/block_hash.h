@@ -40,6 +40,9 @@ struct ExtraKeys {
     std::string cache_salt;  // empty: none; enters block 0 only, as in vLLM
     std::vector<MultimodalItem> multimodal;  // sorted by offset
 
+    // No key at all: the common case, whose blocks hash on tokens alone.
+    [[nodiscard]] bool empty() const noexcept { return lora_name.empty() && cache_salt.empty() && multimodal.empty(); }
+
     // The isolation domain: a tagged digest of the LoRA and the salt. Blocks are shared only within one
     // domain, whatever the hash algorithm, so different salts never share a block (CVE-2025-46570).
     [[nodiscard]] uint64_t domain() const noexcept;
