@@ -139,8 +139,7 @@ void Recorder::Shard::record_bits(uint64_t hits, unsigned count, const Recorder&
         const unsigned offset = pos % 64;
         const unsigned run = std::min({count, 64 - offset, window_size - pos});
         const uint64_t mask = run == 64 ? ~uint64_t{0} : (uint64_t{1} << run) - 1;
-        Counter& word = window_bits[pos / 64];
-        word.value.store((word.get() & ~(mask << offset)) | (hits & mask) << offset, std::memory_order_relaxed);
+        store_window(pos, (hits & mask) << offset, mask << offset);
         hits = run == 64 ? 0 : hits >> run;
         count -= run;
         pos = pos + run == window_size ? 0 : pos + run;
@@ -151,7 +150,7 @@ void Recorder::Shard::record_bits(uint64_t hits, unsigned count, const Recorder&
 void Recorder::Shard::record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept {
     // 64 outcomes to a word, a byte load each: the caller has usually just stored them one byte at a
     // time, and a wider load would miss store forwarding and wait for those stores to retire, behind
-    // the caller's own cache misses (measured: +7.6 % on the LRU lookup against +1.x % this way).
+    // the caller's own cache misses (bench/RESULTS.md: the measured effect on the LRU lookup is not settled).
     while (n > 0) {
         const unsigned count = static_cast<unsigned>(std::min<size_t>(n, 64));
         uint64_t hits = 0;
@@ -250,7 +249,7 @@ Snapshot Recorder::snapshot() const {
     s.window_seconds = config_.window_seconds;
     s.layer_hits.assign(config_.layers, 0);
     s.layer_misses.assign(config_.layers, 0);
-    const uint64_t now_epoch = config_.clock() / bucket_width_ns_;
+    const uint64_t epoch_now = now_epoch();
 
     const uint64_t window = config_.window_accesses;
     auto add = [&](const Shard& shard) {
@@ -259,7 +258,7 @@ Snapshot Recorder::snapshot() const {
         for (unsigned b = 0; b < kTimeBuckets; ++b) {
             const TimeMark& mark = shard.marks[b];
             const uint64_t epoch = mark.epoch.load(std::memory_order_acquire);
-            if (epoch > now_epoch || now_epoch - epoch >= kTimeBuckets || epoch >= oldest) continue;
+            if (epoch > epoch_now || epoch_now - epoch >= kTimeBuckets || epoch >= oldest) continue;
             const uint64_t h = mark.hits.load(std::memory_order_relaxed);
             const uint64_t m = mark.misses.load(std::memory_order_relaxed);
             std::atomic_thread_fence(std::memory_order_acquire);

@@ -107,6 +107,11 @@ private:
         void record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept;
         void record_bits(uint64_t hits, unsigned count, const Recorder& owner) noexcept;
         void mark_time(const Recorder& owner) noexcept;
+        // Sets the bits under `mask` in the count-window word holding position `pos` (both shifted into place).
+        void store_window(uint32_t pos, uint64_t bits, uint64_t mask) noexcept {
+            Counter& word = window_bits[pos / 64];
+            word.value.store((word.get() & ~mask) | bits, std::memory_order_relaxed);
+        }
 
         // What every recorded access touches, in the shard's first cache line.
         Counter by_outcome[2];  // [0] misses, [1] hits
@@ -176,9 +181,7 @@ inline void Recorder::Shard::record_access(bool hit, const Recorder& owner) noex
     const uint32_t pos = window_pos;
     if (pos % kClockEvery == 0) [[unlikely]] mark_time(owner);
     by_outcome[hit].add(1);
-    Counter& word = window_bits[pos / 64];
-    const uint64_t bits = word.get() & ~(uint64_t{1} << (pos % 64));
-    word.value.store(bits | uint64_t{hit} << (pos % 64), std::memory_order_relaxed);
+    store_window(pos, uint64_t{hit} << (pos % 64), uint64_t{1} << (pos % 64));
     window_pos = pos + 1 == window_size ? 0 : pos + 1;
 }
 
