@@ -8,37 +8,21 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
-#include <vector>
 
 #include "kvcore/kvcore.h"
-#include "lru_cache.h"
+#include "lru_workload.h"
 
 namespace {
 
 constexpr size_t kChunk = 4096;
 
-struct Workload {
-    std::vector<uint64_t> keys;
-    LruCache cache{64 * 1024};
-    size_t next = 0;
-
-    Workload() : keys(1 << 20) {
-        std::mt19937_64 rng(7);
-        std::uniform_int_distribution<uint64_t> dist(0, 96 * 1024 - 1);  // about 2/3 of lookups hit
-        for (auto& k : keys) k = dist(rng) * 0x9E3779B97F4A7C15ull;
-        for (uint64_t k : keys) cache.access(k);
-    }
-    bool lookup() { return cache.access(keys[next++ & (keys.size() - 1)]); }
-};
-
-[[gnu::noinline]] size_t unrecorded(Workload& w) {
+[[gnu::noinline]] size_t unrecorded(LruWorkload& w) {
     size_t hits = 0;
     for (size_t i = 0; i < kChunk; ++i) hits += w.lookup();
     return hits;
 }
 
-[[gnu::noinline]] size_t recorded(Workload& w, kvc_recorder* recorder) {
+[[gnu::noinline]] size_t recorded(LruWorkload& w, kvc_recorder* recorder) {
     size_t hits = 0;
     uint64_t bits = 0;
     for (size_t i = 0; i < kChunk; ++i) {
@@ -59,7 +43,7 @@ int main(int argc, char** argv) {
     const size_t chunks = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 64;
     kvc_recorder* recorder = nullptr;
     if (kvc_recorder_create(nullptr, &recorder) != KVC_OK) return 1;
-    Workload w;
+    LruWorkload w;
     size_t hits[2] = {0, 0};
     for (size_t c = 0; c < chunks; ++c) {
         hits[0] += unrecorded(w);

@@ -6,11 +6,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <random>
 #include <vector>
 
 #include "kvcore/kvcore.h"
-#include "lru_cache.h"
+#include "lru_workload.h"
 
 namespace {
 
@@ -124,31 +123,13 @@ void BM_Snapshot(benchmark::State& state) {
 BENCHMARK(BM_Snapshot);
 
 // ---- a representative cache lookup -------------------------------------------------------------
-// SmallMind-style LRU store of KV entries: hash map from key to a list node, splice on hit, evict the
-// tail on a miss. 64k entries, keys drawn from 96k so that about 2/3 of lookups hit.
-
-std::vector<uint64_t> make_keys() {
-    std::mt19937_64 rng(7);
-    std::uniform_int_distribution<uint64_t> dist(0, 96 * 1024 - 1);
-    std::vector<uint64_t> keys(1 << 20);
-    for (auto& k : keys) k = dist(rng) * 0x9E3779B97F4A7C15ull;
-    return keys;
-}
-
-// Both variants share one warmed store and one key stream, so they touch the same memory layout.
-struct SharedStore {
-    std::vector<uint64_t> keys = make_keys();
-    LruCache store{64 * 1024};
-    size_t next = 0;
-    SharedStore() {
-        for (uint64_t k : keys) store.access(k);
-    }
-};
+// SmallMind-style LRU store (bench/lru_workload.h). Every variant shares one warmed store and one key
+// stream, so they touch the same memory layout.
 
 enum class After { kNothing, kEmptyApiCall, kRecord, kRecordBatched, kRecordBits };
 
-SharedStore& shared_store() {
-    static SharedStore shared;
+LruWorkload& shared_store() {
+    static LruWorkload shared;
     return shared;
 }
 
@@ -164,11 +145,11 @@ struct Pending {
 // n lookups of the shared store's key stream, each followed by kAfter.
 template <After kAfter>
 inline void lookup_chunk(kvc_recorder* recorder, Pending& p, size_t n) {
-    SharedStore& shared = shared_store();
+    LruWorkload& shared = shared_store();
     const size_t mask = shared.keys.size() - 1;
-    size_t i = shared.next;
+    size_t i = shared.next;  // in a register: the calls below could otherwise force it back to memory
     for (size_t k = 0; k < n; ++k) {
-        const bool hit = shared.store.access(shared.keys[i++ & mask]);
+        const bool hit = shared.cache.access(shared.keys[i++ & mask]);
         if constexpr (kAfter == After::kRecord) kvc_recorder_record_access(recorder, hit);
         if constexpr (kAfter == After::kEmptyApiCall) benchmark::DoNotOptimize(kvc_version_number() + hit);
         if constexpr (kAfter == After::kRecordBatched) {
