@@ -95,7 +95,7 @@ thread_local ThreadClaims thread_claims;
 
 Recorder::Shard::Shard(const RecorderConfig& config, uint64_t now_epoch)
     : window_bits(new Counter[(config.window_accesses + 63) / 64]),
-      window_size(config.window_accesses),
+      ring_bits((config.window_accesses + 63) / 64 * 64),
       marks(new TimeMark[kTimeBuckets]),
       layer_counts(new Counter[2 * static_cast<size_t>(config.layers)]) {
     // Accesses before the owner's first clock check date from the shard's creation.
@@ -120,31 +120,41 @@ void Recorder::Shard::mark_time(const Recorder& owner) noexcept {
 }
 
 void Recorder::Shard::record_bits(uint64_t hits, unsigned count, const Recorder& owner) noexcept {
-    if (count < 64) hits &= (uint64_t{1} << count) - 1;
-    uint32_t pos = window_pos;
+    const uint64_t mask = ~uint64_t{0} >> (64 - count);
+    hits &= mask;
+    const uint32_t pos = window_pos.load(std::memory_order_relaxed);
     // The same clock rule as one access at a time: check when the batch reaches a multiple of kClockEvery.
     if (pos % kClockEvery == 0 || pos % kClockEvery + count > kClockEvery) mark_time(owner);
     const unsigned hit_count = count_ones(hits);
     by_outcome[1].add(hit_count);
     by_outcome[0].add(count - hit_count);
-    // Only the last window_size outcomes can still be in the ring.
-    if (count > window_size) {
-        const unsigned skip = count - window_size;
-        hits >>= skip;
-        count = window_size;
-        pos = static_cast<uint32_t>((pos + skip) % window_size);
+    // Into the ring: the word holding pos, and the next one when the batch runs past it.
+    const unsigned offset = pos % 64;
+    store_window(pos, hits << offset, mask << offset);
+    if (offset + count > 64) {
+        const uint32_t next_word = pos - offset + 64 == ring_bits ? 0 : pos - offset + 64;
+        store_window(next_word, hits >> (64 - offset), mask >> (64 - offset));
     }
-    // Into the ring in at most three pieces: a word boundary and the window's end split the run.
-    while (count > 0) {
-        const unsigned offset = pos % 64;
-        const unsigned run = std::min({count, 64 - offset, window_size - pos});
-        const uint64_t mask = run == 64 ? ~uint64_t{0} : (uint64_t{1} << run) - 1;
-        store_window(pos, (hits & mask) << offset, mask << offset);
-        hits = run == 64 ? 0 : hits >> run;
-        count -= run;
-        pos = pos + run == window_size ? 0 : pos + run;
+    window_pos.store(pos + count < ring_bits ? pos + count : pos + count - ring_bits, std::memory_order_relaxed);
+}
+
+uint64_t Recorder::Shard::window_hits(uint32_t window) const noexcept {
+    // Every bit in the ring but the ring_bits - window (< 64) oldest ones, which start at the write
+    // position: masked out of the (at most two) words holding them. Each word is read once.
+    const uint32_t pos = window_pos.load(std::memory_order_relaxed);
+    const uint32_t stale = ring_bits - window;
+    const unsigned offset = pos % 64;
+    const uint64_t mask = stale == 0 ? 0 : ~uint64_t{0} >> (64 - stale);
+    const uint32_t first = pos / 64, second = first + 1 == ring_bits / 64 ? 0 : first + 1;
+    const uint64_t first_stale = mask << offset, second_stale = offset == 0 ? 0 : mask >> (64 - offset);
+    uint64_t hits = 0;
+    for (uint32_t w = 0; w < ring_bits / 64; ++w) {
+        uint64_t bits = window_bits[w].get();
+        if (w == first) bits &= ~first_stale;
+        if (w == second) bits &= ~second_stale;
+        hits += count_ones(bits);
     }
-    window_pos = pos;
+    return hits;
 }
 
 void Recorder::Shard::record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept {
@@ -282,7 +292,7 @@ Snapshot Recorder::snapshot() const {
         s.tokens_reused += shard.tokens_reused.get();
         const uint64_t filled = std::min<uint64_t>(hits + misses, window);
         s.window_lookups += filled;
-        for (uint64_t i = 0; i < (window + 63) / 64; ++i) s.window_hits += count_ones(shard.window_bits[i].get());
+        s.window_hits += shard.window_hits(config_.window_accesses);
         for (uint32_t layer = 0; layer < config_.layers; ++layer) {
             s.layer_hits[layer] += shard.layer_counts[2 * layer].get();
             s.layer_misses[layer] += shard.layer_counts[2 * layer + 1].get();

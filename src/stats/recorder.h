@@ -112,14 +112,18 @@ private:
             Counter& word = window_bits[pos / 64];
             word.value.store((word.get() & ~mask) | bits, std::memory_order_relaxed);
         }
+        // Hits among the last `window` (<= ring_bits) outcomes; safe to call from any thread.
+        [[nodiscard]] uint64_t window_hits(uint32_t window) const noexcept;
 
         // What every recorded access touches, in the shard's first cache line.
         Counter by_outcome[2];  // [0] misses, [1] hits
-        // The count window: one bit per each of the last window_accesses accesses (1 = hit), written by
-        // the owner, popcounted by snapshots. Bits at window_accesses and above stay 0.
+        // The count window: a ring of one bit per access (1 = hit), written by the owner, counted by
+        // snapshots over its last window_accesses positions. Its size is window_accesses rounded up to
+        // whole words, so that a batch of up to 64 outcomes is at most two word updates and never splits
+        // at the window's end.
         std::unique_ptr<Counter[]> window_bits;
-        uint32_t window_pos = 0;             // owner-only
-        uint32_t window_size;                // config.window_accesses, next to the fields it bounds
+        std::atomic<uint32_t> window_pos{0};  // where the next outcome goes: owner-written, read by snapshots
+        uint32_t ring_bits;                  // a multiple of 64, >= 64
         uint64_t marked_epoch = UINT64_MAX;  // owner-only: the epoch of the newest mark
         uint64_t epoch_end_ns = 0;           // owner-only: when the epoch last seen by a clock check ends
         std::unique_ptr<TimeMark[]> marks;
@@ -178,11 +182,11 @@ inline Recorder::Shard* Recorder::cached_shard() const noexcept {
 }
 
 inline void Recorder::Shard::record_access(bool hit, const Recorder& owner) noexcept {
-    const uint32_t pos = window_pos;
+    const uint32_t pos = window_pos.load(std::memory_order_relaxed);
     if (pos % kClockEvery == 0) [[unlikely]] mark_time(owner);
     by_outcome[hit].add(1);
     store_window(pos, uint64_t{hit} << (pos % 64), uint64_t{1} << (pos % 64));
-    window_pos = pos + 1 == window_size ? 0 : pos + 1;
+    window_pos.store(pos + 1 == ring_bits ? 0 : pos + 1, std::memory_order_relaxed);
 }
 
 }  // namespace kvcore::stats
