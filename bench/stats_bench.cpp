@@ -5,9 +5,12 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <random>
+#include <utility>
 #include <vector>
 
 #include "kvcore/kvcore.h"
@@ -77,7 +80,7 @@ void BM_RecordAccesses(benchmark::State& state) {
     state.counters["ns_per_access"] = benchmark::Counter(
         static_cast<double>(state.iterations() * state.range(0)), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
-BENCHMARK(BM_RecordAccesses)->Arg(4)->Arg(16)->Arg(64);
+BENCHMARK(BM_RecordAccesses)->Arg(4)->Arg(16)->Arg(64)->Arg(1024);
 
 // A bit per access, `count` accesses per call.
 void BM_RecordAccessBits(benchmark::State& state) {
@@ -126,18 +129,25 @@ BENCHMARK(BM_Snapshot);
 
 // ---- a representative cache lookup -------------------------------------------------------------
 // SmallMind-style LRU store (bench/lru_workload.h). Every variant shares one warmed store and one key
-// stream, so they touch the same memory layout, and calls one out-of-line lookup, so they run the same
-// lookup code at the same address: inlined copies of it, placed differently, measured 0.3-0.6 % apart
-// against each other, which is as large as what is being measured.
+// stream, so they touch the same memory layout.
 
-enum class After { kNothing, kEmptyApiCall, kRecord, kRecordBatched, kRecordBits };
+enum class After {
+    kNothing,
+    kPlainCounter,   // anchor: the cheapest statistic, one non-atomic increment of a hit or miss count
+    kEmptyApiCall,   // anchor: any exported call after each lookup
+    kRecord,         // kvc_recorder_record_access per lookup
+    kRecordBatched,  // kvc_recorder_record_accesses per 16 lookups, as a 16-block prefix lookup
+    kRecordBits,     // kvc_recorder_record_access_bits per 64 lookups
+    // The parts of kRecordBits, to see where its cost goes:
+    kFlushCounterOnly,  // the caller's count to 64
+    kBitsNoCall,        // the caller's bit per lookup and its count, no call
+    kCallNoBits,        // the count and one call per 64, no bit per lookup
+};
 
 LruWorkload& shared_store() {
     static LruWorkload shared;
     return shared;
 }
-
-[[gnu::noinline]] bool lookup_next(LruWorkload& store) { return store.lookup(); }
 
 // What a caller keeps between lookups to record them in batches.
 struct Pending {
@@ -146,16 +156,17 @@ struct Pending {
     size_t batched = 0;
     uint64_t bits = 0;
     unsigned nbits = 0;
+    uint64_t plain_counts[2] = {0, 0};
 };
 
 // n lookups of the shared store's key stream, each followed by kAfter.
 template <After kAfter>
-[[gnu::noinline]] void lookup_chunk(kvc_recorder* recorder, Pending& p, size_t n) {
+[[gnu::always_inline]] inline void lookup_loop(kvc_recorder* recorder, Pending& p, size_t n) {
     LruWorkload& store = shared_store();
     uint64_t bits = p.bits;  // in registers, as a caller would keep them
     unsigned nbits = p.nbits;
     for (size_t k = 0; k < n; ++k) {
-        const bool hit = lookup_next(store);
+        const bool hit = store.lookup();
         if constexpr (kAfter == After::kRecord) kvc_recorder_record_access(recorder, hit);
         if constexpr (kAfter == After::kEmptyApiCall) benchmark::DoNotOptimize(kvc_version_number() + hit);
         if constexpr (kAfter == After::kRecordBatched) {
@@ -175,19 +186,65 @@ template <After kAfter>
                 nbits = 0;
             }
         }
+        if constexpr (kAfter == After::kPlainCounter) ++p.plain_counts[hit];
+        if constexpr (kAfter == After::kFlushCounterOnly) {
+            if (++nbits == 64) {
+                benchmark::DoNotOptimize(nbits);
+                nbits = 0;
+            }
+        }
+        if constexpr (kAfter == After::kBitsNoCall) {
+            bits |= uint64_t{hit} << nbits;
+            if (++nbits == 64) {
+                benchmark::DoNotOptimize(bits);
+                bits = 0;
+                nbits = 0;
+            }
+        }
+        if constexpr (kAfter == After::kCallNoBits) {
+            if (++nbits == 64) {
+                kvc_recorder_record_access_bits(recorder, 0x6db6db6db6db6db6ull, 64);
+                nbits = 0;
+            }
+        }
         benchmark::DoNotOptimize(hit);
     }
     p.bits = bits;
     p.nbits = nbits;
 }
 
+// The same loop, the lookup inlined into it, at kLayouts different code addresses. Where a loop sits
+// decides its alignment and how its branches (the lookup's hard-to-predict hit-or-miss branch among
+// them) share predictor entries: single copies of loops differing only in that measured from -3 % to
+// +2.5 % apart, which swamps a 1 % effect. Drawing a layout at random for every timed chunk averages it
+// out, the approach of Curtsinger and Berger's STABILIZER (ASPLOS 2013). Each copy is its own function
+// and starts with kShift * 4 bytes of padding that is jumped over, never executed.
+constexpr size_t kLayouts = 16;
+using ChunkFn = void (*)(kvc_recorder*, Pending&, size_t);
+
+template <After kAfter, int kShift>
+[[gnu::noinline, gnu::flatten]] void lookup_chunk_at(kvc_recorder* recorder, Pending& p, size_t n) {
+#if defined(__x86_64__)
+    asm volatile("jmp 1f\n\t.skip %c0, 0x90\n1:" : : "i"(kShift * 4));
+#endif
+    lookup_loop<kAfter>(recorder, p, n);
+}
+
+template <After kAfter, size_t... kShifts>
+constexpr std::array<ChunkFn, kLayouts> make_layouts(std::index_sequence<kShifts...>) {
+    return {&lookup_chunk_at<kAfter, static_cast<int>(kShifts)>...};
+}
+template <After kAfter>
+constexpr std::array<ChunkFn, kLayouts> kChunkLayouts = make_layouts<kAfter>(std::make_index_sequence<kLayouts>());
+
 template <After kAfter>
 void BM_CacheLookup(benchmark::State& state) {
     static kvc_recorder* recorder = make_recorder(0);
     Pending pending;
-    for (auto _ : state) lookup_chunk<kAfter>(recorder, pending, 1);
+    for (auto _ : state) kChunkLayouts<kAfter>[0](recorder, pending, 1);
 }
 BENCHMARK(BM_CacheLookup<After::kNothing>)->Name("BM_CacheLookup/unrecorded");
+BENCHMARK(BM_CacheLookup<After::kPlainCounter>)->Name("BM_CacheLookup/anchor_plain_counter");
 // Separates the cost of any call after the lookup from the cost of recording.
 BENCHMARK(BM_CacheLookup<After::kEmptyApiCall>)->Name("BM_CacheLookup/empty_api_call");
 BENCHMARK(BM_CacheLookup<After::kRecord>)->Name("BM_CacheLookup/recorded");
@@ -196,16 +253,18 @@ BENCHMARK(BM_CacheLookup<After::kRecordBits>)->Name("BM_CacheLookup/recorded_bit
 
 // The overhead, paired: each iteration times two chunks of 4,096 plain lookups and two of 4,096
 // followed by kAfter, back to back in the order ABBA or BAAB (alternating), over the same store and key
-// stream, and keeps the ratio of their sums; the order cancels a steady drift and any cost of being
-// first. The figure is the median ratio over all iterations with its 95 % confidence interval
-// (distribution-free: the order statistics n/2 -+ 0.98 sqrt(n)), so an iteration that an interrupt or
-// a noisy neighbour hit moves it by one rank, not by its size. kNothing against itself (A/A, the same
-// function in both roles) shows the method's own bias and noise.
+// stream, each chunk through a layout drawn at random, and keeps the ratio of their sums; the order
+// cancels a steady drift and any cost of being first. The figure is the median ratio over all
+// iterations with its 95 % confidence interval (distribution-free: the order statistics
+// n/2 -+ 0.98 sqrt(n)), so an iteration that an interrupt or a noisy neighbour hit moves it by one rank,
+// not by its size. kNothing against itself (A/A) shows the method's own bias and noise.
 template <After kAfter>
 void BM_LookupOverhead(benchmark::State& state) {
     static kvc_recorder* recorder = make_recorder(0);
     constexpr size_t kChunk = 4096;
     Pending pending;
+    static unsigned runs = 0;
+    std::mt19937 rng(++runs);  // fresh layout draws for each repetition
     std::vector<double> ratios, plain_ns;
     ratios.reserve(1 << 16);
     plain_ns.reserve(1 << 16);
@@ -214,12 +273,9 @@ void BM_LookupOverhead(benchmark::State& state) {
         const bool recorded_outside = (ratios.size() & 1) != 0;
         for (int quarter = 0; quarter < 4; ++quarter) {
             const bool recorded = (quarter == 0 || quarter == 3) == recorded_outside;
+            const ChunkFn chunk = (recorded ? kChunkLayouts<kAfter> : kChunkLayouts<After::kNothing>)[rng() % kLayouts];
             const auto start = std::chrono::steady_clock::now();
-            if (recorded) {
-                lookup_chunk<kAfter>(recorder, pending, kChunk);
-            } else {
-                lookup_chunk<After::kNothing>(recorder, pending, kChunk);
-            }
+            chunk(recorder, pending, kChunk);
             ns[recorded] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
         }
         ratios.push_back(ns[1] / ns[0]);
@@ -239,10 +295,14 @@ void BM_LookupOverhead(benchmark::State& state) {
     state.counters["ci95_high_pct"] = (rank(ratios, std::ceil(n / 2 + half_width)) - 1) * 100;
 }
 BENCHMARK(BM_LookupOverhead<After::kNothing>)->Name("BM_LookupOverhead/a_a_control");
+BENCHMARK(BM_LookupOverhead<After::kPlainCounter>)->Name("BM_LookupOverhead/anchor_plain_counter");
 BENCHMARK(BM_LookupOverhead<After::kEmptyApiCall>)->Name("BM_LookupOverhead/empty_api_call");
 BENCHMARK(BM_LookupOverhead<After::kRecord>)->Name("BM_LookupOverhead/recorded");
 BENCHMARK(BM_LookupOverhead<After::kRecordBatched>)->Name("BM_LookupOverhead/recorded_per_16_block_prefix");
 BENCHMARK(BM_LookupOverhead<After::kRecordBits>)->Name("BM_LookupOverhead/recorded_bits_per_64");
+BENCHMARK(BM_LookupOverhead<After::kFlushCounterOnly>)->Name("BM_LookupOverhead/part_flush_counter");
+BENCHMARK(BM_LookupOverhead<After::kBitsNoCall>)->Name("BM_LookupOverhead/part_bits_no_call");
+BENCHMARK(BM_LookupOverhead<After::kCallNoBits>)->Name("BM_LookupOverhead/part_call_no_bits");
 
 }  // namespace
 

@@ -2,6 +2,10 @@
 
 #include <time.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <bit>
 #include <cctype>
@@ -23,6 +27,23 @@ inline unsigned count_ones(uint64_t x) noexcept {
     x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
     x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
     return static_cast<unsigned>((x * 0x0101010101010101ull) >> 56);
+#endif
+}
+
+// 64 outcome bytes to 64 bits (bit i set when byte i is not 0).
+inline uint64_t pack_outcomes(const uint8_t* outcomes) noexcept {
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128();
+    uint64_t misses = 0;
+    for (unsigned i = 0; i < 4; ++i) {
+        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(outcomes + 16 * i));
+        misses |= static_cast<uint64_t>(static_cast<uint16_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, zero)))) << (16 * i);
+    }
+    return ~misses;
+#else
+    uint64_t hits = 0;
+    for (unsigned i = 0; i < 64; ++i) hits |= static_cast<uint64_t>(outcomes[i] != 0) << i;
+    return hits;
 #endif
 }
 
@@ -120,16 +141,18 @@ void Recorder::Shard::mark_time(const Recorder& owner) noexcept {
 }
 
 void Recorder::Shard::record_bits(uint64_t hits, unsigned count, const Recorder& owner) noexcept {
-    const uint64_t mask = ~uint64_t{0} >> (64 - count);
-    hits &= mask;
-    const uint32_t pos = window_pos.load(std::memory_order_relaxed);
-    // The same clock rule as one access at a time: check when the batch reaches a multiple of kClockEvery.
-    if (pos % kClockEvery == 0 || pos % kClockEvery + count > kClockEvery) mark_time(owner);
+    check_clock(count, owner);
+    write_bits(hits & ~uint64_t{0} >> (64 - count), count);
+}
+
+void Recorder::Shard::write_bits(uint64_t hits, unsigned count) noexcept {
     const unsigned hit_count = count_ones(hits);
     by_outcome[1].add(hit_count);
     by_outcome[0].add(count - hit_count);
     // Into the ring: the word holding pos, and the next one when the batch runs past it.
+    const uint32_t pos = window_pos.load(std::memory_order_relaxed);
     const unsigned offset = pos % 64;
+    const uint64_t mask = ~uint64_t{0} >> (64 - count);
     store_window(pos, hits << offset, mask << offset);
     if (offset + count > 64) {
         const uint32_t next_word = pos - offset + 64 == ring_bits ? 0 : pos - offset + 64;
@@ -158,16 +181,20 @@ uint64_t Recorder::Shard::window_hits(uint32_t window) const noexcept {
 }
 
 void Recorder::Shard::record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept {
-    // 64 outcomes to a word, a byte load each: the caller has usually just stored them one byte at a
-    // time, and a wider load would miss store forwarding and wait for those stores to retire, behind
-    // the caller's own cache misses (bench/RESULTS.md: the measured effect on the LRU lookup is not settled).
-    while (n > 0) {
-        const unsigned count = static_cast<unsigned>(std::min<size_t>(n, 64));
+    check_clock(n, owner);  // the whole batch is dated by one check, like one record_bits call
+    // 64 outcomes to a word. The caller has usually just stored them one byte at a time, and a wide load
+    // of bytes still in the store buffer misses store forwarding and waits for those stores to retire,
+    // behind the caller's own cache misses. So the last kStoreBufferTail outcomes are packed with byte
+    // loads, and everything before them 16 at a time.
+    constexpr size_t kStoreBufferTail = 128;
+    size_t done = 0;
+    for (; n - done > kStoreBufferTail + 63; done += 64) write_bits(pack_outcomes(outcomes + done), 64);
+    while (done < n) {
+        const unsigned count = static_cast<unsigned>(std::min<size_t>(n - done, 64));
         uint64_t hits = 0;
-        for (unsigned i = 0; i < count; ++i) hits |= static_cast<uint64_t>(outcomes[i] != 0) << i;
-        record_bits(hits, count, owner);
-        outcomes += count;
-        n -= count;
+        for (unsigned i = 0; i < count; ++i) hits |= static_cast<uint64_t>(outcomes[done + i] != 0) << i;
+        write_bits(hits, count);
+        done += count;
     }
 }
 

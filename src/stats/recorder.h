@@ -106,7 +106,14 @@ private:
         void record_access(bool hit, const Recorder& owner) noexcept;
         void record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept;
         void record_bits(uint64_t hits, unsigned count, const Recorder& owner) noexcept;
+        // The clock rule for a batch of n accesses: check when it reaches a multiple of kClockEvery, once.
+        void check_clock(size_t n, const Recorder& owner) noexcept {
+            const uint32_t pos = window_pos.load(std::memory_order_relaxed);
+            if (pos % kClockEvery == 0 || pos % kClockEvery + n > kClockEvery) mark_time(owner);
+        }
         void mark_time(const Recorder& owner) noexcept;
+        // Counts count (1..64) outcomes, the low bits of `hits` (bits above must be 0), into the ring.
+        void write_bits(uint64_t hits, unsigned count) noexcept;
         // Sets the bits under `mask` in the count-window word holding position `pos` (both shifted into place).
         void store_window(uint32_t pos, uint64_t bits, uint64_t mask) noexcept {
             Counter& word = window_bits[pos / 64];

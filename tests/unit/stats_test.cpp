@@ -87,7 +87,7 @@ TEST(Recorder, EveryRecordingPathKeepsTheExactWindow) {
         Recorder single{config_with(window)}, bytes{config_with(window)}, bits{config_with(window)};
         std::vector<bool> history;
         for (int step = 0; step < 60; ++step) {
-            const size_t n = 1 + rng() % 200;
+            const size_t n = 1 + rng() % 700;  // long enough for the vector path of record_accesses
             std::vector<uint8_t> outcomes(n);
             for (auto& o : outcomes) o = static_cast<uint8_t>(rng() % 3 == 0 ? 0 : 1 + rng() % 255);
             for (uint8_t o : outcomes) {
