@@ -115,7 +115,11 @@ KVC_API uint32_t kvc_stats_window_size(const kvc_stats* stats);
 KVC_API uint64_t kvc_stats_window_lookups(const kvc_stats* stats);
 KVC_API uint64_t kvc_stats_window_hits(const kvc_stats* stats);
 KVC_API double kvc_stats_window_hit_rate(const kvc_stats* stats);
-/* The time window: accesses in the last window_seconds (at a resolution of window_seconds / 60). */
+/* The time window: accesses in the last window_seconds (at a resolution of window_seconds / 60). Each
+ * recording thread reads the clock once per 256 of its accesses (a batch call counts once), and every
+ * snapshot marks the time as well. So the window is exact to that resolution at any access rate when
+ * snapshots come at least once per window (a Prometheus scrape); without them, up to 255 accesses per
+ * recording thread may be dated to an earlier time. */
 KVC_API uint32_t kvc_stats_window_seconds(const kvc_stats* stats);
 KVC_API uint64_t kvc_stats_time_window_lookups(const kvc_stats* stats);
 KVC_API uint64_t kvc_stats_time_window_hits(const kvc_stats* stats);

@@ -118,6 +118,7 @@ Recorder::Shard::Shard(const RecorderConfig& config, uint64_t now_epoch)
     : window_bits(new Counter[(config.window_accesses + 63) / 64]),
       ring_bits((config.window_accesses + 63) / 64 * 64),
       marks(new TimeMark[kTimeBuckets]),
+      seen(new SeenMark[kTimeBuckets]),
       layer_counts(new Counter[2 * static_cast<size_t>(config.layers)]) {
     // Accesses before the owner's first clock check date from the shard's creation.
     marks[now_epoch % kTimeBuckets].epoch.store(now_epoch, std::memory_order_release);
@@ -289,26 +290,36 @@ Snapshot Recorder::snapshot() const {
     const uint64_t epoch_now = now_epoch();
 
     const uint64_t window = config_.window_accesses;
-    auto add = [&](const Shard& shard) {
-        // The oldest time mark inside the window; read before the counters, which only grow.
+    auto add = [&](Shard& shard) {
+        // The earliest time mark inside the window, the shard's own or a snapshot's; read before the
+        // counters, which only grow.
         uint64_t mark_hits = 0, mark_misses = 0, oldest = UINT64_MAX;
+        const auto consider = [&](uint64_t epoch, uint64_t h, uint64_t m) {
+            if (epoch > epoch_now || epoch_now - epoch >= kTimeBuckets) return;
+            if (epoch < oldest || (epoch == oldest && h + m < mark_hits + mark_misses)) {
+                oldest = epoch;
+                mark_hits = h;
+                mark_misses = m;
+            }
+        };
         for (unsigned b = 0; b < kTimeBuckets; ++b) {
             const TimeMark& mark = shard.marks[b];
             const uint64_t epoch = mark.epoch.load(std::memory_order_acquire);
-            if (epoch > epoch_now || epoch_now - epoch >= kTimeBuckets || epoch >= oldest) continue;
             const uint64_t h = mark.hits.load(std::memory_order_relaxed);
             const uint64_t m = mark.misses.load(std::memory_order_relaxed);
             std::atomic_thread_fence(std::memory_order_acquire);
             if (mark.epoch.load(std::memory_order_relaxed) != epoch) continue;  // rewritten meanwhile
-            oldest = epoch;
-            mark_hits = h;
-            mark_misses = m;
+            consider(epoch, h, m);
+            consider(shard.seen[b].epoch, shard.seen[b].hits, shard.seen[b].misses);
         }
         const uint64_t hits = shard.by_outcome[1].get(), misses = shard.by_outcome[0].get();
         if (oldest != UINT64_MAX) {
             s.time_window_hits += hits - std::min(mark_hits, hits);
             s.time_window_lookups += hits + misses - std::min(mark_hits + mark_misses, hits + misses);
         }
+        // This snapshot marks the time for later ones, unless one already saw this bucket.
+        Shard::SeenMark& seen = shard.seen[epoch_now % kTimeBuckets];
+        if (seen.epoch != epoch_now) seen = {epoch_now, hits, misses};
         s.hits += hits;
         s.misses += misses;
         s.insertions += shard.insertions.get();

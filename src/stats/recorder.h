@@ -33,9 +33,12 @@ struct RecorderConfig {
 class Recorder {
 public:
     static constexpr unsigned kTimeBuckets = 60;
-    // A thread checks the clock once per this many of its accesses (when its window position is a
-    // multiple of it); so at most this many - 1 accesses are dated to an earlier time bucket.
-    static constexpr unsigned kClockEvery = 16;
+    // A thread checks the clock once per this many of its accesses (a batch call counts as one check),
+    // so up to this many - 1 of them are dated to an earlier time bucket. Snapshots mark the time too,
+    // which keeps the time window exact at low access rates as long as something reads it regularly
+    // (a Prometheus scrape). Reading the clock costs more than the rest of a batch call inside a busy
+    // lookup loop (bench/RESULTS.md), hence not once per call.
+    static constexpr unsigned kClockEvery = 256;
     static constexpr size_t kMaxShards = 256;  // more concurrent recording threads share a locked shard
 
     explicit Recorder(RecorderConfig config);
@@ -83,6 +86,7 @@ public:
     [[nodiscard]] bool add_bytes(int64_t delta) noexcept;
     void set_bytes(uint64_t bytes) noexcept;
 
+    // Also marks the time in every shard for later snapshots (see kClockEvery); safe from any thread.
     [[nodiscard]] Snapshot snapshot() const;
     [[nodiscard]] const RecorderConfig& config() const noexcept { return config_; }
 
@@ -106,10 +110,15 @@ private:
         void record_access(bool hit, const Recorder& owner) noexcept;
         void record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept;
         void record_bits(uint64_t hits, unsigned count, const Recorder& owner) noexcept;
-        // The clock rule for a batch of n accesses: check when it reaches a multiple of kClockEvery, once.
+        // The clock rule for a batch of n (>= 1) accesses: check, once, when it brings the accesses since
+        // the last check to kClockEvery.
         void check_clock(size_t n, const Recorder& owner) noexcept {
-            const uint32_t pos = window_pos.load(std::memory_order_relaxed);
-            if (pos % kClockEvery == 0 || pos % kClockEvery + n > kClockEvery) mark_time(owner);
+            if (n < clock_credit) [[likely]] {
+                clock_credit -= static_cast<uint32_t>(n);
+                return;
+            }
+            clock_credit = kClockEvery;
+            mark_time(owner);
         }
         void mark_time(const Recorder& owner) noexcept;
         // Counts count (1..64) outcomes, the low bits of `hits` (bits above must be 0), into the ring.
@@ -133,7 +142,14 @@ private:
         uint32_t ring_bits;                  // a multiple of 64, >= 64
         uint64_t marked_epoch = UINT64_MAX;  // owner-only: the epoch of the newest mark
         uint64_t epoch_end_ns = 0;           // owner-only: when the epoch last seen by a clock check ends
+        uint32_t clock_credit = 1;           // owner-only: accesses left before the next clock check
         std::unique_ptr<TimeMark[]> marks;
+        // The shard's counts when a snapshot first saw each bucket: written and read by snapshots only,
+        // under the mutex that guards the shard list (shards_mu_, or overflow_mu_ for the overflow shard).
+        struct SeenMark {
+            uint64_t epoch = UINT64_MAX, hits = 0, misses = 0;
+        };
+        std::unique_ptr<SeenMark[]> seen;
         Counter insertions, evictions, memory_pressure, tokens_queried, tokens_hit, tokens_reused;
         std::unique_ptr<Counter[]> layer_counts;  // [2*layer] hits, [2*layer+1] misses
         std::atomic<bool> owned{false};           // claimed by a live thread
@@ -190,7 +206,7 @@ inline Recorder::Shard* Recorder::cached_shard() const noexcept {
 
 inline void Recorder::Shard::record_access(bool hit, const Recorder& owner) noexcept {
     const uint32_t pos = window_pos.load(std::memory_order_relaxed);
-    if (pos % kClockEvery == 0) [[unlikely]] mark_time(owner);
+    check_clock(1, owner);
     by_outcome[hit].add(1);
     store_window(pos, uint64_t{hit} << (pos % 64), uint64_t{1} << (pos % 64));
     window_pos.store(pos + 1 == ring_bits ? 0 : pos + 1, std::memory_order_relaxed);
