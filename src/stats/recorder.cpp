@@ -303,6 +303,7 @@ Snapshot Recorder::snapshot() const {
             }
         };
         for (unsigned b = 0; b < kTimeBuckets; ++b) {
+            consider(shard.seen[b].epoch, shard.seen[b].hits, shard.seen[b].misses);
             const TimeMark& mark = shard.marks[b];
             const uint64_t epoch = mark.epoch.load(std::memory_order_acquire);
             const uint64_t h = mark.hits.load(std::memory_order_relaxed);
@@ -310,7 +311,6 @@ Snapshot Recorder::snapshot() const {
             std::atomic_thread_fence(std::memory_order_acquire);
             if (mark.epoch.load(std::memory_order_relaxed) != epoch) continue;  // rewritten meanwhile
             consider(epoch, h, m);
-            consider(shard.seen[b].epoch, shard.seen[b].hits, shard.seen[b].misses);
         }
         const uint64_t hits = shard.by_outcome[1].get(), misses = shard.by_outcome[0].get();
         if (oldest != UINT64_MAX) {
