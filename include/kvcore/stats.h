@@ -16,6 +16,7 @@
  *   recording never share a cache line. kvc_recorder_destroy must not race with other calls on the same
  *   recorder (it may run on any thread, e.g. a GC finalizer).
  * - kvc_stats: immutable; any number of threads may read one snapshot. Destroy from any thread.
+ * - kvc_exposition: not thread-safe; one thread at a time (it holds copies, not references, of snapshots).
  * - A snapshot taken while other threads record is exact per counter at some instant of the call; counters
  *   are not read atomically as a group.
  */
@@ -139,6 +140,22 @@ KVC_API kvc_status kvc_stats_layer_hit_rate(const kvc_stats* stats, uint32_t lay
 KVC_API kvc_status kvc_stats_to_prometheus(const kvc_stats* stats, char* buf, size_t capacity, size_t* length);
 /* One JSON object with every counter and rate. */
 KVC_API kvc_status kvc_stats_to_json(const kvc_stats* stats, char* buf, size_t capacity, size_t* length);
+
+/* ---- one exposition for several components ------------------------------------------------------ */
+
+/* Several snapshots (a pool's, a session store's, ...) as one Prometheus text, for one scrape endpoint:
+ * each metric family's # HELP and # TYPE once, then every snapshot's samples. Joining the texts of
+ * kvc_stats_to_prometheus instead would repeat them, which Prometheus rejects. */
+typedef struct kvc_exposition kvc_exposition;
+KVC_API kvc_status kvc_exposition_create(kvc_exposition** out);
+/* Accepts NULL. */
+KVC_API void kvc_exposition_destroy(kvc_exposition* exposition);
+/* Adds a copy of the snapshot (the caller may destroy it at once). A snapshot whose component is already
+ * in the exposition is KVC_ERR_INVALID_ARGUMENT: the two would write the same series. */
+KVC_API kvc_status kvc_exposition_add(kvc_exposition* exposition, const kvc_stats* stats);
+/* Snapshots in the order they were added; written like the exports above. */
+KVC_API kvc_status kvc_exposition_to_prometheus(const kvc_exposition* exposition, char* buf, size_t capacity,
+                                                size_t* length);
 
 #ifdef __cplusplus
 }

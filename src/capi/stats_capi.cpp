@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "capi/guard.h"
 #include "capi/stats_handles.h"
@@ -15,6 +16,10 @@ struct kvc_recorder_options {
 struct kvc_recorder {
     explicit kvc_recorder(kvcore::stats::RecorderConfig config) : impl(std::move(config)) {}
     kvcore::stats::Recorder impl;
+};
+
+struct kvc_exposition {
+    std::vector<kvcore::stats::Snapshot> snapshots;
 };
 
 
@@ -226,6 +231,32 @@ kvc_status kvc_stats_to_prometheus(const kvc_stats* s, char* buf, size_t capacit
 kvc_status kvc_stats_to_json(const kvc_stats* s, char* buf, size_t capacity, size_t* length) {
     KVC_REQUIRE_HANDLE(s, "stats");
     return guard([&] { copy_text(s->snapshot.to_json(), buf, capacity, length); });
+}
+
+kvc_status kvc_exposition_create(kvc_exposition** out) {
+    KVC_REQUIRE_HANDLE(out, "out");
+    *out = nullptr;
+    return guard([&] { *out = new kvc_exposition; });
+}
+
+void kvc_exposition_destroy(kvc_exposition* exposition) { delete exposition; }
+
+kvc_status kvc_exposition_add(kvc_exposition* exposition, const kvc_stats* s) {
+    KVC_REQUIRE_HANDLE(exposition, "exposition");
+    KVC_REQUIRE_HANDLE(s, "stats");
+    for (const auto& in : exposition->snapshots) {
+        if (in.component == s->snapshot.component) {
+            return reject(KVC_ERR_INVALID_ARGUMENT,
+                          ("component \"" + in.component + "\" is already in this exposition").c_str());
+        }
+    }
+    return guard([&] { exposition->snapshots.push_back(s->snapshot); });
+}
+
+kvc_status kvc_exposition_to_prometheus(const kvc_exposition* exposition, char* buf, size_t capacity,
+                                        size_t* length) {
+    KVC_REQUIRE_HANDLE(exposition, "exposition");
+    return guard([&] { copy_text(kvcore::stats::to_prometheus(exposition->snapshots), buf, capacity, length); });
 }
 
 }  // extern "C"

@@ -1,5 +1,6 @@
 #include "stats/snapshot.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -13,11 +14,15 @@ std::string format_double(double v) {
     return buf;
 }
 
+// Writes metric families one at a time: a family's # HELP and # TYPE once, then the samples of every
+// snapshot, as the exposition format requires when several components share the family.
 class PrometheusWriter {
 public:
-    explicit PrometheusWriter(const std::string& component) : component_(component) {}
+    explicit PrometheusWriter(std::span<const Snapshot> snapshots) : snapshots_(snapshots) {}
 
-    void header(const char* name, const char* type, const char* help) {
+    // samples(snapshot) writes that snapshot's samples of the family through sample().
+    template <class Samples>
+    void family(const char* name, const char* type, const char* help, Samples&& samples) {
         out_ += "# HELP kvcore_";
         out_ += name;
         out_ += ' ';
@@ -27,6 +32,10 @@ public:
         out_ += ' ';
         out_ += type;
         out_ += '\n';
+        for (const Snapshot& s : snapshots_) {
+            component_ = &s.component;
+            samples(s);
+        }
     }
 
     // extra_labels: already formatted `,key="value"` pairs, or "".
@@ -34,7 +43,7 @@ public:
         out_ += "kvcore_";
         out_ += name;
         out_ += "{component=\"";
-        out_ += component_;
+        out_ += *component_;
         out_ += '"';
         out_ += extra_labels;
         out_ += "} ";
@@ -42,49 +51,50 @@ public:
         out_ += '\n';
     }
 
-    void counter(const char* name, const char* help, uint64_t value) {
-        header(name, "counter", help);
-        sample(name, "", std::to_string(value));
-    }
-
-    void gauge(const char* name, const char* help, const std::string& value) {
-        header(name, "gauge", help);
-        sample(name, "", value);
+    void counter(const char* name, const char* help, uint64_t Snapshot::*field) {
+        family(name, "counter", help, [&](const Snapshot& s) { sample(name, "", std::to_string(s.*field)); });
     }
 
     std::string take() { return std::move(out_); }
 
 private:
-    const std::string& component_;
+    std::span<const Snapshot> snapshots_;
+    const std::string* component_ = nullptr;
     std::string out_;
 };
 
 }  // namespace
 
-std::string Snapshot::to_prometheus() const {
-    PrometheusWriter w(component);
-    w.counter("hits_total", "Lookups that found their entry.", hits);
-    w.counter("misses_total", "Lookups that did not find their entry.", misses);
-    w.counter("insertions_total", "Entries inserted.", insertions);
-    w.counter("evictions_total", "Entries evicted.", evictions);
+std::string to_prometheus(std::span<const Snapshot> snapshots) {
+    PrometheusWriter w(snapshots);
+    w.counter("hits_total", "Lookups that found their entry.", &Snapshot::hits);
+    w.counter("misses_total", "Lookups that did not find their entry.", &Snapshot::misses);
+    w.counter("insertions_total", "Entries inserted.", &Snapshot::insertions);
+    w.counter("evictions_total", "Entries evicted.", &Snapshot::evictions);
     w.counter("memory_pressure_events_total", "Times the cache evicted or refused work for lack of memory.",
-              memory_pressure_events);
-    w.gauge("bytes_in_use", "Bytes the cache holds now.", std::to_string(bytes_in_use));
-    w.gauge("peak_bytes", "Most bytes the cache has held.", std::to_string(peak_bytes));
-    w.counter("tokens_queried_total", "Prompt tokens looked up.", tokens_queried);
-    w.counter("tokens_hit_total", "Prompt tokens found in the cache.", tokens_hit);
-    w.counter("tokens_reused_total", "Tokens whose KV was reused instead of recomputed.", tokens_reused);
+              &Snapshot::memory_pressure_events);
+    w.family("bytes_in_use", "gauge", "Bytes the cache holds now.",
+             [&](const Snapshot& s) { w.sample("bytes_in_use", "", std::to_string(s.bytes_in_use)); });
+    w.family("peak_bytes", "gauge", "Most bytes the cache has held.",
+             [&](const Snapshot& s) { w.sample("peak_bytes", "", std::to_string(s.peak_bytes)); });
+    w.counter("tokens_queried_total", "Prompt tokens looked up.", &Snapshot::tokens_queried);
+    w.counter("tokens_hit_total", "Prompt tokens found in the cache.", &Snapshot::tokens_hit);
+    w.counter("tokens_reused_total", "Tokens whose KV was reused instead of recomputed.", &Snapshot::tokens_reused);
 
-    w.header("hit_rate", "gauge", "Hits / lookups over the window named by the window label (0 with no lookups).");
-    w.sample("hit_rate", ",window=\"cumulative\"", format_double(hit_rate(hits, lookups())));
-    w.sample("hit_rate", ",window=\"last_" + std::to_string(window_size) + "_accesses\"",
-             format_double(hit_rate(window_hits, window_lookups)));
-    w.sample("hit_rate", ",window=\"last_" + std::to_string(window_seconds) + "s\"",
-             format_double(hit_rate(time_window_hits, time_window_lookups)));
-    w.gauge("token_hit_rate", "Tokens hit / tokens queried (0 with no queries).",
-            format_double(hit_rate(tokens_hit, tokens_queried)));
+    w.family("hit_rate", "gauge", "Hits / lookups over the window named by the window label (0 with no lookups).",
+             [&](const Snapshot& s) {
+                 w.sample("hit_rate", ",window=\"cumulative\"", format_double(hit_rate(s.hits, s.lookups())));
+                 w.sample("hit_rate", ",window=\"last_" + std::to_string(s.window_size) + "_accesses\"",
+                          format_double(hit_rate(s.window_hits, s.window_lookups)));
+                 w.sample("hit_rate", ",window=\"last_" + std::to_string(s.window_seconds) + "s\"",
+                          format_double(hit_rate(s.time_window_hits, s.time_window_lookups)));
+             });
+    w.family("token_hit_rate", "gauge", "Tokens hit / tokens queried (0 with no queries).", [&](const Snapshot& s) {
+        w.sample("token_hit_rate", "", format_double(hit_rate(s.tokens_hit, s.tokens_queried)));
+    });
 
-    if (!layer_hits.empty()) {
+    // Per-layer families, when any snapshot counts layers; a snapshot without layers adds no samples.
+    if (std::any_of(snapshots.begin(), snapshots.end(), [](const Snapshot& s) { return !s.layer_hits.empty(); })) {
         const struct {
             const char* name;
             const char* type;
@@ -95,19 +105,22 @@ std::string Snapshot::to_prometheus() const {
             {"layer_hit_rate", "gauge", "Cumulative hit rate per layer (0 with no lookups)."},
         };
         for (int m = 0; m < 3; ++m) {
-            w.header(layer_metrics[m].name, layer_metrics[m].type, layer_metrics[m].help);
-            for (size_t layer = 0; layer < layer_hits.size(); ++layer) {
-                const std::string label = ",layer=\"" + std::to_string(layer) + "\"";
-                const uint64_t h = layer_hits[layer], mi = layer_misses[layer];
-                const std::string value = m == 0   ? std::to_string(h)
-                                          : m == 1 ? std::to_string(mi)
-                                                   : format_double(hit_rate(h, h + mi));
-                w.sample(layer_metrics[m].name, label, value);
-            }
+            w.family(layer_metrics[m].name, layer_metrics[m].type, layer_metrics[m].help, [&](const Snapshot& s) {
+                for (size_t layer = 0; layer < s.layer_hits.size(); ++layer) {
+                    const std::string label = ",layer=\"" + std::to_string(layer) + "\"";
+                    const uint64_t h = s.layer_hits[layer], mi = s.layer_misses[layer];
+                    const std::string value = m == 0   ? std::to_string(h)
+                                              : m == 1 ? std::to_string(mi)
+                                                       : format_double(hit_rate(h, h + mi));
+                    w.sample(layer_metrics[m].name, label, value);
+                }
+            });
         }
     }
     return w.take();
 }
+
+std::string Snapshot::to_prometheus() const { return stats::to_prometheus(std::span<const Snapshot>(this, 1)); }
 
 std::string Snapshot::to_json() const {
     std::string j = "{\"component\":\"" + component + "\"";

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -40,5 +41,9 @@ struct Snapshot {
     [[nodiscard]] std::string to_prometheus() const;
     [[nodiscard]] std::string to_json() const;
 };
+
+// Several snapshots in one Prometheus text: each family's # HELP and # TYPE once, then every snapshot's
+// samples. Component names should differ, or two snapshots write the same series.
+[[nodiscard]] std::string to_prometheus(std::span<const Snapshot> snapshots);
 
 }  // namespace kvcore::stats

@@ -158,6 +158,63 @@ static void test_recording_and_export(void) {
     kvc_recorder_destroy(recorder);
 }
 
+/* Counts the occurrences of needle in text. */
+static int count_of(const char* text, const char* needle) {
+    int n = 0;
+    for (const char* at = strstr(text, needle); at != NULL; at = strstr(at + 1, needle)) ++n;
+    return n;
+}
+
+static kvc_stats* snapshot_of(const char* component, uint32_t hits, uint32_t misses) {
+    kvc_recorder_options* options = NULL;
+    kvc_recorder* recorder = NULL;
+    kvc_stats* stats = NULL;
+    uint32_t i;
+    CHECK_STATUS(kvc_recorder_options_create(&options), KVC_OK);
+    CHECK_STATUS(kvc_recorder_options_set_component(options, component), KVC_OK);
+    CHECK_STATUS(kvc_recorder_create(options, &recorder), KVC_OK);
+    for (i = 0; i < hits + misses; ++i) CHECK_STATUS(kvc_recorder_record_access(recorder, i < hits), KVC_OK);
+    CHECK_STATUS(kvc_recorder_snapshot(recorder, &stats), KVC_OK);
+    kvc_recorder_destroy(recorder);
+    kvc_recorder_options_destroy(options);
+    return stats;
+}
+
+static void test_exposition(void) {
+    kvc_exposition* exposition = NULL;
+    kvc_stats* pool = snapshot_of("pool", 3, 1);
+    kvc_stats* store = snapshot_of("store", 0, 2);
+    kvc_stats* pool_again = snapshot_of("pool", 1, 0);
+    size_t length = 0;
+    char* text;
+
+    CHECK_STATUS(kvc_exposition_create(NULL), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_exposition_create(&exposition), KVC_OK);
+    CHECK_STATUS(kvc_exposition_add(NULL, pool), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_exposition_add(exposition, NULL), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_exposition_add(exposition, pool), KVC_OK);
+    CHECK_STATUS(kvc_exposition_add(exposition, store), KVC_OK);
+    CHECK_STATUS(kvc_exposition_add(exposition, pool_again), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "\"pool\" is already") != NULL);
+    kvc_stats_destroy(pool); /* the exposition holds copies */
+    kvc_stats_destroy(store);
+    kvc_stats_destroy(pool_again);
+
+    CHECK_STATUS(kvc_exposition_to_prometheus(NULL, NULL, 0, &length), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_exposition_to_prometheus(exposition, NULL, 0, &length), KVC_OK);
+    text = (char*)malloc(length + 1);
+    CHECK_STATUS(kvc_exposition_to_prometheus(exposition, text, length, NULL), KVC_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(kvc_exposition_to_prometheus(exposition, text, length + 1, NULL), KVC_OK);
+    CHECK(strlen(text) == length);
+    CHECK(count_of(text, "# HELP kvcore_hits_total ") == 1);
+    CHECK(count_of(text, "# TYPE kvcore_hit_rate gauge") == 1);
+    CHECK(strstr(text, "kvcore_hits_total{component=\"pool\"} 3\nkvcore_hits_total{component=\"store\"} 0\n") != NULL);
+    CHECK(strstr(text, "kvcore_misses_total{component=\"store\"} 2\n") != NULL);
+    free(text);
+    kvc_exposition_destroy(exposition);
+    kvc_exposition_destroy(NULL);
+}
+
 static void test_pool(void) {
     kvc_pool_options* options = NULL;
     kvc_sequence_options* salted = NULL;
@@ -281,6 +338,7 @@ int main(void) {
     test_version_and_status();
     test_bad_input();
     test_recording_and_export();
+    test_exposition();
     test_pool();
     test_device_pool();
     printf("c api: %d passed, %d failed\n", checks - failures, failures);

@@ -5,7 +5,10 @@
 #include <atomic>
 #include <barrier>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <random>
+#include <set>
+#include <span>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -334,6 +337,46 @@ TEST(Snapshot, PrometheusTextIsWellFormed) {
     EXPECT_NE(text.find("kvcore_hit_rate{component=\"cache\",window=\"cumulative\"} 0.5\n"), std::string::npos);
     EXPECT_NE(text.find("kvcore_layer_hits_total{component=\"cache\",layer=\"1\"} 1\n"), std::string::npos);
     EXPECT_EQ(samples, 10 + 3 + 1 + 3 * 2);
+}
+
+// One scrape of several components: each family's # HELP and # TYPE once (Prometheus rejects a second),
+// its samples together, the layer families only with the snapshots that count layers.
+TEST(Snapshot, SeveralComponentsShareEachFamilyOnce) {
+    RecorderConfig pool_config = config_with(1000, 2), store_config = config_with(1000);
+    pool_config.component = "pool";
+    store_config.component = "store";
+    Recorder pool{pool_config}, store{store_config};
+    pool.record_layer_access(1, true);
+    store.record_access(false);
+    store.record_access(false);
+    const std::vector<Snapshot> both = {pool.snapshot(), store.snapshot()};
+    const std::string text = kvcore::stats::to_prometheus(both);
+
+    std::istringstream in(text);
+    std::string line, family;
+    std::set<std::string> families_seen;
+    std::map<std::string, int> samples_per_component;
+    while (std::getline(in, line)) {
+        if (line.rfind("# HELP ", 0) == 0) {
+            std::istringstream h(line.substr(7));
+            h >> family;
+            EXPECT_TRUE(families_seen.insert(family).second) << "second HELP for " << family;
+            continue;
+        }
+        if (line.rfind("# TYPE ", 0) == 0) {
+            ASSERT_EQ(line.rfind("# TYPE " + family + " ", 0), 0u) << "TYPE not right after its HELP: " << line;
+            continue;
+        }
+        ASSERT_EQ(line.rfind(family + "{component=\"", 0), 0u) << "sample outside its family: " << line;
+        const size_t start = family.size() + 12, end = line.find('"', start);
+        ++samples_per_component[line.substr(start, end - start)];
+    }
+    EXPECT_EQ(samples_per_component["pool"], 10 + 3 + 1 + 3 * 2);
+    EXPECT_EQ(samples_per_component["store"], 10 + 3 + 1);
+    EXPECT_NE(text.find("kvcore_misses_total{component=\"store\"} 2\n"), std::string::npos);
+    EXPECT_NE(text.find("kvcore_layer_hits_total{component=\"pool\",layer=\"1\"} 1\n"), std::string::npos);
+    // One snapshot's text is the same exposition of one.
+    EXPECT_EQ(kvcore::stats::to_prometheus(std::span<const Snapshot>(&both[0], 1)), both[0].to_prometheus());
 }
 
 TEST(Snapshot, JsonParsesAndMatches) {
