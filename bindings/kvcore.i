@@ -26,28 +26,30 @@ static void kvc_bind_check(kvc_status status) {
 }
 
 
-/* Runs an export (kvc_stats_to_prometheus or _to_json) twice: once to size it, once to fill it. */
-static char* kvc_bind_export(const kvc_stats* stats,
-                             kvc_status (*export_fn)(const kvc_stats*, char*, size_t, size_t*)) {
-    size_t length = 0;
-    kvc_status status = export_fn(stats, NULL, 0, &length);
-    if (status != KVC_OK) {
-        kvc_bind_check(status);
-        return NULL;
+/* Runs an export twice: once to size it, once to fill it. One function per handle type. */
+#define KVC_BIND_EXPORTER(NAME, TYPE)                                                                  \
+    static char* NAME(const TYPE* object, kvc_status (*export_fn)(const TYPE*, char*, size_t, size_t*)) { \
+        size_t length = 0;                                                                             \
+        kvc_status status = export_fn(object, NULL, 0, &length);                                       \
+        if (status != KVC_OK) {                                                                        \
+            kvc_bind_check(status);                                                                    \
+            return NULL;                                                                               \
+        }                                                                                              \
+        char* text = (char*)malloc(length + 1);                                                        \
+        if (text == NULL) {                                                                            \
+            kvc_bind_pending = KVC_ERR_NO_MEMORY; /* the message is stale here, the status is not */  \
+            return NULL;                                                                               \
+        }                                                                                              \
+        status = export_fn(object, text, length + 1, NULL);                                            \
+        if (status != KVC_OK) {                                                                        \
+            free(text);                                                                                \
+            kvc_bind_check(status);                                                                    \
+            return NULL;                                                                               \
+        }                                                                                              \
+        return text;                                                                                   \
     }
-    char* text = (char*)malloc(length + 1);
-    if (text == NULL) {
-        kvc_bind_pending = KVC_ERR_NO_MEMORY; /* the message is stale here, the status is not */
-        return NULL;
-    }
-    status = export_fn(stats, text, length + 1, NULL);
-    if (status != KVC_OK) {
-        free(text);
-        kvc_bind_check(status);
-        return NULL;
-    }
-    return text;
-}
+KVC_BIND_EXPORTER(kvc_bind_export, kvc_stats)
+KVC_BIND_EXPORTER(kvc_bind_export_exposition, kvc_exposition)
 %}
 
 /* ---- raising in each language ------------------------------------------------------------------ */
@@ -256,12 +258,15 @@ KVC_ARRAY(, Out, 0, CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTY
 typedef struct kvc_recorder_options RecorderOptions;
 typedef struct kvc_recorder Recorder;
 typedef struct kvc_stats Stats;
+typedef struct kvc_exposition Exposition;
 %}
 KVC_BIND_HANDLE(RecorderOptions)
 KVC_BIND_HANDLE(Recorder)
 KVC_BIND_HANDLE(Stats)
+KVC_BIND_HANDLE(Exposition)
 KVC_CLOSEABLE(RecorderOptions)
 KVC_CLOSEABLE(Stats)
+KVC_CLOSEABLE(Exposition)
 KVC_INPUT_ARRAY(uint8_t, outcomes, byte, byte, jbyteArray, jbyte, Byte, byte)
 #if defined(SWIGCSHARP)
 %csmethodmodifiers Recorder::record_accesses "internal";
@@ -406,6 +411,21 @@ typedef struct {} Stats;
   char* to_prometheus() { return kvc_bind_export($self, kvc_stats_to_prometheus); }
   %newobject to_json;
   char* to_json() { return kvc_bind_export($self, kvc_stats_to_json); }
+}
+
+/* Several components' snapshots as one Prometheus text, each metric family's HELP and TYPE once. */
+typedef struct {} Exposition;
+%extend Exposition {
+  Exposition() {
+    kvc_exposition* exposition = NULL;
+    kvc_bind_check(kvc_exposition_create(&exposition));
+    return exposition;
+  }
+  ~Exposition() { kvc_exposition_destroy($self); }
+  /* Adds a copy of the snapshot; a component already added is INVALID_ARGUMENT. */
+  void add(const Stats* stats) { kvc_bind_check(kvc_exposition_add($self, stats)); }
+  %newobject to_prometheus;
+  char* to_prometheus() { return kvc_bind_export_exposition($self, kvc_exposition_to_prometheus); }
 }
 
 /* ---- pool -------------------------------------------------------------------------------------- */

@@ -257,6 +257,26 @@ func (r *Recorder) Snapshot() (*Stats, error) {
 	return s, err
 }
 
+// PrometheusText snapshots the recorders and writes them as one Prometheus exposition, each metric
+// family's HELP and TYPE once: the text for a scrape endpoint that serves several components (joining
+// their Stats.Prometheus texts would repeat those lines, which Prometheus rejects). Their components
+// must differ.
+func PrometheusText(recorders ...*Recorder) (text string, err error) {
+	defer catch(&err)
+	exposition := capi.NewExposition()
+	defer capi.DeleteExposition(exposition)
+	for _, r := range recorders {
+		if err := r.do(func(c capi.Recorder) {
+			raw := c.Snapshot()
+			defer capi.DeleteStats(raw)
+			exposition.Add(raw)
+		}); err != nil {
+			return "", err
+		}
+	}
+	return exposition.ToPrometheus(), nil
+}
+
 // String is a one-line summary.
 func (s *Stats) String() string {
 	return fmt.Sprintf("%s: %d lookups, hit rate %.4f (last %d: %.4f, last %ds: %.4f)", s.Component, s.Lookups,

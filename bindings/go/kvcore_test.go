@@ -173,3 +173,27 @@ func TestRecordAccessBits(t *testing.T) {
 		}
 	}
 }
+
+func TestPrometheusTextOfSeveralComponents(t *testing.T) {
+	pool := mustRecorder(t, &RecorderOptions{Component: "pool"})
+	defer pool.Close()
+	store := mustRecorder(t, &RecorderOptions{Component: "store"})
+	defer store.Close()
+	must(t, pool.RecordAccess(true))
+	must(t, store.RecordAccess(false))
+	text, err := PrometheusText(pool, store)
+	must(t, err)
+	if n := strings.Count(text, "# HELP kvcore_hits_total "); n != 1 {
+		t.Fatalf("%d HELP lines for kvcore_hits_total:\n%s", n, text)
+	}
+	if !strings.Contains(text, "kvcore_hits_total{component=\"pool\"} 1\nkvcore_hits_total{component=\"store\"} 0\n") {
+		t.Fatalf("samples not grouped by family:\n%s", text)
+	}
+	if _, err := PrometheusText(pool, pool); !IsStatus(err, InvalidArgument) {
+		t.Fatalf("the same component twice: got %v, want InvalidArgument", err)
+	}
+	must(t, store.Close())
+	if _, err := PrometheusText(pool, store); err != ErrClosed {
+		t.Fatalf("a closed recorder: got %v, want ErrClosed", err)
+	}
+}

@@ -254,11 +254,35 @@ static class KvcoreTests {
     }
   }
 
+  static void ExpositionOfSeveralComponents() {
+    using (var poolOptions = new RecorderOptions())
+    using (var storeOptions = new RecorderOptions()) {
+      poolOptions.SetComponent("pool");
+      storeOptions.SetComponent("store");
+      using (var pool = new Recorder(poolOptions))
+      using (var store = new Recorder(storeOptions))
+      using (var exposition = new Exposition()) {
+        pool.RecordAccess(true);
+        store.RecordAccess(false);
+        using (Stats p = pool.Snapshot()) exposition.Add(p);
+        using (Stats s = store.Snapshot()) {
+          exposition.Add(s);
+          Throws(() => exposition.Add(s), Status.INVALID_ARGUMENT);  // the same component again
+        }
+        string text = exposition.ToPrometheus();
+        Equal(2, text.Split(new[] {"# HELP kvcore_hits_total "}, StringSplitOptions.None).Length, "one HELP line per family");
+        True(text.Contains("kvcore_hits_total{component=\"pool\"} 1\nkvcore_hits_total{component=\"store\"} 0\n"),
+             "samples grouped by family");
+      }
+    }
+  }
+
   static int Main() {
     var tests = new Dictionary<string, Action> {
       {"Version", Version},
       {"RecordsAndSnapshots", RecordsAndSnapshots},
       {"RecordAccessBits", RecordAccessBits},
+      {"ExpositionOfSeveralComponents", ExpositionOfSeveralComponents},
       {"OptionsAndLayers", OptionsAndLayers},
       {"BadInput", BadInput},
       {"DisposedObjectsThrow", DisposedObjectsThrow},

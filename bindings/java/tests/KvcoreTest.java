@@ -4,6 +4,7 @@ import java.util.List;
 import java.util.Map;
 import org.kvcore.KvcoreException;
 import org.kvcore.EventEncoding;
+import org.kvcore.Exposition;
 import org.kvcore.HashAlgo;
 import org.kvcore.Library;
 import org.kvcore.Pool;
@@ -286,6 +287,31 @@ public class KvcoreTest {
     }
   }
 
+  static void expositionOfSeveralComponents() {
+    try (RecorderOptions poolOptions = new RecorderOptions();
+        RecorderOptions storeOptions = new RecorderOptions()) {
+      poolOptions.setComponent("pool");
+      storeOptions.setComponent("store");
+      try (Recorder pool = new Recorder(poolOptions);
+          Recorder store = new Recorder(storeOptions);
+          Exposition exposition = new Exposition()) {
+        pool.recordAccess(true);
+        store.recordAccess(false);
+        try (Stats p = pool.snapshot()) {
+          exposition.add(p);
+        }
+        try (Stats s = store.snapshot()) {
+          exposition.add(s);
+          throwsStatus(() -> exposition.add(s), Status.INVALID_ARGUMENT); // the same component again
+        }
+        String text = exposition.toPrometheus();
+        equal(2, text.split("# HELP kvcore_hits_total ", -1).length, "one HELP line per family");
+        check(text.contains("kvcore_hits_total{component=\"pool\"} 1\nkvcore_hits_total{component=\"store\"} 0\n"),
+            "samples grouped by family");
+      }
+    }
+  }
+
   interface Test {
     void run() throws Exception;
   }
@@ -295,6 +321,7 @@ public class KvcoreTest {
     tests.put("version", KvcoreTest::version);
     tests.put("recordsAndSnapshots", KvcoreTest::recordsAndSnapshots);
     tests.put("recordAccessBits", KvcoreTest::recordAccessBits);
+    tests.put("expositionOfSeveralComponents", KvcoreTest::expositionOfSeveralComponents);
     tests.put("optionsAndLayers", KvcoreTest::optionsAndLayers);
     tests.put("badInput", KvcoreTest::badInput);
     tests.put("closedObjectsThrow", KvcoreTest::closedObjectsThrow);
