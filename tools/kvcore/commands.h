@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "kvcore/stats.h"
+
 namespace kvcore::cli {
 
 struct DemoOptions {
@@ -15,8 +17,10 @@ struct DemoOptions {
     bool prometheus = true;
 };
 
+// The LRU demo, then the pool demo, then (unless told not to) one Prometheus exposition of both.
 int run_demo(const DemoOptions& options);
-int run_pool_demo();
+// Adds the pool's final snapshot to `scrape`.
+int run_pool_demo(kvc_exposition* scrape);
 
 struct HashOptions {
     std::string algo = "sha256_cbor";

@@ -1,5 +1,6 @@
 // `kvcore demo`: a real LRU cache of KV entries under a Zipf workload whose hot set shifts halfway,
-// reporting every lookup, insertion and eviction through a kvc_recorder, then the snapshot.
+// reporting every lookup, insertion and eviction through a kvc_recorder, then the snapshot; then the pool
+// demo (pool_commands.cpp); then one Prometheus scrape of both components.
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -45,9 +46,7 @@ std::string pct(double rate) {
     return b;
 }
 
-}  // namespace
-
-int run_demo(const DemoOptions& o) {
+int run_lru_demo(const DemoOptions& o, kvc_exposition* scrape) {
     kvc_recorder_options* options = nullptr;
     kvc_recorder* recorder = nullptr;
     kvc_stats* stats = nullptr;
@@ -121,17 +120,32 @@ int run_demo(const DemoOptions& o) {
         if (!check(kvc_stats_layer_hit_rate(stats, layer, &rate), "layer_hit_rate")) goto done;
         print_row(("hit rate, layer " + std::to_string(layer)).c_str(), pct(rate));
     }
-    if (o.prometheus) {
-        size_t length = 0;
-        if (!check(kvc_stats_to_prometheus(stats, nullptr, 0, &length), "to_prometheus")) goto done;
-        std::string text(length + 1, '\0');
-        if (!check(kvc_stats_to_prometheus(stats, text.data(), text.size(), nullptr), "to_prometheus")) goto done;
-        std::printf("\nPrometheus text exposition:\n%s", text.c_str());
-    }
+    if (!check(kvc_exposition_add(scrape, stats), "exposition")) goto done;
     rc = 0;
 done:
     kvc_stats_destroy(stats);
     kvc_recorder_destroy(recorder);
+    return rc;
+}
+
+bool print_scrape(const kvc_exposition* scrape) {
+    size_t length = 0;
+    if (!check(kvc_exposition_to_prometheus(scrape, nullptr, 0, &length), "to_prometheus")) return false;
+    std::string text(length + 1, '\0');
+    if (!check(kvc_exposition_to_prometheus(scrape, text.data(), text.size(), nullptr), "to_prometheus")) return false;
+    std::printf("\nPrometheus text exposition, one scrape of both components:\n%s", text.c_str());
+    return true;
+}
+
+}  // namespace
+
+int run_demo(const DemoOptions& o) {
+    kvc_exposition* scrape = nullptr;
+    if (!check(kvc_exposition_create(&scrape), "exposition")) return 1;
+    int rc = run_lru_demo(o, scrape);
+    if (rc == 0) rc = run_pool_demo(scrape);
+    if (rc == 0 && o.prometheus && !print_scrape(scrape)) rc = 1;
+    kvc_exposition_destroy(scrape);
     return rc;
 }
 

@@ -24,10 +24,7 @@ int main(int argc, char** argv) {
     demo_cmd->add_option("--layers", demo.layers, "Layers to break hit rates down by")->check(CLI::Range(0, 4096));
     demo_cmd->add_option("--seed", demo.seed, "Random seed");
     demo_cmd->add_flag("!--no-prometheus", demo.prometheus, "Do not print the Prometheus text");
-    demo_cmd->callback([&] {
-        exit_code = kvcore::cli::run_demo(demo);
-        if (exit_code == 0) exit_code = kvcore::cli::run_pool_demo();
-    });
+    demo_cmd->callback([&] { exit_code = kvcore::cli::run_demo(demo); });
 
     kvcore::cli::HashOptions hash;
     auto* hash_cmd = app.add_subcommand("hash", "Hash the token ids on stdin: one unsigned 64-bit hash per full block, "

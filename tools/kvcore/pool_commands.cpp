@@ -158,7 +158,7 @@ int run_simulate(const SimulateOptions& o) {
     return 0;
 }
 
-int run_pool_demo() {
+int run_pool_demo(kvc_exposition* scrape) {
     // A chat service: every conversation starts with one system prompt; each turn resends the history.
     kvc_pool_options* options = nullptr;
     PoolRun run;
@@ -194,7 +194,11 @@ int run_pool_demo() {
         }
     }
     print_pool_summary(run.pool, 0, requests, 0);
-    return 0;
+    kvc_stats* stats = nullptr;
+    if (!ok(kvc_pool_snapshot(run.pool, &stats), "snapshot")) return 1;
+    const bool added = ok(kvc_exposition_add(scrape, stats), "exposition");
+    kvc_stats_destroy(stats);
+    return added ? 0 : 1;
 }
 
 }  // namespace kvcore::cli
