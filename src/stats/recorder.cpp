@@ -30,7 +30,14 @@ inline unsigned count_ones(uint64_t x) noexcept {
 #endif
 }
 
-// 64 outcome bytes to 64 bits (bit i set when byte i is not 0).
+// count (<= 64) outcome bytes to bits, a byte load each (bit i set when byte i is not 0).
+inline uint64_t pack_outcome_bytes(const uint8_t* outcomes, unsigned count) noexcept {
+    uint64_t hits = 0;
+    for (unsigned i = 0; i < count; ++i) hits |= static_cast<uint64_t>(outcomes[i] != 0) << i;
+    return hits;
+}
+
+// 64 outcome bytes to 64 bits, 16 at a time where SSE2 is there.
 inline uint64_t pack_outcomes(const uint8_t* outcomes) noexcept {
 #if defined(__SSE2__)
     const __m128i zero = _mm_setzero_si128();
@@ -41,9 +48,7 @@ inline uint64_t pack_outcomes(const uint8_t* outcomes) noexcept {
     }
     return ~misses;
 #else
-    uint64_t hits = 0;
-    for (unsigned i = 0; i < 64; ++i) hits |= static_cast<uint64_t>(outcomes[i] != 0) << i;
-    return hits;
+    return pack_outcome_bytes(outcomes, 64);
 #endif
 }
 
@@ -143,22 +148,20 @@ void Recorder::Shard::mark_time(const Recorder& owner) noexcept {
 
 void Recorder::Shard::record_bits(uint64_t hits, unsigned count, const Recorder& owner) noexcept {
     check_clock(count, owner);
-    write_bits(hits & ~uint64_t{0} >> (64 - count), count);
+    write_bits(hits, count);
 }
 
 void Recorder::Shard::write_bits(uint64_t hits, unsigned count) noexcept {
+    const uint64_t mask = ~uint64_t{0} >> (64 - count);
+    hits &= mask;
     const unsigned hit_count = count_ones(hits);
     by_outcome[1].add(hit_count);
     by_outcome[0].add(count - hit_count);
     // Into the ring: the word holding pos, and the next one when the batch runs past it.
     const uint32_t pos = window_pos.load(std::memory_order_relaxed);
     const unsigned offset = pos % 64;
-    const uint64_t mask = ~uint64_t{0} >> (64 - count);
     store_window(pos, hits << offset, mask << offset);
-    if (offset + count > 64) {
-        const uint32_t next_word = pos - offset + 64 == ring_bits ? 0 : pos - offset + 64;
-        store_window(next_word, hits >> (64 - offset), mask >> (64 - offset));
-    }
+    if (offset + count > 64) store_window(next_word_start(pos), hits >> (64 - offset), mask >> (64 - offset));
     window_pos.store(pos + count < ring_bits ? pos + count : pos + count - ring_bits, std::memory_order_relaxed);
 }
 
@@ -169,7 +172,7 @@ uint64_t Recorder::Shard::window_hits(uint32_t window) const noexcept {
     const uint32_t stale = ring_bits - window;
     const unsigned offset = pos % 64;
     const uint64_t mask = stale == 0 ? 0 : ~uint64_t{0} >> (64 - stale);
-    const uint32_t first = pos / 64, second = first + 1 == ring_bits / 64 ? 0 : first + 1;
+    const uint32_t first = pos / 64, second = next_word_start(pos) / 64;
     const uint64_t first_stale = mask << offset, second_stale = offset == 0 ? 0 : mask >> (64 - offset);
     uint64_t hits = 0;
     for (uint32_t w = 0; w < ring_bits / 64; ++w) {
@@ -192,9 +195,7 @@ void Recorder::Shard::record_accesses(const uint8_t* outcomes, size_t n, const R
     for (; n - done > kStoreBufferTail + 63; done += 64) write_bits(pack_outcomes(outcomes + done), 64);
     while (done < n) {
         const unsigned count = static_cast<unsigned>(std::min<size_t>(n - done, 64));
-        uint64_t hits = 0;
-        for (unsigned i = 0; i < count; ++i) hits |= static_cast<uint64_t>(outcomes[done + i] != 0) << i;
-        write_bits(hits, count);
+        write_bits(pack_outcome_bytes(outcomes + done, count), count);
         done += count;
     }
 }

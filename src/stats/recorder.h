@@ -121,8 +121,13 @@ private:
             mark_time(owner);
         }
         void mark_time(const Recorder& owner) noexcept;
-        // Counts count (1..64) outcomes, the low bits of `hits` (bits above must be 0), into the ring.
+        // Counts count (1..64) outcomes, the low bits of `hits` (bits above are ignored), into the ring.
         void write_bits(uint64_t hits, unsigned count) noexcept;
+        // The first ring position of the word after the one holding `pos`, wrapping at the ring's end.
+        [[nodiscard]] uint32_t next_word_start(uint32_t pos) const noexcept {
+            const uint32_t next = pos - pos % 64 + 64;
+            return next == ring_bits ? 0 : next;
+        }
         // Sets the bits under `mask` in the count-window word holding position `pos` (both shifted into place).
         void store_window(uint32_t pos, uint64_t bits, uint64_t mask) noexcept {
             Counter& word = window_bits[pos / 64];
