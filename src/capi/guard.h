@@ -35,6 +35,14 @@ kvc_status guard(Body&& body) noexcept {
     }
 }
 
+// Creators: `out` must not be NULL, and *out stays NULL unless make() returns the new handle.
+template <class Handle, class Make>
+kvc_status make_handle(Handle** out, Make&& make) noexcept {
+    if (out == nullptr) return reject(KVC_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = nullptr;
+    return guard([&] { *out = make(); });
+}
+
 // Options setters validate a copy and keep it only when valid, so a rejected value changes nothing.
 // Each options handle holds its component's config as `config`, which has validate().
 template <class Options, class Edit>

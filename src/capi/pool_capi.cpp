@@ -12,6 +12,7 @@ namespace pool = kvcore::pool;
 using kvcore::fail;
 using kvcore::capi::edit_validated;
 using kvcore::capi::guard;
+using kvcore::capi::make_handle;
 using kvcore::capi::is_size_query;
 using kvcore::capi::require_capacity;
 using kvcore::capi::reject;
@@ -32,9 +33,7 @@ extern "C" {
 // ---- pool options ----
 
 kvc_status kvc_pool_options_create(kvc_pool_options** out) {
-    KVC_REQUIRE_HANDLE(out, "out");
-    *out = nullptr;
-    return guard([&] { *out = new kvc_pool_options(); });
+    return make_handle(out, [&] { return new kvc_pool_options(); });
 }
 void kvc_pool_options_destroy(kvc_pool_options* options) { delete options; }
 
@@ -84,9 +83,7 @@ kvc_status kvc_pool_options_set_window_requests(kvc_pool_options* o, uint32_t re
 // ---- sequence options ----
 
 kvc_status kvc_sequence_options_create(kvc_sequence_options** out) {
-    KVC_REQUIRE_HANDLE(out, "out");
-    *out = nullptr;
-    return guard([&] { *out = new kvc_sequence_options(); });
+    return make_handle(out, [&] { return new kvc_sequence_options(); });
 }
 void kvc_sequence_options_destroy(kvc_sequence_options* options) { delete options; }
 
@@ -128,9 +125,7 @@ kvc_status kvc_sequence_options_set_priority(kvc_sequence_options* o, uint32_t p
 // ---- pool ----
 
 kvc_status kvc_pool_create(const kvc_pool_options* options, kvc_pool** out) {
-    KVC_REQUIRE_HANDLE(out, "out");
-    *out = nullptr;
-    return guard([&] { *out = new kvc_pool(options != nullptr ? options->config : pool::PoolConfig{}); });
+    return make_handle(out, [&] { return new kvc_pool(options != nullptr ? options->config : pool::PoolConfig{}); });
 }
 void kvc_pool_destroy(kvc_pool* p) { delete p; }
 
@@ -251,9 +246,7 @@ kvc_status kvc_pool_drain_events(kvc_pool* p, kvc_event_encoding encoding, uint8
 
 kvc_status kvc_pool_snapshot(kvc_pool* p, kvc_stats** out) {
     KVC_REQUIRE_HANDLE(p, "pool");
-    KVC_REQUIRE_HANDLE(out, "out");
-    *out = nullptr;
-    return guard([&] { *out = new kvc_stats{p->impl.snapshot()}; });
+    return make_handle(out, [&] { return new kvc_stats{p->impl.snapshot()}; });
 }
 
 kvc_status kvc_pool_storage(kvc_pool* p, void** base, uint64_t* bytes_per_block) {

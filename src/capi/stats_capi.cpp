@@ -25,6 +25,7 @@ struct kvc_exposition {
 
 using kvcore::capi::edit_validated;
 using kvcore::capi::guard;
+using kvcore::capi::make_handle;
 using kvcore::capi::reject;
 
 namespace {
@@ -48,9 +49,7 @@ double rate(uint64_t hits, uint64_t lookups) { return kvcore::stats::hit_rate(hi
 extern "C" {
 
 kvc_status kvc_recorder_options_create(kvc_recorder_options** out) {
-    KVC_REQUIRE_HANDLE(out, "out");
-    *out = nullptr;
-    return guard([&] { *out = new kvc_recorder_options(); });
+    return make_handle(out, [&] { return new kvc_recorder_options(); });
 }
 
 void kvc_recorder_options_destroy(kvc_recorder_options* options) { delete options; }
@@ -71,10 +70,8 @@ kvc_status kvc_recorder_options_set_layers(kvc_recorder_options* options, uint32
 }
 
 kvc_status kvc_recorder_create(const kvc_recorder_options* options, kvc_recorder** out) {
-    KVC_REQUIRE_HANDLE(out, "out");
-    *out = nullptr;
-    return guard([&] {
-        *out = new kvc_recorder(options != nullptr ? options->config : kvcore::stats::RecorderConfig{});
+    return make_handle(out, [&] {
+        return new kvc_recorder(options != nullptr ? options->config : kvcore::stats::RecorderConfig{});
     });
 }
 
@@ -166,9 +163,7 @@ kvc_status kvc_recorder_set_bytes(kvc_recorder* recorder, uint64_t bytes) {
 
 kvc_status kvc_recorder_snapshot(const kvc_recorder* recorder, kvc_stats** out) {
     KVC_REQUIRE_HANDLE(recorder, "recorder");
-    KVC_REQUIRE_HANDLE(out, "out");
-    *out = nullptr;
-    return guard([&] { *out = new kvc_stats{recorder->impl.snapshot()}; });
+    return make_handle(out, [&] { return new kvc_stats{recorder->impl.snapshot()}; });
 }
 
 void kvc_stats_destroy(kvc_stats* stats) { delete stats; }
@@ -234,9 +229,7 @@ kvc_status kvc_stats_to_json(const kvc_stats* s, char* buf, size_t capacity, siz
 }
 
 kvc_status kvc_exposition_create(kvc_exposition** out) {
-    KVC_REQUIRE_HANDLE(out, "out");
-    *out = nullptr;
-    return guard([&] { *out = new kvc_exposition; });
+    return make_handle(out, [&] { return new kvc_exposition; });
 }
 
 void kvc_exposition_destroy(kvc_exposition* exposition) { delete exposition; }
