@@ -51,8 +51,9 @@ public:
         out_ += '\n';
     }
 
-    void counter(const char* name, const char* help, uint64_t Snapshot::*field) {
-        family(name, "counter", help, [&](const Snapshot& s) { sample(name, "", std::to_string(s.*field)); });
+    // A family of one integer sample per snapshot.
+    void count(const char* name, const char* type, const char* help, uint64_t Snapshot::*field) {
+        family(name, type, help, [&](const Snapshot& s) { sample(name, "", std::to_string(s.*field)); });
     }
 
     std::string take() { return std::move(out_); }
@@ -67,19 +68,18 @@ private:
 
 std::string to_prometheus(std::span<const Snapshot> snapshots) {
     PrometheusWriter w(snapshots);
-    w.counter("hits_total", "Lookups that found their entry.", &Snapshot::hits);
-    w.counter("misses_total", "Lookups that did not find their entry.", &Snapshot::misses);
-    w.counter("insertions_total", "Entries inserted.", &Snapshot::insertions);
-    w.counter("evictions_total", "Entries evicted.", &Snapshot::evictions);
-    w.counter("memory_pressure_events_total", "Times the cache evicted or refused work for lack of memory.",
-              &Snapshot::memory_pressure_events);
-    w.family("bytes_in_use", "gauge", "Bytes the cache holds now.",
-             [&](const Snapshot& s) { w.sample("bytes_in_use", "", std::to_string(s.bytes_in_use)); });
-    w.family("peak_bytes", "gauge", "Most bytes the cache has held.",
-             [&](const Snapshot& s) { w.sample("peak_bytes", "", std::to_string(s.peak_bytes)); });
-    w.counter("tokens_queried_total", "Prompt tokens looked up.", &Snapshot::tokens_queried);
-    w.counter("tokens_hit_total", "Prompt tokens found in the cache.", &Snapshot::tokens_hit);
-    w.counter("tokens_reused_total", "Tokens whose KV was reused instead of recomputed.", &Snapshot::tokens_reused);
+    w.count("hits_total", "counter", "Lookups that found their entry.", &Snapshot::hits);
+    w.count("misses_total", "counter", "Lookups that did not find their entry.", &Snapshot::misses);
+    w.count("insertions_total", "counter", "Entries inserted.", &Snapshot::insertions);
+    w.count("evictions_total", "counter", "Entries evicted.", &Snapshot::evictions);
+    w.count("memory_pressure_events_total", "counter", "Times the cache evicted or refused work for lack of memory.",
+            &Snapshot::memory_pressure_events);
+    w.count("bytes_in_use", "gauge", "Bytes the cache holds now.", &Snapshot::bytes_in_use);
+    w.count("peak_bytes", "gauge", "Most bytes the cache has held.", &Snapshot::peak_bytes);
+    w.count("tokens_queried_total", "counter", "Prompt tokens looked up.", &Snapshot::tokens_queried);
+    w.count("tokens_hit_total", "counter", "Prompt tokens found in the cache.", &Snapshot::tokens_hit);
+    w.count("tokens_reused_total", "counter", "Tokens whose KV was reused instead of recomputed.",
+            &Snapshot::tokens_reused);
 
     w.family("hit_rate", "gauge", "Hits / lookups over the window named by the window label (0 with no lookups).",
              [&](const Snapshot& s) {
