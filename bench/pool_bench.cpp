@@ -10,21 +10,26 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <chrono>
+#include <memory>
+#include <random>
 #include <numeric>
 #include <unordered_map>
 #include <vector>
 
 #include "kvcore/kvcore.h"
+#include "paired_overhead.h"
 #include "pool/block_hash.h"
 
 namespace {
 
-kvc_pool* make_pool(uint32_t blocks, uint32_t block_size = 16) {
+kvc_pool* make_pool(uint32_t blocks, uint32_t block_size = 16, bool statistics = true) {
     kvc_pool_options* o = nullptr;
     kvc_pool* pool = nullptr;
     kvc_pool_options_create(&o);
     kvc_pool_options_set_num_blocks(o, blocks);
     kvc_pool_options_set_block_size(o, block_size);
+    kvc_pool_options_set_statistics(o, statistics ? 1 : 0);
     kvc_pool_create(o, &pool);
     kvc_pool_options_destroy(o);
     return pool;
@@ -122,6 +127,78 @@ void BM_Anchor_UnorderedMapLookup(benchmark::State& state) {
     per_block(state, kPrefixBlocks);
 }
 BENCHMARK(BM_Anchor_UnorderedMapLookup);
+
+// ---- what statistics cost the pool's own lookup (issue #2's < 1 %) -------------------------------
+// A request's admission: hash its prompt, find the longest cached prefix, take those blocks and new
+// ones for the rest (evicting the least recently used cached blocks), register its full blocks. This is
+// an inference engine's KV cache lookup (vLLM's get_computed_blocks + allocate_slots), and the one the
+// pool records statistics in. Chat-shaped requests: one of 8 system prompts of 512 tokens, then a new
+// user turn of 256, so 2/3 of each prompt's 48 blocks hit. xxh3, the cheaper hash, so the lookup is not
+// padded by hashing. A chunk admits 32 requests (timed) and frees them (untimed).
+class AdmissionStream {
+public:
+    static constexpr size_t kRequests = 32, kSystemTokens = 512, kTurnTokens = 256;
+
+    explicit AdmissionStream(bool statistics) : pool_(make_pool(4096, 16, statistics)) {
+        for (int warm = 0; warm < 16; ++warm) admit_chunk();  // fill the cache: admissions evict
+    }
+    ~AdmissionStream() { kvc_pool_destroy(pool_); }
+    AdmissionStream(const AdmissionStream&) = delete;
+    AdmissionStream& operator=(const AdmissionStream&) = delete;
+
+    double admit_chunk() {
+        kvc_sequence_id seqs[kRequests];
+        const auto start = std::chrono::steady_clock::now();
+        for (kvc_sequence_id& seq : seqs) {
+            const std::vector<int32_t>& prompt = next_prompt();
+            if (kvc_pool_sequence_create(pool_, prompt.data(), prompt.size(), nullptr, &seq) != KVC_OK ||
+                kvc_pool_allocate(pool_, seq, prompt.size(), nullptr) != KVC_OK) {
+                std::abort();
+            }
+        }
+        const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+        for (kvc_sequence_id seq : seqs) kvc_pool_sequence_free(pool_, seq);
+        return ns;
+    }
+
+private:
+    const std::vector<int32_t>& next_prompt() {
+        const uint64_t r = request_++;
+        for (size_t i = 0; i < kSystemTokens; ++i) prompt_[i] = static_cast<int32_t>((r % 8) * 1000 + i);
+        for (size_t i = 0; i < kTurnTokens; ++i) {
+            prompt_[kSystemTokens + i] = static_cast<int32_t>((r * kTurnTokens + i) * 7919 % 151000);  // a real vocab's range
+        }
+        return prompt_;
+    }
+
+    kvc_pool* pool_;
+    std::vector<int32_t> prompt_ = std::vector<int32_t>(kSystemTokens + kTurnTokens);
+    uint64_t request_ = 0;
+};
+
+// Where a pool's memory lies shifts its admission time by up to +-0.6 % (A/A: two pools, both keeping
+// statistics), so the benchmark keeps kPairs pairs of pools and every iteration draws one pair at
+// random: the median ratio averages over their placements. The untreated pool of a pair keeps no
+// statistics, unless kControl (A/A, the method's own bias and noise).
+template <bool kControl>
+void BM_AdmissionStatsOverhead(benchmark::State& state) {
+    constexpr size_t kPairs = 4;
+    std::vector<std::unique_ptr<AdmissionStream>> arms[2];
+    for (size_t i = 0; i < kPairs; ++i) {  // alternating which of a pair is allocated first
+        arms[i % 2].push_back(std::make_unique<AdmissionStream>(i % 2 == 0 ? kControl : true));
+        arms[1 - i % 2].push_back(std::make_unique<AdmissionStream>(i % 2 == 0 ? true : kControl));
+    }
+    static unsigned runs = 0;
+    std::mt19937 rng(++runs);
+    size_t pair = 0;
+    int chunks_in_iteration = 0;
+    measure_paired_overhead(state, AdmissionStream::kRequests, [&](bool with_stats) {
+        if (chunks_in_iteration++ % 4 == 0) pair = rng() % kPairs;  // an iteration runs 4 chunks
+        return arms[with_stats][pair]->admit_chunk();
+    });
+}
+BENCHMARK(BM_AdmissionStatsOverhead<true>)->Name("BM_AdmissionStatsOverhead/a_a_control");
+BENCHMARK(BM_AdmissionStatsOverhead<false>)->Name("BM_AdmissionStatsOverhead/statistics");
 
 // ---- hashing ------------------------------------------------------------------------------------
 

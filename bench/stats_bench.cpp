@@ -16,6 +16,7 @@
 
 #include "kvcore/kvcore.h"
 #include "lru_workload.h"
+#include "paired_overhead.h"
 
 namespace {
 
@@ -252,13 +253,9 @@ BENCHMARK(BM_CacheLookup<After::kRecord>)->Name("BM_CacheLookup/recorded");
 BENCHMARK(BM_CacheLookup<After::kRecordBatched>)->Name("BM_CacheLookup/recorded_per_16_block_prefix");
 BENCHMARK(BM_CacheLookup<After::kRecordBits>)->Name("BM_CacheLookup/recorded_bits_per_64");
 
-// The overhead, paired: each iteration times two chunks of 4,096 plain lookups and two of 4,096
-// followed by kAfter, back to back in the order ABBA or BAAB (alternating), over the same store and key
-// stream, each chunk through a layout drawn at random, and keeps the ratio of their sums; the order
-// cancels a steady drift and any cost of being first. The figure is the median ratio over all
-// iterations with its 95 % confidence interval (distribution-free: the order statistics
-// n/2 -+ 0.98 sqrt(n)), so an iteration that an interrupt or a noisy neighbour hit moves it by one rank,
-// not by its size. kNothing against itself (A/A) shows the method's own bias and noise.
+// The overhead, paired (bench/paired_overhead.h): chunks of 4,096 plain lookups against chunks of
+// 4,096 followed by kAfter, over the same store and key stream, each chunk through a layout drawn at
+// random. kNothing against itself (A/A) shows the method's own bias and noise.
 template <After kAfter>
 void BM_LookupOverhead(benchmark::State& state) {
     static kvc_recorder* recorder = make_recorder(0);
@@ -266,34 +263,12 @@ void BM_LookupOverhead(benchmark::State& state) {
     Pending pending;
     static unsigned runs = 0;
     std::mt19937 rng(++runs);  // fresh layout draws for each repetition
-    std::vector<double> ratios, plain_ns;
-    ratios.reserve(1 << 16);
-    plain_ns.reserve(1 << 16);
-    for (auto _ : state) {
-        double ns[2] = {0, 0};
-        const bool recorded_outside = (ratios.size() & 1) != 0;
-        for (int quarter = 0; quarter < 4; ++quarter) {
-            const bool recorded = (quarter == 0 || quarter == 3) == recorded_outside;
-            const ChunkFn chunk = (recorded ? kChunkLayouts<kAfter> : kChunkLayouts<After::kNothing>)[rng() % kLayouts];
-            const auto start = std::chrono::steady_clock::now();
-            chunk(recorder, pending, kChunk);
-            ns[recorded] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
-        }
-        ratios.push_back(ns[1] / ns[0]);
-        plain_ns.push_back(ns[0] / (2 * kChunk));
-    }
-    const auto rank = [](std::vector<double>& v, double r) {
-        const auto i = static_cast<size_t>(std::clamp(r, 0.0, static_cast<double>(v.size() - 1)));
-        std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
-        return v[i];
-    };
-    const auto n = static_cast<double>(ratios.size());
-    const double half_width = 0.98 * std::sqrt(n);
-    state.counters["pairs"] = n;
-    state.counters["plain_ns"] = rank(plain_ns, n / 2);
-    state.counters["overhead_pct"] = (rank(ratios, n / 2) - 1) * 100;
-    state.counters["ci95_low_pct"] = (rank(ratios, std::floor(n / 2 - half_width)) - 1) * 100;
-    state.counters["ci95_high_pct"] = (rank(ratios, std::ceil(n / 2 + half_width)) - 1) * 100;
+    measure_paired_overhead(state, kChunk, [&](bool recorded) {
+        const ChunkFn chunk = (recorded ? kChunkLayouts<kAfter> : kChunkLayouts<After::kNothing>)[rng() % kLayouts];
+        const auto start = std::chrono::steady_clock::now();
+        chunk(recorder, pending, kChunk);
+        return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+    });
 }
 BENCHMARK(BM_LookupOverhead<After::kNothing>)->Name("BM_LookupOverhead/a_a_control");
 BENCHMARK(BM_LookupOverhead<After::kPlainCounter>)->Name("BM_LookupOverhead/anchor_plain_counter");

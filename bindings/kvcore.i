@@ -344,6 +344,10 @@ typedef struct {} Recorder;
   void record_access_bits(uint64_t hits, uint32_t count) {
     kvc_bind_check(kvc_recorder_record_access_bits($self, hits, count));
   }
+  /* A prefix lookup whose first `hits` blocks hit and the next `misses` missed: one call per request. */
+  void record_prefix_lookup(uint64_t hits, uint64_t misses) {
+    kvc_bind_check(kvc_recorder_record_prefix_lookup($self, hits, misses));
+  }
   void record_layer_access(uint32_t layer, bool hit) {
     kvc_bind_check(kvc_recorder_record_layer_access($self, layer, hit ? 1u : 0u));
   }
@@ -628,6 +632,8 @@ typedef struct {} PoolOptions;
     kvc_bind_check(kvc_pool_options_set_events($self, enabled ? 1u : 0u, medium, max_pending));
   }
   void set_window_requests(uint32_t requests) { kvc_bind_check(kvc_pool_options_set_window_requests($self, requests)); }
+  /* Off: the pool keeps no statistics and pays nothing for them; Snapshot then throws INVALID_STATE. */
+  void set_statistics(bool enabled) { kvc_bind_check(kvc_pool_options_set_statistics($self, enabled ? 1u : 0u)); }
 }
 
 /* A request's extra keys (LoRA, cache salt, multimodal inputs) and retention priority. */

@@ -176,6 +176,12 @@ func (r *Recorder) RecordAccessBits(hits uint64, count uint32) error {
 	return r.do(func(c capi.Recorder) { c.RecordAccessBits(hits, uint(count)) })
 }
 
+// RecordPrefixLookup records a prefix lookup whose first hits blocks hit and the next misses missed, in
+// that order: one call per request, whatever its length.
+func (r *Recorder) RecordPrefixLookup(hits, misses uint64) error {
+	return r.do(func(c capi.Recorder) { c.RecordPrefixLookup(hits, misses) })
+}
+
 // RecordLayerAccess records one lookup in one layer (it counts in the totals too).
 func (r *Recorder) RecordLayerAccess(layer uint32, hit bool) error {
 	return r.do(func(c capi.Recorder) { c.RecordLayerAccess(uint(layer), hit) })

@@ -174,6 +174,21 @@ func TestRecordAccessBits(t *testing.T) {
 	}
 }
 
+func TestRecordPrefixLookup(t *testing.T) {
+	r := mustRecorder(t, &RecorderOptions{WindowAccesses: 100})
+	defer r.Close()
+	must(t, r.RecordPrefixLookup(30, 40))
+	must(t, r.RecordPrefixLookup(50, 10)) // the window's last 100: these 60, then the 40 misses before
+	s, err := r.Snapshot()
+	must(t, err)
+	if s.Hits != 80 || s.Misses != 50 || s.WindowHits != 50 || s.WindowLookups != 100 {
+		t.Fatalf("after two prefix lookups: %+v", s)
+	}
+	if err := r.RecordPrefixLookup(math.MaxUint64, 1); !IsStatus(err, InvalidArgument) {
+		t.Fatalf("overflow: got %v, want InvalidArgument", err)
+	}
+}
+
 func TestPrometheusTextOfSeveralComponents(t *testing.T) {
 	pool := mustRecorder(t, &RecorderOptions{Component: "pool"})
 	defer pool.Close()

@@ -62,6 +62,7 @@ type PoolOptions struct {
 	EventMedium    string // default "GPU"
 	MaxEvents      uint32 // pending events kept; default 100000
 	WindowRequests uint32 // requests in the windowed token hit rate; default 1000
+	NoStatistics   bool   // keep no statistics (Snapshot then fails with InvalidState)
 }
 
 // MultimodalItem is a multimodal input occupying tokens [Offset, Offset+Length).
@@ -127,6 +128,7 @@ func NewPool(opts *PoolOptions) (p *Pool, err error) {
 		if opts.WindowRequests != 0 {
 			o.SetWindowRequests(uint(opts.WindowRequests))
 		}
+		o.SetStatistics(!opts.NoStatistics)
 		raw = capi.NewPool(o)
 	}
 	p = &Pool{native[capi.Pool]{raw: raw, free: capi.DeletePool}}

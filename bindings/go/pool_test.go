@@ -1,6 +1,7 @@
 package kvcore
 
 import (
+	"math"
 	"testing"
 )
 
@@ -52,6 +53,25 @@ func TestPoolPrefixCaching(t *testing.T) {
 	must(t, err)
 	if g.FreeBlocks != 15 || g.Sequences != 0 || g.WindowTokenHitRate < 0.39 || g.WindowTokenHitRate > 0.41 {
 		t.Fatalf("gauges %+v", g)
+	}
+}
+
+func TestPoolWithoutStatistics(t *testing.T) {
+	p, err := NewPool(&PoolOptions{NumBlocks: 16, BlockSize: 4, NoStatistics: true})
+	must(t, err)
+	defer p.Close()
+	a, err := p.CreateSequence(tokenRange(10, 100), nil)
+	must(t, err)
+	if n, err := p.Allocate(a, 10); err != nil || n != 0 {
+		t.Fatalf("allocate: %d %v", n, err)
+	}
+	if _, err := p.Snapshot(); !IsStatus(err, InvalidState) {
+		t.Fatalf("snapshot without statistics: got %v, want InvalidState", err)
+	}
+	g, err := p.Gauges()
+	must(t, err)
+	if !math.IsNaN(g.WindowTokenHitRate) {
+		t.Fatalf("window token hit rate without statistics: %v", g.WindowTokenHitRate)
 	}
 }
 

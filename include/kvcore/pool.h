@@ -56,7 +56,7 @@ typedef enum kvc_event_encoding {
 #define KVC_DEFAULT_PRIORITY 35 /* retention priorities run 0..100; higher stays cached longer */
 
 /* ---- pool options (defaults: 1024 blocks of 16 tokens, 1 layer x 8 KV heads x 128 dims, f16,
- *      metadata only, xxh3 seeded "42", prefix caching on, full attention, events off) ---------------- */
+ *      metadata only, xxh3 seeded "42", prefix caching on, full attention, events off, statistics on) - */
 KVC_API kvc_status kvc_pool_options_create(kvc_pool_options** out);
 KVC_API void kvc_pool_options_destroy(kvc_pool_options* options);
 /* Includes the null block: num_blocks - 1 blocks are usable. 2..2^30. */
@@ -74,6 +74,10 @@ KVC_API kvc_status kvc_pool_options_set_events(kvc_pool_options* options, uint32
                                                uint32_t max_pending);
 /* Requests in the windowed token hit rate (default 1000). */
 KVC_API kvc_status kvc_pool_options_set_window_requests(kvc_pool_options* options, uint32_t requests);
+/* Keep statistics (default on). Off, the pool records nothing and pays nothing for it (vLLM's
+ * --disable-log-stats): kvc_pool_snapshot fails with KVC_ERR_INVALID_STATE and
+ * kvc_pool_window_token_hit_rate returns NaN. */
+KVC_API kvc_status kvc_pool_options_set_statistics(kvc_pool_options* options, uint32_t enabled);
 
 /* ---- sequence options: extra keys and retention ------------------------------------------------ */
 KVC_API kvc_status kvc_sequence_options_create(kvc_sequence_options** out);
@@ -150,7 +154,7 @@ KVC_API uint32_t kvc_pool_num_cached_blocks(const kvc_pool* pool);
 KVC_API uint64_t kvc_pool_num_sequences(const kvc_pool* pool);
 /* Tokens held by blocks in use / their token capacity (0.0 with none in use). */
 KVC_API double kvc_pool_memory_efficiency(const kvc_pool* pool);
-/* Token hit rate over the last window_requests requests (0.0 before the first). */
+/* Token hit rate over the last window_requests requests (0.0 before the first; NaN with statistics off). */
 KVC_API double kvc_pool_window_token_hit_rate(const kvc_pool* pool);
 KVC_API uint64_t kvc_pool_events_dropped(const kvc_pool* pool);
 

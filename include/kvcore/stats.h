@@ -75,6 +75,12 @@ KVC_API kvc_status kvc_recorder_record_accesses(kvc_recorder* recorder, const ui
  * (hits |= (uint64_t)hit << n++) and calls once per 64. Counts exactly like count calls of
  * kvc_recorder_record_access. count 0 or above 64 is KVC_ERR_INVALID_ARGUMENT. */
 KVC_API kvc_status kvc_recorder_record_access_bits(kvc_recorder* recorder, uint64_t hits, uint32_t count);
+/* A prefix lookup of hits + misses blocks whose first `hits` hit and the rest missed: the outcome of
+ * every lookup of chained block hashes (a prompt's cached prefix). Counts exactly like hits calls of
+ * kvc_recorder_record_access(recorder, 1) then misses calls with 0, at the cost of one call whatever
+ * the length; the time window dates it to the call. hits + misses above UINT64_MAX is
+ * KVC_ERR_INVALID_ARGUMENT; 0 + 0 records nothing. */
+KVC_API kvc_status kvc_recorder_record_prefix_lookup(kvc_recorder* recorder, uint64_t hits, uint64_t misses);
 /* One lookup in one layer: counted for that layer and, like kvc_recorder_record_access, in the totals. */
 KVC_API kvc_status kvc_recorder_record_layer_access(kvc_recorder* recorder, uint32_t layer, uint32_t hit);
 /* Token-level lookup result: `queried` prompt tokens were looked up, `hit` of them were found (hit <= queried). */

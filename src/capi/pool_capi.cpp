@@ -2,6 +2,7 @@
 #include "kvcore/pool.h"
 
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "capi/guard.h"
@@ -78,6 +79,10 @@ kvc_status kvc_pool_options_set_events(kvc_pool_options* o, uint32_t enabled, co
 }
 kvc_status kvc_pool_options_set_window_requests(kvc_pool_options* o, uint32_t requests) {
     return edit_validated(o, [&](pool::PoolConfig& c) { c.window_requests = requests; });
+}
+
+kvc_status kvc_pool_options_set_statistics(kvc_pool_options* o, uint32_t enabled) {
+    return edit_validated(o, [&](pool::PoolConfig& c) { c.statistics = enabled != 0; });
 }
 
 // ---- sequence options ----
@@ -264,6 +269,7 @@ uint64_t kvc_pool_num_sequences(const kvc_pool* p) { return p ? p->impl.counters
 double kvc_pool_memory_efficiency(const kvc_pool* p) { return p ? p->impl.counters().memory_efficiency : 0.0; }
 double kvc_pool_window_token_hit_rate(const kvc_pool* p) {
     if (p == nullptr) return 0.0;
+    if (!p->impl.config().statistics) return std::numeric_limits<double>::quiet_NaN();
     const pool::PoolCounters c = p->impl.counters();
     return c.window_tokens_queried == 0 ? 0.0 : double(c.window_tokens_hit) / double(c.window_tokens_queried);
 }

@@ -99,6 +99,17 @@ kvc_status kvc_recorder_record_access_bits(kvc_recorder* recorder, uint64_t hits
     return KVC_OK;
 }
 
+kvc_status kvc_recorder_record_prefix_lookup(kvc_recorder* recorder, uint64_t hits, uint64_t misses) {
+    KVC_REQUIRE_HANDLE(recorder, "recorder");
+    if (hits > UINT64_MAX - misses) {
+        return reject(KVC_ERR_INVALID_ARGUMENT, ("hits + misses overflows: " + std::to_string(hits) + " + " +
+                                                 std::to_string(misses))
+                                                    .c_str());
+    }
+    recorder->impl.record_prefix_lookup(hits, misses);
+    return KVC_OK;
+}
+
 kvc_status kvc_recorder_record_layer_access(kvc_recorder* recorder, uint32_t layer, uint32_t hit) {
     KVC_REQUIRE_HANDLE(recorder, "recorder");
     const uint32_t layers = recorder->impl.config().layers;

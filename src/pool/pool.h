@@ -46,6 +46,9 @@ struct PoolConfig {
     std::string event_medium = "GPU";
     uint32_t max_pending_events = 100000;
     uint32_t window_requests = 1000;  // requests in the windowed token hit rate
+    // Off: no recorder and no request window, so the pool pays nothing for them (vLLM's log_stats,
+    // RocksDB's optional Statistics); snapshot() then fails with KVC_ERR_INVALID_STATE.
+    bool statistics = true;
 
     void validate() const;  // throws kvcore::Error naming the bad field
     // K and V of every layer for one block.
@@ -193,6 +196,8 @@ private:
     void grow(Sequence& seq, size_t new_total, bool copy_on_write);
     void ensure_hashes(Sequence& seq, size_t full_blocks);
     void cache_full_blocks(Sequence& seq);
+    // An admitted request's prefix lookup into the recorder and the request window (statistics on).
+    void record_prefix_lookup(size_t prompt_len, size_t hit_blocks);
     void set_fill(Sequence& seq, size_t from_token);
     void release_outside_window(Sequence& seq);
     [[nodiscard]] size_t blocks_for(size_t tokens) const noexcept {
@@ -218,7 +223,17 @@ private:
     uint64_t tokens_stored_ = 0;
     uint32_t blocks_in_use_ = 0;
     EventLog events_;
-    std::unique_ptr<stats::Recorder> recorder_;
+    std::unique_ptr<stats::Recorder> recorder_;  // null when config_.statistics is off
+    // Counts without a window are plain running totals, handed to the recorder when a snapshot reads
+    // it (one thread drives the pool, so nothing is lost); only block hits and misses go to the recorder
+    // as they happen, because its windows date them. Evictions are not counted at all: every cached
+    // hash was inserted once and leaves by eviction, by a reset, or is still cached, so they follow.
+    struct Totals {
+        uint64_t insertions = 0, cleared_by_reset = 0, tokens_queried = 0, tokens_hit = 0;
+        uint64_t evictions = 0;  // in reported_ only
+    };
+    Totals totals_;
+    mutable Totals reported_;  // what the recorder has been given
     std::vector<std::pair<uint32_t, uint32_t>> request_window_;  // (queried, hit) tokens, a ring
     size_t request_window_pos_ = 0;
     uint64_t request_window_count_ = 0;

@@ -157,12 +157,45 @@ void Recorder::Shard::write_bits(uint64_t hits, unsigned count) noexcept {
     const unsigned hit_count = count_ones(hits);
     by_outcome[1].add(hit_count);
     by_outcome[0].add(count - hit_count);
-    // Into the ring: the word holding pos, and the next one when the batch runs past it.
+    write_ring(hits, count);
+}
+
+void Recorder::Shard::write_ring(uint64_t hits, unsigned count) noexcept {
+    // The word holding pos, and the next one when the batch runs past it.
+    const uint64_t mask = ~uint64_t{0} >> (64 - count);
     const uint32_t pos = window_pos.load(std::memory_order_relaxed);
     const unsigned offset = pos % 64;
     store_window(pos, hits << offset, mask << offset);
     if (offset + count > 64) store_window(next_word_start(pos), hits >> (64 - offset), mask >> (64 - offset));
     window_pos.store(pos + count < ring_bits ? pos + count : pos + count - ring_bits, std::memory_order_relaxed);
+}
+
+void Recorder::Shard::record_prefix_lookup(uint64_t hits, uint64_t misses, const Recorder& owner) noexcept {
+    check_clock(1, owner);  // dated as one batch, like one record_bits call
+    by_outcome[1].add(hits);
+    by_outcome[0].add(misses);
+    if (hits + misses <= 64) {  // most prompts: one pattern, at most two word updates
+        if (hits + misses > 0) write_ring(hits == 64 ? ~uint64_t{0} : (uint64_t{1} << hits) - 1, unsigned(hits + misses));
+        return;
+    }
+    // Outcomes older than the ring's length would be overwritten: write only the newest ring_bits.
+    const uint64_t misses_kept = std::min<uint64_t>(misses, ring_bits);
+    write_run(true, std::min<uint64_t>(hits, ring_bits - misses_kept));
+    write_run(false, misses_kept);
+}
+
+void Recorder::Shard::write_run(bool hit, uint64_t n) noexcept {
+    uint32_t pos = window_pos.load(std::memory_order_relaxed);
+    const uint64_t fill = hit ? ~uint64_t{0} : 0;
+    while (n > 0) {
+        const unsigned offset = pos % 64;
+        const auto count = static_cast<unsigned>(std::min<uint64_t>(n, 64 - offset));
+        const uint64_t mask = (~uint64_t{0} >> (64 - count)) << offset;
+        store_window(pos, fill & mask, mask);
+        n -= count;
+        pos = pos + count == ring_bits ? 0 : pos + count;
+    }
+    window_pos.store(pos, std::memory_order_relaxed);
 }
 
 uint64_t Recorder::Shard::window_hits(uint32_t window) const noexcept {

@@ -63,6 +63,12 @@ public:
     void record_access_bits(uint64_t hits, unsigned count) noexcept {
         with_shard([&](Shard& s) { s.record_bits(hits, count, *this); });
     }
+    // A prefix lookup of hits + misses blocks: the first `hits` hit, the rest missed, which is the shape
+    // of every lookup of chained block hashes. In order, like that many record_access calls, at the cost
+    // of about one whatever the length. Precondition: hits + misses does not overflow (the C layer checks).
+    void record_prefix_lookup(uint64_t hits, uint64_t misses) noexcept {
+        with_shard([&](Shard& s) { s.record_prefix_lookup(hits, misses, *this); });
+    }
     // Precondition: layer < config().layers (the C layer checks it).
     void record_layer_access(uint32_t layer, bool hit) noexcept {
         with_shard([&](Shard& s) {
@@ -110,6 +116,9 @@ private:
         void record_access(bool hit, const Recorder& owner) noexcept;
         void record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept;
         void record_bits(uint64_t hits, unsigned count, const Recorder& owner) noexcept;
+        void record_prefix_lookup(uint64_t hits, uint64_t misses, const Recorder& owner) noexcept;
+        // n outcomes all equal to `hit` into the ring, a word at a time.
+        void write_run(bool hit, uint64_t n) noexcept;
         // The clock rule for a batch of n (>= 1) accesses: check, once, when it brings the accesses since
         // the last check to kClockEvery.
         void check_clock(size_t n, const Recorder& owner) noexcept {
@@ -123,6 +132,8 @@ private:
         void mark_time(const Recorder& owner) noexcept;
         // Counts count (1..64) outcomes, the low bits of `hits` (bits above are ignored), into the ring.
         void write_bits(uint64_t hits, unsigned count) noexcept;
+        // The ring part of write_bits: the caller has counted them; bits of `hits` above count must be 0.
+        void write_ring(uint64_t hits, unsigned count) noexcept;
         // The first ring position of the word after the one holding `pos`, wrapping at the ring's end.
         [[nodiscard]] uint32_t next_word_start(uint32_t pos) const noexcept {
             const uint32_t next = pos - pos % 64 + 64;

@@ -309,6 +309,50 @@ static void test_pool(void) {
 
 /* Device memory: a pool on the current CUDA device where one is usable; elsewhere a clear refusal that
  * changes nothing. Both outcomes are checked, whichever this machine gives. */
+/* A prefix lookup counts like its hits then its misses; a pool without statistics refuses snapshots. */
+static void test_prefix_lookup_and_pool_without_statistics(void) {
+    kvc_recorder_options* ro = NULL;
+    kvc_recorder* recorder = NULL;
+    kvc_stats* stats = NULL;
+    kvc_pool_options* po = NULL;
+    kvc_pool* pool = NULL;
+    kvc_sequence_id seq = 0;
+    int32_t prompt[10];
+    size_t cached = 1;
+    int i;
+
+    CHECK_STATUS(kvc_recorder_options_create(&ro), KVC_OK);
+    CHECK_STATUS(kvc_recorder_options_set_window_accesses(ro, 100), KVC_OK);
+    CHECK_STATUS(kvc_recorder_create(ro, &recorder), KVC_OK);
+    kvc_recorder_options_destroy(ro);
+    CHECK_STATUS(kvc_recorder_record_prefix_lookup(recorder, 30, 40), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_prefix_lookup(recorder, 50, 10), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_prefix_lookup(recorder, 0, 0), KVC_OK);
+    CHECK_STATUS(kvc_recorder_record_prefix_lookup(recorder, UINT64_MAX, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "overflows") != NULL);
+    CHECK_STATUS(kvc_recorder_record_prefix_lookup(NULL, 1, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_recorder_snapshot(recorder, &stats), KVC_OK);
+    CHECK(kvc_stats_hits(stats) == 80 && kvc_stats_misses(stats) == 50);
+    CHECK(kvc_stats_window_hits(stats) == 50 && kvc_stats_window_lookups(stats) == 100);
+    kvc_stats_destroy(stats);
+    kvc_recorder_destroy(recorder);
+
+    for (i = 0; i < 10; ++i) prompt[i] = i;
+    CHECK_STATUS(kvc_pool_options_create(&po), KVC_OK);
+    CHECK_STATUS(kvc_pool_options_set_statistics(po, 0), KVC_OK);
+    CHECK_STATUS(kvc_pool_options_set_statistics(NULL, 0), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_pool_create(po, &pool), KVC_OK);
+    kvc_pool_options_destroy(po);
+    CHECK_STATUS(kvc_pool_sequence_create(pool, prompt, 10, NULL, &seq), KVC_OK);
+    CHECK_STATUS(kvc_pool_allocate(pool, seq, 10, &cached), KVC_OK);
+    CHECK(cached == 0);
+    stats = NULL;
+    CHECK_STATUS(kvc_pool_snapshot(pool, &stats), KVC_ERR_INVALID_STATE);
+    CHECK(stats == NULL && strstr(kvc_last_error_message(), "statistics") != NULL);
+    CHECK(isnan(kvc_pool_window_token_hit_rate(pool)));
+    kvc_pool_destroy(pool);
+}
+
 static void test_device_pool(void) {
     kvc_pool_options* options = NULL;
     kvc_pool* pool = NULL;
@@ -340,6 +384,7 @@ int main(void) {
     test_recording_and_export();
     test_exposition();
     test_pool();
+    test_prefix_lookup_and_pool_without_statistics();
     test_device_pool();
     printf("c api: %d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;

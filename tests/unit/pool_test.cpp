@@ -92,6 +92,55 @@ TEST(Pool, BlockHitsAndMissesCountAcrossManyWords) {
     EXPECT_EQ(s.window_hits, 149u);
 }
 
+// Evictions are derived at snapshot time (insertions - still cached - cleared by resets), so check
+// that a reset does not count as evictions and that snapshots in between change nothing.
+TEST(Pool, EvictionsCountBlocksTakenForNewDataNotResets) {
+    Pool pool(small_config(4));  // 3 usable blocks
+    const auto prompt = iota_tokens(9);  // 2 full blocks, cached on allocation
+    const SequenceId a = pool.create_sequence(prompt, {});
+    pool.allocate(a, prompt.size());
+    pool.free_sequence(a);
+    EXPECT_EQ(pool.snapshot().insertions, 2u);
+    EXPECT_EQ(pool.snapshot().evictions, 0u);
+    std::vector<int32_t> two(2);
+    pool.allocate_blocks(two);  // the never-cached block goes first, then one cached block
+    EXPECT_EQ(pool.snapshot().evictions, 1u);
+    pool.free_blocks(two);
+    const SequenceId b = pool.create_sequence(prompt, {});
+    size_t cached = 0;
+    pool.allocate(b, prompt.size(), &cached);  // the first block hits; the evicted second is cached anew
+    EXPECT_EQ(cached, 4u);
+    pool.free_sequence(b);
+    pool.reset_prefix_cache();  // drops both cached hashes: not evictions
+    const auto s = pool.snapshot();
+    EXPECT_EQ(s.insertions, 3u);
+    EXPECT_EQ(s.evictions, 1u);
+    EXPECT_EQ(pool.counters().cached_blocks, 0u);
+    pool.check_invariants();
+}
+
+TEST(Pool, WithStatisticsOffTheSnapshotIsRefused) {
+    PoolConfig config = small_config(16);
+    config.statistics = false;
+    Pool pool(config);
+    const auto prompt = iota_tokens(10);
+    const SequenceId a = pool.create_sequence(prompt, {});
+    pool.allocate(a, prompt.size());
+    pool.free_sequence(a);
+    const SequenceId b = pool.create_sequence(prompt, {});
+    size_t cached = 0;
+    pool.allocate(b, prompt.size(), &cached);
+    EXPECT_EQ(cached, 8u);  // caching works as ever
+    try {
+        (void)pool.snapshot();
+        FAIL() << "a pool without statistics gave a snapshot";
+    } catch (const kvcore::Error& e) {
+        EXPECT_EQ(e.status(), KVC_ERR_INVALID_STATE);
+    }
+    EXPECT_EQ(pool.counters().window_requests, 0u);
+    pool.check_invariants();
+}
+
 TEST(Pool, AllocatesSlotsAndFreesEverything) {
     Pool pool(small_config(16));
     const auto prompt = iota_tokens(10);

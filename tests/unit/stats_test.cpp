@@ -117,6 +117,26 @@ TEST(Recorder, EveryRecordingPathKeepsTheExactWindow) {
     }
 }
 
+// A prefix lookup counts like its hits then its misses, one at a time: short ones (one pattern), long
+// ones (runs) and ones longer than the ring.
+TEST(Recorder, PrefixLookupCountsLikeItsAccessesInOrder) {
+    std::mt19937 rng(5);
+    for (uint32_t window : {37u, 64u, 130u, 1000u}) {
+        Recorder single{config_with(window)}, prefix{config_with(window)};
+        for (int step = 0; step < 80; ++step) {
+            const uint64_t n = step % 4 == 0 ? rng() % 2500 : rng() % 65;
+            const uint64_t hits = n == 0 ? 0 : rng() % (n + 1);
+            for (uint64_t i = 0; i < n; ++i) single.record_access(i < hits);
+            prefix.record_prefix_lookup(hits, n - hits);
+            const Snapshot a = single.snapshot(), b = prefix.snapshot();
+            ASSERT_EQ(b.window_hits, a.window_hits) << "window " << window << ", step " << step << ", n " << n;
+            ASSERT_EQ(b.window_lookups, a.window_lookups);
+            ASSERT_EQ(b.hits, a.hits);
+            ASSERT_EQ(b.misses, a.misses);
+        }
+    }
+}
+
 TEST(Recorder, CountWindowHoldsExactlyTheLastNAccesses) {
     Recorder r{config_with(10)};
     for (int i = 0; i < 10; ++i) r.record_access(true);

@@ -236,6 +236,35 @@ static class KvcoreTests {
     Throws(() => Pool.HashBlocks(HashAlgo.XXH3, "42", 0, tokens), Status.INVALID_ARGUMENT);
   }
 
+  static void RecordPrefixLookup() {
+    using (var options = new RecorderOptions()) {
+      options.SetWindowAccesses(100);
+      using (var recorder = new Recorder(options)) {
+        recorder.RecordPrefixLookup(30, 40);
+        recorder.RecordPrefixLookup(50, 10);  // the window's last 100: these 60, then the 40 misses before
+        using (Stats s = recorder.Snapshot()) {
+          Equal(80UL, s.Hits(), "hits");
+          Equal(50UL, s.Misses(), "misses");
+          Equal(50UL, s.WindowHits(), "window hits");
+          Equal(100UL, s.WindowLookups(), "window lookups");
+        }
+        Throws(() => recorder.RecordPrefixLookup(ulong.MaxValue, 1), Status.INVALID_ARGUMENT);
+      }
+    }
+  }
+
+  static void PoolWithoutStatistics() {
+    using (var options = SmallPool(16)) {
+      options.SetStatistics(false);
+      using (var pool = new Pool(options)) {
+        ulong a = pool.CreateSequence(Range(10, 100));
+        Equal(0u, pool.Allocate(a, 10), "nothing cached yet");
+        Throws(() => pool.Snapshot(), Status.INVALID_STATE);
+        True(double.IsNaN(pool.WindowTokenHitRate()), "no window without statistics");
+      }
+    }
+  }
+
   static void RecordAccessBits() {
     using (var options = new RecorderOptions()) {
       options.SetWindowAccesses(100);
@@ -282,6 +311,8 @@ static class KvcoreTests {
       {"Version", Version},
       {"RecordsAndSnapshots", RecordsAndSnapshots},
       {"RecordAccessBits", RecordAccessBits},
+      {"RecordPrefixLookup", RecordPrefixLookup},
+      {"PoolWithoutStatistics", PoolWithoutStatistics},
       {"ExpositionOfSeveralComponents", ExpositionOfSeveralComponents},
       {"OptionsAndLayers", OptionsAndLayers},
       {"BadInput", BadInput},

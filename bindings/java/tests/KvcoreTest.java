@@ -269,6 +269,36 @@ public class KvcoreTest {
     throwsStatus(() -> Pool.hashBlocks(HashAlgo.XXH3, "42", 0, tokens, null), Status.INVALID_ARGUMENT);
   }
 
+  static void recordPrefixLookup() {
+    try (RecorderOptions options = new RecorderOptions()) {
+      options.setWindowAccesses(100);
+      try (Recorder recorder = new Recorder(options)) {
+        recorder.recordPrefixLookup(30, 40);
+        recorder.recordPrefixLookup(50, 10); // the window's last 100: these 60, then the 40 misses before
+        try (Stats s = recorder.snapshot()) {
+          equal(80L, s.hits(), "hits");
+          equal(50L, s.misses(), "misses");
+          equal(50L, s.windowHits(), "window hits");
+          equal(100L, s.windowLookups(), "window lookups");
+        }
+        // -1L is 2^64 - 1 as the C API's uint64_t.
+        throwsStatus(() -> recorder.recordPrefixLookup(-1L, 1), Status.INVALID_ARGUMENT);
+      }
+    }
+  }
+
+  static void poolWithoutStatistics() {
+    try (PoolOptions options = smallPool(16)) {
+      options.setStatistics(false);
+      try (Pool pool = new Pool(options)) {
+        long a = pool.createSequence(range(10, 100));
+        equal(0L, pool.allocate(a, 10), "nothing cached yet");
+        throwsStatus(() -> pool.snapshot(), Status.INVALID_STATE);
+        check(Double.isNaN(pool.windowTokenHitRate()), "no window without statistics");
+      }
+    }
+  }
+
   static void recordAccessBits() {
     try (RecorderOptions options = new RecorderOptions()) {
       options.setWindowAccesses(100);
@@ -321,6 +351,8 @@ public class KvcoreTest {
     tests.put("version", KvcoreTest::version);
     tests.put("recordsAndSnapshots", KvcoreTest::recordsAndSnapshots);
     tests.put("recordAccessBits", KvcoreTest::recordAccessBits);
+    tests.put("recordPrefixLookup", KvcoreTest::recordPrefixLookup);
+    tests.put("poolWithoutStatistics", KvcoreTest::poolWithoutStatistics);
     tests.put("expositionOfSeveralComponents", KvcoreTest::expositionOfSeveralComponents);
     tests.put("optionsAndLayers", KvcoreTest::optionsAndLayers);
     tests.put("badInput", KvcoreTest::badInput);
