@@ -185,17 +185,11 @@ void Recorder::Shard::record_prefix_lookup(uint64_t hits, uint64_t misses, const
 }
 
 void Recorder::Shard::write_run(bool hit, uint64_t n) noexcept {
-    uint32_t pos = window_pos.load(std::memory_order_relaxed);
-    const uint64_t fill = hit ? ~uint64_t{0} : 0;
     while (n > 0) {
-        const unsigned offset = pos % 64;
-        const auto count = static_cast<unsigned>(std::min<uint64_t>(n, 64 - offset));
-        const uint64_t mask = (~uint64_t{0} >> (64 - count)) << offset;
-        store_window(pos, fill & mask, mask);
+        const auto count = static_cast<unsigned>(std::min<uint64_t>(n, 64));
+        write_ring(hit ? ~uint64_t{0} >> (64 - count) : 0, count);
         n -= count;
-        pos = pos + count == ring_bits ? 0 : pos + count;
     }
-    window_pos.store(pos, std::memory_order_relaxed);
 }
 
 uint64_t Recorder::Shard::window_hits(uint32_t window) const noexcept {

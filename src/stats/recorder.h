@@ -117,7 +117,7 @@ private:
         void record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept;
         void record_bits(uint64_t hits, unsigned count, const Recorder& owner) noexcept;
         void record_prefix_lookup(uint64_t hits, uint64_t misses, const Recorder& owner) noexcept;
-        // n outcomes all equal to `hit` into the ring, a word at a time.
+        // n outcomes all equal to `hit` into the ring, up to 64 at a time.
         void write_run(bool hit, uint64_t n) noexcept;
         // The clock rule for a batch of n (>= 1) accesses: check, once, when it brings the accesses since
         // the last check to kClockEvery.
