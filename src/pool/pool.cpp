@@ -508,17 +508,18 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
 
 void Pool::record_prefix_lookup(size_t prompt_len, size_t hit_blocks) {
     const uint32_t bs = config_.block_size;
+    const size_t hit_tokens = hit_blocks * bs;
     // Statistics as vLLM (tokens) and TensorRT-LLM (blocks) count them: the prompt's full blocks, of
     // which the first hit_blocks hit.
     recorder_->record_prefix_lookup(hit_blocks, prompt_len / bs - hit_blocks);
     totals_.tokens_queried += prompt_len;
-    totals_.tokens_hit += hit_blocks * bs;
+    totals_.tokens_hit += hit_tokens;
     // The request window keeps running sums, so reading it is O(1).
     auto& slot = request_window_[request_window_pos_];
     window_tokens_queried_ -= slot.first;
     window_tokens_hit_ -= slot.second;
     slot = {static_cast<uint32_t>(std::min<size_t>(prompt_len, UINT32_MAX)),
-            static_cast<uint32_t>(std::min<size_t>(hit_blocks * bs, UINT32_MAX))};
+            static_cast<uint32_t>(std::min<size_t>(hit_tokens, UINT32_MAX))};
     window_tokens_queried_ += slot.first;
     window_tokens_hit_ += slot.second;
     if (++request_window_pos_ == request_window_.size()) request_window_pos_ = 0;
@@ -669,14 +670,14 @@ std::vector<uint8_t> Pool::encode_events(EventEncoding encoding) const {
 stats::Snapshot Pool::snapshot() const {
     KVC_ENSURE(recorder_ != nullptr, KVC_ERR_INVALID_STATE,
             "this pool keeps no statistics: it was created with statistics off");
-    const uint64_t evictions = totals_.insertions - totals_.cleared_by_reset - map_.size();
-    recorder_->record_insertions(totals_.insertions - reported_.insertions);
-    recorder_->record_evictions(evictions - reported_.evictions);
-    const uint64_t tokens_hit = totals_.tokens_hit - reported_.tokens_hit;
-    recorder_->record_tokens(totals_.tokens_queried - reported_.tokens_queried, tokens_hit);
+    Totals now = totals_;
+    now.evictions = now.insertions - now.cleared_by_reset - map_.size();
+    recorder_->record_insertions(now.insertions - reported_.insertions);
+    recorder_->record_evictions(now.evictions - reported_.evictions);
+    const uint64_t tokens_hit = now.tokens_hit - reported_.tokens_hit;
+    recorder_->record_tokens(now.tokens_queried - reported_.tokens_queried, tokens_hit);
     recorder_->record_reused_tokens(tokens_hit);  // a prefix hit is reused, not recomputed
-    reported_ = totals_;
-    reported_.evictions = evictions;
+    reported_ = now;
     recorder_->set_bytes(uint64_t{blocks_in_use_} * config_.bytes_per_block());
     return recorder_->snapshot();
 }

@@ -227,10 +227,11 @@ private:
     // Counts without a window are plain running totals, handed to the recorder when a snapshot reads
     // it (one thread drives the pool, so nothing is lost); only block hits and misses go to the recorder
     // as they happen, because its windows date them. Evictions are not counted at all: every cached
-    // hash was inserted once and leaves by eviction, by a reset, or is still cached, so they follow.
+    // hash was inserted once and leaves by eviction, by a reset, or is still cached, so a snapshot
+    // derives them.
     struct Totals {
         uint64_t insertions = 0, cleared_by_reset = 0, tokens_queried = 0, tokens_hit = 0;
-        uint64_t evictions = 0;  // in reported_ only
+        uint64_t evictions = 0;  // derived by snapshot()
     };
     Totals totals_;
     mutable Totals reported_;  // what the recorder has been given
