@@ -97,6 +97,7 @@ Pool::Pool(PoolConfig config, Clock clock)
         stats::RecorderConfig rc;
         rc.component = "pool";
         recorder_ = std::make_unique<stats::Recorder>(rc);
+        lookup_writer_.emplace(*recorder_);
     }
     // Block 0 is the null block; the rest start free, in id order.
     for (uint32_t b = 1; b < config_.num_blocks; ++b) push_free(static_cast<int32_t>(b), kDefaultPriority);
@@ -469,6 +470,26 @@ void Pool::release_outside_window(Sequence& seq) {
     }
 }
 
+inline void Pool::record_prefix_lookup(size_t prompt_len, size_t hit_blocks) {
+    const uint32_t bs = config_.block_size;
+    const size_t hit_tokens = hit_blocks * bs;
+    // Statistics as vLLM (tokens) and TensorRT-LLM (blocks) count them: the prompt's full blocks, of
+    // which the first hit_blocks hit.
+    lookup_writer_->record_prefix_lookup(hit_blocks, prompt_len / bs - hit_blocks);
+    totals_.tokens_queried += prompt_len;
+    totals_.tokens_hit += hit_tokens;
+    // The request window keeps running sums, so reading it is O(1).
+    auto& slot = request_window_[request_window_pos_];
+    window_tokens_queried_ -= slot.first;
+    window_tokens_hit_ -= slot.second;
+    slot = {static_cast<uint32_t>(std::min<size_t>(prompt_len, UINT32_MAX)),
+            static_cast<uint32_t>(std::min<size_t>(hit_tokens, UINT32_MAX))};
+    window_tokens_queried_ += slot.first;
+    window_tokens_hit_ += slot.second;
+    if (++request_window_pos_ == request_window_.size()) request_window_pos_ = 0;
+    ++request_window_count_;
+}
+
 void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
     Sequence& seq = live_sequence(id);
     KVC_ENSURE(!seq.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix: it cannot grow");
@@ -504,26 +525,6 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
     }
     cache_full_blocks(seq);
     release_outside_window(seq);
-}
-
-void Pool::record_prefix_lookup(size_t prompt_len, size_t hit_blocks) {
-    const uint32_t bs = config_.block_size;
-    const size_t hit_tokens = hit_blocks * bs;
-    // Statistics as vLLM (tokens) and TensorRT-LLM (blocks) count them: the prompt's full blocks, of
-    // which the first hit_blocks hit.
-    recorder_->record_prefix_lookup(hit_blocks, prompt_len / bs - hit_blocks);
-    totals_.tokens_queried += prompt_len;
-    totals_.tokens_hit += hit_tokens;
-    // The request window keeps running sums, so reading it is O(1).
-    auto& slot = request_window_[request_window_pos_];
-    window_tokens_queried_ -= slot.first;
-    window_tokens_hit_ -= slot.second;
-    slot = {static_cast<uint32_t>(std::min<size_t>(prompt_len, UINT32_MAX)),
-            static_cast<uint32_t>(std::min<size_t>(hit_tokens, UINT32_MAX))};
-    window_tokens_queried_ += slot.first;
-    window_tokens_hit_ += slot.second;
-    if (++request_window_pos_ == request_window_.size()) request_window_pos_ = 0;
-    ++request_window_count_;
 }
 
 void Pool::append(SequenceId id, std::span<const int32_t> tokens) {

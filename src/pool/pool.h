@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -197,7 +198,7 @@ private:
     void ensure_hashes(Sequence& seq, size_t full_blocks);
     void cache_full_blocks(Sequence& seq);
     // An admitted request's prefix lookup into the recorder and the request window (statistics on).
-    void record_prefix_lookup(size_t prompt_len, size_t hit_blocks);
+    [[gnu::always_inline]] inline void record_prefix_lookup(size_t prompt_len, size_t hit_blocks);
     void set_fill(Sequence& seq, size_t from_token);
     void release_outside_window(Sequence& seq);
     [[nodiscard]] size_t blocks_for(size_t tokens) const noexcept {
@@ -224,6 +225,8 @@ private:
     uint32_t blocks_in_use_ = 0;
     EventLog events_;
     std::unique_ptr<stats::Recorder> recorder_;  // null when config_.statistics is off
+    // The pool's own shard of recorder_ for its prefix lookups (one thread at a time drives a pool).
+    std::optional<stats::Recorder::ExclusiveWriter> lookup_writer_;
     // Counts without a window are plain running totals, handed to the recorder when a snapshot reads
     // it (one thread drives the pool, so nothing is lost); only block hits and misses go to the recorder
     // as they happen, because its windows date them. Evictions are not counted at all: every cached

@@ -160,24 +160,7 @@ void Recorder::Shard::write_bits(uint64_t hits, unsigned count) noexcept {
     write_ring(hits, count);
 }
 
-void Recorder::Shard::write_ring(uint64_t hits, unsigned count) noexcept {
-    // The word holding pos, and the next one when the batch runs past it.
-    const uint64_t mask = ~uint64_t{0} >> (64 - count);
-    const uint32_t pos = window_pos.load(std::memory_order_relaxed);
-    const unsigned offset = pos % 64;
-    store_window(pos, hits << offset, mask << offset);
-    if (offset + count > 64) store_window(next_word_start(pos), hits >> (64 - offset), mask >> (64 - offset));
-    window_pos.store(pos + count < ring_bits ? pos + count : pos + count - ring_bits, std::memory_order_relaxed);
-}
-
-void Recorder::Shard::record_prefix_lookup(uint64_t hits, uint64_t misses, const Recorder& owner) noexcept {
-    check_clock(1, owner);  // dated as one batch, like one record_bits call
-    by_outcome[1].add(hits);
-    by_outcome[0].add(misses);
-    if (hits + misses <= 64) {  // most prompts: one pattern, at most two word updates
-        if (hits + misses > 0) write_ring(hits == 64 ? ~uint64_t{0} : (uint64_t{1} << hits) - 1, unsigned(hits + misses));
-        return;
-    }
+void Recorder::Shard::write_long_prefix(uint64_t hits, uint64_t misses) noexcept {
     // Outcomes older than the ring's length would be overwritten: write only the newest ring_bits.
     const uint64_t misses_kept = std::min<uint64_t>(misses, ring_bits);
     write_run(true, std::min<uint64_t>(hits, ring_bits - misses_kept));
@@ -252,21 +235,8 @@ Recorder::Shard* Recorder::claim_shard() noexcept {
         }
         if (shard == nullptr) {
             mine.reserve(mine.size() + 1);  // the only allocation that could fail after claiming
-            {
-                std::lock_guard lock(shards_mu_);
-                for (const auto& s : shards_) {
-                    if (!s->owned.load(std::memory_order_acquire)) {
-                        shard = s.get();
-                        break;
-                    }
-                }
-                if (shard == nullptr) {
-                    if (shards_.size() >= kMaxShards) return nullptr;
-                    shards_.push_back(std::make_unique<Shard>(config_, now_epoch()));
-                    shard = shards_.back().get();
-                }
-                shard->owned.store(true, std::memory_order_relaxed);
-            }
+            shard = take_free_shard();
+            if (shard == nullptr) return nullptr;
             Registry& reg = registry();
             std::lock_guard lock(reg.mu);
             std::erase_if(mine, [&reg](const ThreadClaims::Claim& c) { return !reg.live.contains(c.recorder_id); });
@@ -277,6 +247,35 @@ Recorder::Shard* Recorder::claim_shard() noexcept {
     } catch (...) {
         return nullptr;  // out of memory: record through the locked overflow shard instead
     }
+}
+
+Recorder::Shard* Recorder::take_free_shard() {
+    std::lock_guard lock(shards_mu_);
+    Shard* shard = nullptr;
+    for (const auto& s : shards_) {
+        if (!s->owned.load(std::memory_order_acquire)) {  // sees what its last owner wrote
+            shard = s.get();
+            break;
+        }
+    }
+    if (shard == nullptr) {
+        if (shards_.size() >= kMaxShards) return nullptr;
+        shards_.push_back(std::make_unique<Shard>(config_, now_epoch()));
+        shard = shards_.back().get();
+    }
+    shard->owned.store(true, std::memory_order_relaxed);
+    return shard;
+}
+
+Recorder::ExclusiveWriter::ExclusiveWriter(Recorder& recorder) : recorder_(recorder), shard_(recorder.take_free_shard()) {
+    if (shard_ == nullptr) {
+        fail(KVC_ERR_CAPACITY, "the recorder has no shard left for another writer (" + std::to_string(kMaxShards) +
+                                   " are in use)");
+    }
+}
+
+Recorder::ExclusiveWriter::~ExclusiveWriter() {
+    shard_->owned.store(false, std::memory_order_release);  // a thread may take it over, counts and all
 }
 
 void Recorder::record_access_slow(bool hit) noexcept {

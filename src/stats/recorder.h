@@ -31,6 +31,8 @@ struct RecorderConfig {
 };
 
 class Recorder {
+    struct Shard;
+
 public:
     static constexpr unsigned kTimeBuckets = 60;
     // A thread checks the clock once per this many of its accesses (a batch call counts as one check),
@@ -69,6 +71,26 @@ public:
     void record_prefix_lookup(uint64_t hits, uint64_t misses) noexcept {
         with_shard([&](Shard& s) { s.record_prefix_lookup(hits, misses, *this); });
     }
+    // A writer that is not a thread but one object whose calls its user serialises (a pool: one thread
+    // at a time drives it) gets a shard of its own, so its calls skip the thread-cache look-up. The
+    // recorder must outlive it; its counts stay in the recorder after it is gone.
+    class ExclusiveWriter {
+    public:
+        explicit ExclusiveWriter(Recorder& recorder);  // throws kvcore::Error when no shard is left
+        ~ExclusiveWriter();
+        ExclusiveWriter(const ExclusiveWriter&) = delete;
+        ExclusiveWriter& operator=(const ExclusiveWriter&) = delete;
+
+        // As Recorder::record_prefix_lookup.
+        void record_prefix_lookup(uint64_t hits, uint64_t misses) noexcept {
+            shard_->record_prefix_lookup(hits, misses, recorder_);
+        }
+
+    private:
+        const Recorder& recorder_;
+        Shard* shard_;
+    };
+
     // Precondition: layer < config().layers (the C layer checks it).
     void record_layer_access(uint32_t layer, bool hit) noexcept {
         with_shard([&](Shard& s) {
@@ -116,7 +138,9 @@ private:
         void record_access(bool hit, const Recorder& owner) noexcept;
         void record_accesses(const uint8_t* outcomes, size_t n, const Recorder& owner) noexcept;
         void record_bits(uint64_t hits, unsigned count, const Recorder& owner) noexcept;
-        void record_prefix_lookup(uint64_t hits, uint64_t misses, const Recorder& owner) noexcept;
+        inline void record_prefix_lookup(uint64_t hits, uint64_t misses, const Recorder& owner) noexcept;
+        // Its ring part for more than 64 outcomes.
+        void write_long_prefix(uint64_t hits, uint64_t misses) noexcept;
         // n outcomes all equal to `hit` into the ring, up to 64 at a time.
         void write_run(bool hit, uint64_t n) noexcept;
         // The clock rule for a batch of n (>= 1) accesses: check, once, when it brings the accesses since
@@ -133,7 +157,7 @@ private:
         // Counts count (1..64) outcomes, the low bits of `hits` (bits above are ignored), into the ring.
         void write_bits(uint64_t hits, unsigned count) noexcept;
         // The ring part of write_bits: the caller has counted them; bits of `hits` above count must be 0.
-        void write_ring(uint64_t hits, unsigned count) noexcept;
+        inline void write_ring(uint64_t hits, unsigned count) noexcept;
         // The first ring position of the word after the one holding `pos`, wrapping at the ring's end.
         [[nodiscard]] uint32_t next_word_start(uint32_t pos) const noexcept {
             const uint32_t next = pos - pos % 64 + 64;
@@ -187,6 +211,7 @@ private:
 
     Shard* cached_shard() const noexcept;   // this thread's shard if the thread cache knows it, else null
     Shard* claim_shard() noexcept;          // finds or claims one; null when all are taken
+    Shard* take_free_shard();               // an unowned or new shard, now owned; null when all are taken
     [[gnu::cold]] [[gnu::noinline]] void record_access_slow(bool hit) noexcept;
     [[nodiscard]] uint64_t now_epoch() const noexcept { return config_.clock() / bucket_width_ns_; }
     friend struct ThreadClaims;
@@ -226,6 +251,29 @@ inline void Recorder::Shard::record_access(bool hit, const Recorder& owner) noex
     by_outcome[hit].add(1);
     store_window(pos, uint64_t{hit} << (pos % 64), uint64_t{1} << (pos % 64));
     window_pos.store(pos + 1 == ring_bits ? 0 : pos + 1, std::memory_order_relaxed);
+}
+
+// Inline: a pool's admission calls them once per request, and a call each cost a third of their work.
+inline void Recorder::Shard::write_ring(uint64_t hits, unsigned count) noexcept {
+    // The word holding pos, and the next one when the batch runs past it.
+    const uint64_t mask = ~uint64_t{0} >> (64 - count);
+    const uint32_t pos = window_pos.load(std::memory_order_relaxed);
+    const unsigned offset = pos % 64;
+    store_window(pos, hits << offset, mask << offset);
+    if (offset + count > 64) store_window(next_word_start(pos), hits >> (64 - offset), mask >> (64 - offset));
+    window_pos.store(pos + count < ring_bits ? pos + count : pos + count - ring_bits, std::memory_order_relaxed);
+}
+
+inline void Recorder::Shard::record_prefix_lookup(uint64_t hits, uint64_t misses, const Recorder& owner) noexcept {
+    check_clock(1, owner);  // dated as one batch, like one record_bits call
+    by_outcome[1].add(hits);
+    by_outcome[0].add(misses);
+    const uint64_t n = hits + misses;
+    if (n > 64) [[unlikely]] {
+        write_long_prefix(hits, misses);
+    } else if (n > 0) {  // most prompts: one pattern, at most two word updates
+        write_ring(hits == 0 ? 0 : ~uint64_t{0} >> (64 - hits), static_cast<unsigned>(n));
+    }
 }
 
 }  // namespace kvcore::stats

@@ -6,6 +6,7 @@
 #include <barrier>
 #include <nlohmann/json.hpp>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <span>
@@ -135,6 +136,37 @@ TEST(Recorder, PrefixLookupCountsLikeItsAccessesInOrder) {
             ASSERT_EQ(b.misses, a.misses);
         }
     }
+}
+
+TEST(Recorder, ExclusiveWriterRecordsIntoItsOwnShardAndLeavesItsCountsBehind) {
+    Recorder r{config_with(100)};
+    {
+        Recorder::ExclusiveWriter writer(r);
+        // Driven by two threads in turn, as a pool may be: the caller's lock orders their calls.
+        std::mutex turn;
+        auto drive = [&] {
+            for (int i = 0; i < 500; ++i) {
+                std::lock_guard lock(turn);
+                writer.record_prefix_lookup(3, 1);
+            }
+        };
+        std::thread a(drive), b(drive);
+        for (int i = 0; i < 50; ++i) (void)r.snapshot();  // a reader meanwhile
+        a.join();
+        b.join();
+        r.record_access(false);  // this thread's own shard, apart from the writer's
+        const Snapshot s = r.snapshot();
+        EXPECT_EQ(s.hits, 3000u);
+        EXPECT_EQ(s.misses, 1001u);
+        EXPECT_EQ(s.window_lookups, 101u);  // the last 100 of the writer's, the last 1 of this thread's
+        EXPECT_EQ(s.window_hits, 75u);
+    }
+    // The writer is gone, its counts stay, and its shard goes to the next thread that records.
+    std::thread([&] { r.record_access(true); }).join();
+    const Snapshot s = r.snapshot();
+    EXPECT_EQ(s.hits, 3001u);
+    EXPECT_EQ(s.misses, 1001u);
+    EXPECT_EQ(s.window_hits, 75u);  // the taker continued the writer's ring: 1 hit in, 1 (a hit) out
 }
 
 TEST(Recorder, CountWindowHoldsExactlyTheLastNAccesses) {
