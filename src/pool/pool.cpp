@@ -406,7 +406,8 @@ SequenceId Pool::create_sequence(std::span<const int32_t> prompt, SequenceOption
         seq.options = std::move(options);
         seq.tokens.assign(prompt.begin(), prompt.end());
         seq.prompt_len = prompt.size();
-        if (config_.prefix_caching) ensure_hashes(seq, prompt.size() / config_.block_size);
+        seq.prompt_blocks = prompt.size() / config_.block_size;
+        if (config_.prefix_caching) ensure_hashes(seq, seq.prompt_blocks);
     } catch (...) {
         seq = Sequence{.generation = seq.generation};
         free_slots_.push_back(slot);
@@ -470,12 +471,11 @@ void Pool::release_outside_window(Sequence& seq) {
     }
 }
 
-inline void Pool::record_prefix_lookup(size_t prompt_len, size_t hit_blocks) {
-    const uint32_t bs = config_.block_size;
-    const size_t hit_tokens = hit_blocks * bs;
+inline void Pool::record_prefix_lookup(const Sequence& seq, size_t hit_blocks) {
+    const size_t prompt_len = seq.prompt_len, hit_tokens = hit_blocks * config_.block_size;
     // Statistics as vLLM (tokens) and TensorRT-LLM (blocks) count them: the prompt's full blocks, of
     // which the first hit_blocks hit.
-    lookup_writer_->record_prefix_lookup(hit_blocks, prompt_len / bs - hit_blocks);
+    lookup_writer_->record_prefix_lookup(hit_blocks, seq.prompt_blocks - hit_blocks);
     totals_.tokens_queried += prompt_len;
     totals_.tokens_hit += hit_tokens;
     // The request window keeps running sums, so reading it is O(1).
@@ -512,7 +512,7 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
         seq.cached_blocks = hits;
         seq.slotted = hits * bs;
         seq.admitted = true;
-        if (recorder_) record_prefix_lookup(seq.prompt_len, hits);
+        if (recorder_) record_prefix_lookup(seq, hits);
         if (cached_tokens != nullptr) *cached_tokens = hits * bs;
         grow(seq, target, false);
     } else {
@@ -576,6 +576,7 @@ SequenceId Pool::pin_prefix(SequenceId id) {
     pin.domain = s.domain;
     pin.tokens.assign(s.tokens.begin(), s.tokens.begin() + static_cast<ptrdiff_t>(n * config_.block_size));
     pin.prompt_len = pin.tokens.size();
+    pin.prompt_blocks = n;
     pin.hashes.assign(s.hashes.begin(), s.hashes.begin() + static_cast<ptrdiff_t>(n));
     pin.blocks.assign(s.blocks.begin(), s.blocks.begin() + static_cast<ptrdiff_t>(n));
     pin.slotted = pin.tokens.size();

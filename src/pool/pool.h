@@ -157,6 +157,7 @@ private:
         SequenceOptions options;
         uint64_t domain = 0;
         size_t prompt_len = 0;
+        size_t prompt_blocks = 0;  // full blocks of the prompt
         std::vector<int32_t> tokens;
         std::vector<BlockHash> hashes;  // of full blocks, as far as known
         std::vector<int32_t> blocks;
@@ -198,7 +199,7 @@ private:
     void ensure_hashes(Sequence& seq, size_t full_blocks);
     void cache_full_blocks(Sequence& seq);
     // An admitted request's prefix lookup into the recorder and the request window (statistics on).
-    [[gnu::always_inline]] inline void record_prefix_lookup(size_t prompt_len, size_t hit_blocks);
+    [[gnu::always_inline]] inline void record_prefix_lookup(const Sequence& seq, size_t hit_blocks);
     void set_fill(Sequence& seq, size_t from_token);
     void release_outside_window(Sequence& seq);
     [[nodiscard]] size_t blocks_for(size_t tokens) const noexcept {
@@ -236,12 +237,13 @@ private:
         uint64_t insertions = 0, cleared_by_reset = 0, tokens_queried = 0, tokens_hit = 0;
         uint64_t evictions = 0;  // derived by snapshot()
     };
+    // An admission's statistics, next to each other: two cache lines with lookup_writer_.
     Totals totals_;
-    mutable Totals reported_;  // what the recorder has been given
     std::vector<std::pair<uint32_t, uint32_t>> request_window_;  // (queried, hit) tokens, a ring
     size_t request_window_pos_ = 0;
     uint64_t request_window_count_ = 0;
     uint64_t window_tokens_queried_ = 0, window_tokens_hit_ = 0;  // sums over request_window_
+    mutable Totals reported_;  // what the recorder has been given
     void* storage_ = nullptr;
 };
 
