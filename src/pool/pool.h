@@ -237,7 +237,7 @@ private:
         uint64_t insertions = 0, cleared_by_reset = 0, tokens_queried = 0, tokens_hit = 0;
         uint64_t evictions = 0;  // derived by snapshot()
     };
-    // An admission's statistics, next to each other: two cache lines with lookup_writer_.
+    // What an admission's statistics touch sits together, from lookup_writer_ to the window sums.
     Totals totals_;
     std::vector<std::pair<uint32_t, uint32_t>> request_window_;  // (queried, hit) tokens, a ring
     size_t request_window_pos_ = 0;

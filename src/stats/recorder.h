@@ -253,7 +253,7 @@ inline void Recorder::Shard::record_access(bool hit, const Recorder& owner) noex
     window_pos.store(pos + 1 == ring_bits ? 0 : pos + 1, std::memory_order_relaxed);
 }
 
-// Inline: a pool's admission calls them once per request, and a call each cost a third of their work.
+// Inline, so that a pool's admission records its prefix lookup without a call (bench/RESULTS.md, session 6).
 inline void Recorder::Shard::write_ring(uint64_t hits, unsigned count) noexcept {
     // The word holding pos, and the next one when the batch runs past it.
     const uint64_t mask = ~uint64_t{0} >> (64 - count);
