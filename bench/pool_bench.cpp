@@ -19,6 +19,7 @@
 
 #include "kvcore/kvcore.h"
 #include "paired_overhead.h"
+#include "time_per_item.h"
 #include "pool/block_hash.h"
 
 namespace {
@@ -35,11 +36,6 @@ kvc_pool* make_pool(uint32_t blocks, uint32_t block_size = 16, bool statistics =
     return pool;
 }
 
-void per_block(benchmark::State& state, int64_t blocks_per_iteration) {
-    state.counters["ns_per_block"] = benchmark::Counter(static_cast<double>(state.iterations() * blocks_per_iteration),
-                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-}
-
 // ---- allocate + free -------------------------------------------------------------------------------
 
 void BM_Anchor_VectorFreeList(benchmark::State& state) {
@@ -51,7 +47,7 @@ void BM_Anchor_VectorFreeList(benchmark::State& state) {
         benchmark::DoNotOptimize(b);
         free_list.push_back(b);
     }
-    per_block(state, 1);
+    report_time_per_item(state, "ns_per_block", 1);
 }
 BENCHMARK(BM_Anchor_VectorFreeList);
 
@@ -66,7 +62,7 @@ void BM_AllocateFree_OneBlock(benchmark::State& state) {
         kvc_pool_allocate_blocks(pool, &b, 1);
         kvc_pool_free_blocks(pool, &b, 1);
     }
-    per_block(state, 1);
+    report_time_per_item(state, "ns_per_block", 1);
     kvc_pool_destroy(pool);
 }
 BENCHMARK(BM_AllocateFree_OneBlock);
@@ -78,7 +74,7 @@ void BM_AllocateFree_Batch(benchmark::State& state) {
         kvc_pool_allocate_blocks(pool, blocks.data(), blocks.size());
         kvc_pool_free_blocks(pool, blocks.data(), blocks.size());
     }
-    per_block(state, state.range(0));
+    report_time_per_item(state, "ns_per_block", state.range(0));
     kvc_pool_destroy(pool);
 }
 BENCHMARK(BM_AllocateFree_Batch)->Arg(16)->Arg(64)->Arg(256);
@@ -106,7 +102,7 @@ void BM_CachedPrefixLookup(benchmark::State& state) {
         benchmark::DoNotOptimize(cached);
     }
     if (cached != kPrefixBlocks * 16) state.SkipWithError("the prefix was not cached");
-    per_block(state, kPrefixBlocks);
+    report_time_per_item(state, "ns_per_block", kPrefixBlocks);
     kvc_pool_destroy(pool);
 }
 BENCHMARK(BM_CachedPrefixLookup);
@@ -124,7 +120,7 @@ void BM_Anchor_UnorderedMapLookup(benchmark::State& state) {
         for (uint64_t k : keys) found += map.find(k) != map.end();
         benchmark::DoNotOptimize(found);
     }
-    per_block(state, kPrefixBlocks);
+    report_time_per_item(state, "ns_per_block", kPrefixBlocks);
 }
 BENCHMARK(BM_Anchor_UnorderedMapLookup);
 
@@ -216,8 +212,7 @@ void BM_HashBlocks(benchmark::State& state) {
     const auto tokens = hash_tokens();
     for (auto _ : state) benchmark::DoNotOptimize(hasher.hash_blocks(tokens, 16, {}));
     state.SetLabel(kvcore::pool::hash_algo_name(algo));
-    state.counters["ns_per_token"] = benchmark::Counter(static_cast<double>(state.iterations() * tokens.size()),
-                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    report_time_per_item(state, "ns_per_token", static_cast<int64_t>(tokens.size()));
 }
 BENCHMARK(BM_HashBlocks)->Arg(1)->Arg(0);
 
@@ -232,8 +227,7 @@ void BM_Anchor_Sha256Of80Bytes(benchmark::State& state) {
         SHA256_Final(out, &ctx);
         benchmark::DoNotOptimize(out);
     }
-    state.counters["ns_per_token"] = benchmark::Counter(static_cast<double>(state.iterations() * 16),
-                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    report_time_per_item(state, "ns_per_token", 16);
 }
 BENCHMARK(BM_Anchor_Sha256Of80Bytes);
 
@@ -244,8 +238,7 @@ void BM_Anchor_Xxh3Of88Bytes(benchmark::State& state) {
         benchmark::DoNotOptimize(in);
         benchmark::DoNotOptimize(XXH3_128bits(in, sizeof in));
     }
-    state.counters["ns_per_token"] = benchmark::Counter(static_cast<double>(state.iterations() * 16),
-                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    report_time_per_item(state, "ns_per_token", 16);
 }
 BENCHMARK(BM_Anchor_Xxh3Of88Bytes);
 
@@ -278,8 +271,7 @@ void BM_DecodeStep1000(benchmark::State& state) {
             state.ResumeTiming();
         }
     }
-    state.counters["us_per_step"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert) ;
+    report_time_per_item(state, "us_per_step", 1);
     kvc_pool_destroy(pool);
 }
 BENCHMARK(BM_DecodeStep1000)->Unit(benchmark::kMicrosecond);

@@ -17,6 +17,7 @@
 #include "kvcore/kvcore.h"
 #include "lru_workload.h"
 #include "paired_overhead.h"
+#include "time_per_item.h"
 
 namespace {
 
@@ -79,8 +80,7 @@ void BM_RecordAccesses(benchmark::State& state) {
         benchmark::ClobberMemory();
     }
     state.SetItemsProcessed(state.iterations() * state.range(0));
-    state.counters["ns_per_access"] = benchmark::Counter(
-        static_cast<double>(state.iterations() * state.range(0)), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    report_time_per_item(state, "ns_per_access", state.range(0));
 }
 BENCHMARK(BM_RecordAccesses)->Arg(4)->Arg(16)->Arg(64)->Arg(1024);
 
@@ -95,8 +95,7 @@ void BM_RecordAccessBits(benchmark::State& state) {
         benchmark::ClobberMemory();
     }
     state.SetItemsProcessed(state.iterations() * state.range(0));
-    state.counters["ns_per_access"] = benchmark::Counter(
-        static_cast<double>(state.iterations() * state.range(0)), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    report_time_per_item(state, "ns_per_access", state.range(0));
 }
 BENCHMARK(BM_RecordAccessBits)->Arg(16)->Arg(64);
 
@@ -110,8 +109,7 @@ void BM_RecordPrefixLookup(benchmark::State& state) {
         benchmark::ClobberMemory();
     }
     state.SetItemsProcessed(state.iterations() * state.range(0));
-    state.counters["ns_per_access"] = benchmark::Counter(
-        static_cast<double>(state.iterations() * state.range(0)), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    report_time_per_item(state, "ns_per_access", state.range(0));
 }
 BENCHMARK(BM_RecordPrefixLookup)->Arg(48)->Arg(2048);
 
