@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Instructions a request's admission (kvc_pool_sequence_create + kvc_pool_allocate) executes with the
 # pool's statistics off and on, counted by callgrind: repeatable where timings on a shared machine are
 # not. Runs bench/admission_loop.c for 100 and 200 rounds of 32 requests and takes the difference, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Instructions that statistics add to a request's admission, counted by callgrind (command in
  * bench/RESULTS.md, session 5): `kvcore_admission_loop STATISTICS ROUNDS` admits ROUNDS x 32 chat
  * requests (one of 8 system prompts of 512 tokens, then a new 256-token turn) into a 4,096-block pool

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # What the pool's statistics cost a request's admission in time: BM_AdmissionStatsOverhead (statistics
 # on vs off) and its A/A control, RUNS runs of 10 repetitions each, randomly interleaved, pinned to one
 # core. Each repetition gives a median ratio over its own pairs of pools; this prints the median over

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The recording overhead on a representative lookup, as a repeatable figure: run under callgrind with
 // its cache simulation (command in bench/RESULTS.md), which counts instructions and simulated cache misses
 // per function. Timing the same comparison on a shared VM moves by +-2 % from run to run.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The representative lookup both recording-overhead benchmarks measure (kvcore_stats_bench and
 // kvcore_lookup_overhead): a warmed LruCache of 64 Ki entries and a stream of 1 Mi keys drawn from
 // 96 Ki, so that about 2/3 of lookups hit.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // What one piece of work adds to another, measured in pairs: each benchmark iteration times two
 // untreated chunks and two treated ones, back to back in the order ABBA or BAAB (alternating), and
 // keeps the ratio of their sums; the order cancels a steady drift and any cost of being first. The

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pool benchmarks. Pool operations go through libkvcore.so's C API (what an embedder pays, call
 // included); hashing is measured on the C++ hasher with the C API's cost per call amortised away.
 // Anchors in the same run: an empty exported call, a vector free list, std::unordered_map lookups, and

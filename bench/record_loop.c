@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A loop of 1,000,000 recorded accesses, for `valgrind --tool=callgrind` instruction counts. */
 #include "kvcore/kvcore.h"
 int main(void) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Cost of recording into a kvc_recorder, against anchors measured in the same run:
 // - a plain add and a relaxed atomic fetch_add (what a naive counter pays),
 // - the same atomic shared by two threads (what a naive recorder pays under concurrency),

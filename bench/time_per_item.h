@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // A benchmark's time per item as a counter (e.g. ns_per_token), for benchmarks whose iteration handles
 // many items: Google Benchmark's rate counter, inverted.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * kvcore.i - the one SWIG interface for the C#, Java and Go bindings.
  *

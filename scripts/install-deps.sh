@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs, from Debian's packages, everything kvcore builds, tests and binds with.
 # Idempotent: when every package is present it only runs dpkg queries (well under a second).
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # libkvcore.so must export the C API (kvc_*) and nothing else.
 set -euo pipefail
 lib="$1"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # kvcore hash must print vLLM's own 25 block hashes for vLLM's own prompt.
 set -eu
 kvcore=$1 data=$2

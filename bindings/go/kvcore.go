@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package kvcore is the Go binding of kvcore, the KV-cache core for LLM inference.
 //
 // It wraps the SWIG-generated package kvcore/internal/capi: handles become types with Close() error,

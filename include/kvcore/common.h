@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kvcore/common.h - version, status codes and error reporting shared by every kvcore header.
  *

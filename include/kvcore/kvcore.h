@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kvcore/kvcore.h - the umbrella header: include this one to get the whole C API. */
 #ifndef KVCORE_KVCORE_H
 #define KVCORE_KVCORE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kvcore/pool.h - the paged KV block pool with prefix caching.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kvcore/stats.h - cache statistics: a recorder that any cache reports through, and immutable snapshots
  * with hit rates (cumulative, last N accesses, last T seconds, per layer) exported as Prometheus text or JSON.

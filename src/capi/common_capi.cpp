@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // C shims for kvcore/common.h.
 #include "kvcore/common.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The one place where C++ exceptions stop: every C entry point that can throw runs its body through
 // kvcore::capi::guard, which maps exceptions to a kvc_status and the thread-local message.
 #pragma once

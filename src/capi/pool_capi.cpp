@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // C shims for kvcore/pool.h: argument checks, handle casts, exception translation. No logic.
 #include "kvcore/pool.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The kvc_stats handle, shared by every component that hands out snapshots (recorder, pool, ...).
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // CUDA device memory without linking CUDA. The runtime (libcudart) is loaded on first use, so
 // libkvcore.so links no CUDA library: it loads on machines without CUDA, and into hosts that dlopen it
 // (the JVM, Mono), which cudart_static's 8 KiB of initial-exec TLS made fail.

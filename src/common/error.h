@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Errors inside kvcore: components throw kvcore::Error; the C layer turns it into a kvc_status and the
 // thread-local message. Nothing else of this file leaks through the ABI.
 #pragma once

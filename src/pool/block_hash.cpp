@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "pool/block_hash.h"
 
 #define OPENSSL_SUPPRESS_DEPRECATED  // SHA256_Init & co.: the SHA-NI path without EVP's per-call fetch

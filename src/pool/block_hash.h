@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Chained block hashes for prefix caching. Block i's hash covers its parent's hash, its tokens and the
 // request's extra keys, so equal hashes mean equal prefixes. Two algorithms:
 //   - sha256_cbor: byte-exact with vLLM (sha256 of canonical CBOR [parent, tokens, extra_keys|null]);

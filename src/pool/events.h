@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // KV events in vLLM's wire format (docs/WIRE_FORMATS.md): the pool records BlockStored, BlockRemoved and
 // AllBlocksCleared as they happen; drain() encodes them as one msgpack EventBatch
 // [ts, [event...], data_parallel_rank], each event a tagged array (vLLM until mid-2026) or a map with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The paged KV block pool: num_blocks blocks of block_size tokens, reference counted, with a prefix
 // cache over chained block hashes, copy-on-write forks, retention priorities, pinning, sliding-window
 // release, KV events and statistics.

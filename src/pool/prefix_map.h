@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The prefix cache's index: block hash (within an isolation domain) -> block id. Open addressing with
 // linear probing over a power-of-two table at most half full, and backward-shift deletion, so a lookup
 // is one hash, usually one cache line, and no allocation ever happens after construction.

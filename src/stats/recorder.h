@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The statistics recorder. Recording is a handful of plain adds into a shard that only the calling
 // thread writes, found through a tiny thread-local cache: no atomic read-modify-write, no lock, and no
 // cache line shared between two recording threads. Snapshots sum the shards with relaxed loads.

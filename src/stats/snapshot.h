@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // An immutable copy of a recorder's counters, and its Prometheus / JSON exports.
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A plain-C test of the public API: what a C embedder sees, error paths included. */
 #include <math.h>
 #include <stdio.h>

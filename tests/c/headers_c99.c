@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Compiled with -std=c99 -Wall -Wextra -pedantic -Werror: the public headers are plain C99. */
 #include "kvcore/kvcore.h"
 

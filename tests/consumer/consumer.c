@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A program that uses kvcore the way a downstream project does: from an installed tree. */
 #include <stdio.h>
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the build into a scratch prefix, then builds a consumer against it twice: with
 # `pkg-config --cflags --libs kvcore` and with CMake's find_package(kvcore).
 set -euo pipefail

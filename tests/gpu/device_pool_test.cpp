@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Device memory through the public C API: a pool created with KVC_MEMORY_DEVICE hands out CUDA memory
 // that the embedder's kernels can address block by block. Without a usable CUDA device the test checks
 // that kvcore says so clearly, then exits 77, which ctest reports as skipped.

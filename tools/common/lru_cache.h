@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // A plain LRU cache of keys, shaped like SmallMind's LruKvCacheStore (a hash map to list nodes, splice
 // on a hit, evict the tail on a miss). Not part of libkvcore: it is the "cache not built on kvcore" that
 // the demo and the benchmarks record through a kvc_recorder.

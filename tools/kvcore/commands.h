@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The kvcore program's sub-commands. Each returns the process exit code.
 #pragma once
 

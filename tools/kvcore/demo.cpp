@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `kvcore demo`: a real LRU cache of KV entries under a Zipf workload whose hot set shifts halfway,
 // reporting every lookup, insertion and eviction through a kvc_recorder, then the snapshot; then the pool
 // demo (pool_commands.cpp); then one Prometheus scrape of both components.

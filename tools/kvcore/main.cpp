@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // kvcore: the command-line program. `kvcore demo` is the first thing a newcomer runs.
 #include <CLI/CLI.hpp>
 #include <cstdio>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `kvcore hash`, `kvcore simulate` and the demo's pool section: all through the public C API.
 #include <chrono>
 #include <cstdio>

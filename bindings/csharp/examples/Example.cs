@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Records cache accesses through kvcore from C# and prints the Prometheus text.
 using System;
 using Kvcore;

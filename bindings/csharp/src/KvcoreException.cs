@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 namespace Kvcore {
 
 /// <summary>A kvcore call failed: Status says how, Message says why (kvc_last_error_message()).</summary>

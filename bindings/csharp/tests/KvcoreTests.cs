@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The C# binding's test suite: every Recorder, RecorderOptions and Stats member, errors included.
 using System;
 using System.Collections.Generic;

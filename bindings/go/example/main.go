@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Records cache accesses through kvcore from Go and prints the Prometheus text.
 package main
 

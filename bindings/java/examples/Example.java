@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import org.kvcore.Recorder;
 import org.kvcore.RecorderOptions;
 import org.kvcore.Stats;

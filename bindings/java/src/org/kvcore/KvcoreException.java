@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 package org.kvcore;
 
 /** A kvcore call failed: {@link #getStatus()} says how, the message says why. */
