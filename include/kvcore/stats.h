@@ -10,6 +10,10 @@
  * matching access count (kvc_stats_lookups, kvc_stats_window_lookups, ...) is then 0, which is how a
  * reader tells "no traffic" from "all misses".
  *
+ * Counts saturate: a counter (hits, misses, insertions, evictions, tokens, memory-pressure events, per
+ * layer) that would pass UINT64_MAX stays at UINT64_MAX, in the recorder and in the sums of a snapshot;
+ * it never wraps to a small number. Bytes in use are a gauge and reject a change past either bound.
+ *
  * Thread-safety:
  * - kvc_recorder_options: not thread-safe; build one on one thread, then it is only read.
  * - kvc_recorder: all kvc_recorder_record_* / add_bytes / set_bytes / snapshot calls may run concurrently
@@ -90,9 +94,14 @@ KVC_API kvc_status kvc_recorder_record_tokens(kvc_recorder* recorder, uint64_t q
 KVC_API kvc_status kvc_recorder_record_reused_tokens(kvc_recorder* recorder, uint64_t tokens);
 KVC_API kvc_status kvc_recorder_record_insertions(kvc_recorder* recorder, uint64_t count);
 KVC_API kvc_status kvc_recorder_record_evictions(kvc_recorder* recorder, uint64_t count);
-/* The cache had to evict or refuse work because memory ran short. */
+/* One memory-pressure event: the component refused a request because memory was short, i.e. an
+ * allocation or insertion that could not fit even after evicting what it may evict (a pool's
+ * KVC_ERR_CAPACITY, a store whose sessions are all held). Evictions are not pressure events: they are
+ * counted by kvc_recorder_record_evictions. Every kvcore component follows this definition, so
+ * kvcore_memory_pressure_events_total means the same in every scrape. */
 KVC_API kvc_status kvc_recorder_record_memory_pressure(kvc_recorder* recorder);
-/* Bytes in use change by delta; the peak follows. Going below zero is KVC_ERR_INVALID_ARGUMENT, unchanged. */
+/* Bytes in use change by delta; the peak follows. Going below zero or above UINT64_MAX is
+ * KVC_ERR_INVALID_ARGUMENT and changes nothing. */
 KVC_API kvc_status kvc_recorder_add_bytes(kvc_recorder* recorder, int64_t delta);
 /* Bytes in use become `bytes`; the peak follows. */
 KVC_API kvc_status kvc_recorder_set_bytes(kvc_recorder* recorder, uint64_t bytes);

@@ -2,6 +2,7 @@
 // C shims for kvcore/common.h.
 #include "kvcore/common.h"
 
+#include "capi/guard.h"
 #include "common/error.h"
 
 #define KVC_STR2(x) #x
@@ -16,7 +17,8 @@ const char* kvc_version_string(void) {
 }
 
 const char* kvc_status_string(kvc_status status) {
-    switch (status) {
+    // Switch on the integer: a C caller may pass a value no enumerator has (see enum_bits).
+    switch (kvcore::capi::enum_bits(status)) {
         case KVC_OK: return "KVC_OK";
         case KVC_ERR_INVALID_ARGUMENT: return "KVC_ERR_INVALID_ARGUMENT";
         case KVC_ERR_OUT_OF_RANGE: return "KVC_ERR_OUT_OF_RANGE";

@@ -3,6 +3,8 @@
 // kvcore::capi::guard, which maps exceptions to a kvc_status and the thread-local message.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <new>
 #include <string>
 
@@ -55,6 +57,28 @@ kvc_status edit_validated(Options* options, Edit&& edit) noexcept {
         candidate.validate();
         options->config = std::move(candidate);
     });
+}
+
+// A C caller may pass any integer where the API takes one of its enums, but in C++ an enum object
+// holding a value outside its enumerators' range is undefined behaviour. So the parameter's bytes are
+// read as an integer and checked before anything compares or converts it as an enum.
+template <class CEnum>
+[[nodiscard]] uint32_t enum_bits(const CEnum& value) noexcept {
+    static_assert(sizeof(CEnum) == sizeof(uint32_t), "kvc_* enums are 32-bit");
+    uint32_t raw;
+    std::memcpy(&raw, &value, sizeof raw);
+    return raw;
+}
+
+// The C enum `value` as the C++ enum To, when it is 0..last; otherwise KVC_ERR_INVALID_ARGUMENT naming it.
+template <class To, class CEnum>
+[[nodiscard]] To checked_enum(const CEnum& value, uint32_t last, const char* what) {
+    const uint32_t raw = enum_bits(value);
+    if (raw > last) {
+        fail(KVC_ERR_INVALID_ARGUMENT, std::string("unknown ") + what + " " + std::to_string(static_cast<int32_t>(raw)) +
+                                           " (expected 0.." + std::to_string(last) + ")");
+    }
+    return static_cast<To>(raw);
 }
 
 // Caller buffers (zstd style): NULL with capacity 0 is a size query; NULL with a capacity is an error.

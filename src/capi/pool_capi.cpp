@@ -12,6 +12,7 @@
 
 namespace pool = kvcore::pool;
 using kvcore::fail;
+using kvcore::capi::checked_enum;
 using kvcore::capi::edit_validated;
 using kvcore::capi::guard;
 using kvcore::capi::make_handle;
@@ -51,16 +52,18 @@ kvc_status kvc_pool_options_set_model_shape(kvc_pool_options* o, uint32_t layers
         c.layers = layers;
         c.kv_heads = kv_heads;
         c.head_dim = head_dim;
-        c.dtype = static_cast<pool::DType>(dtype);
+        c.dtype = checked_enum<pool::DType>(dtype, KVC_DTYPE_INT8, "dtype");
     });
 }
 kvc_status kvc_pool_options_set_memory(kvc_pool_options* o, kvc_memory memory) {
-    return edit_validated(o, [&](pool::PoolConfig& c) { c.memory = static_cast<pool::Memory>(memory); });
+    return edit_validated(o, [&](pool::PoolConfig& c) {
+        c.memory = checked_enum<pool::Memory>(memory, KVC_MEMORY_DEVICE, "memory kind");
+    });
 }
 kvc_status kvc_pool_options_set_hash(kvc_pool_options* o, kvc_hash_algo algo, const char* seed) {
     KVC_REQUIRE_HANDLE(seed, "seed");
     return edit_validated(o, [&](pool::PoolConfig& c) {
-        c.hash_algo = static_cast<pool::HashAlgo>(algo);
+        c.hash_algo = checked_enum<pool::HashAlgo>(algo, KVC_HASH_SHA256_CBOR, "hash algorithm");
         c.hash_seed = seed;
     });
 }
@@ -192,7 +195,8 @@ kvc_status kvc_pool_block_table(kvc_pool* p, kvc_sequence_id seq, int32_t* block
         if (count != nullptr) *count = table.size();
         if (is_size_query(blocks, capacity)) return;
         require_capacity(capacity, table.size(), "block table");
-        std::memcpy(blocks, table.data(), table.size_bytes());
+        // memcpy's pointers must not be NULL even for 0 bytes, and an empty table's data() may be.
+        if (!table.empty()) std::memcpy(blocks, table.data(), table.size_bytes());
     });
 }
 
@@ -238,10 +242,8 @@ kvc_status kvc_pool_drain_events(kvc_pool* p, kvc_event_encoding encoding, uint8
                                  size_t* length) {
     KVC_REQUIRE_HANDLE(p, "pool");
     return guard([&] {
-        if (encoding != KVC_EVENTS_ARRAY && encoding != KVC_EVENTS_MAP) {
-            fail(KVC_ERR_INVALID_ARGUMENT, "unknown event encoding " + std::to_string(int(encoding)));
-        }
-        const std::vector<uint8_t> bytes = p->impl.encode_events(static_cast<pool::EventEncoding>(encoding));
+        const auto format = checked_enum<pool::EventEncoding>(encoding, KVC_EVENTS_MAP, "event encoding");
+        const std::vector<uint8_t> bytes = p->impl.encode_events(format);
         if (length != nullptr) *length = bytes.size();
         if (is_size_query(buf, capacity)) return;
         require_capacity(capacity, bytes.size(), "event buffer");
@@ -281,9 +283,7 @@ kvc_status kvc_hash_blocks(kvc_hash_algo algo, const char* seed, uint32_t block_
     KVC_REQUIRE_HANDLE(seed, "seed");
     KVC_REQUIRE_ARRAY(tokens, n, "tokens");
     return guard([&] {
-        if (algo != KVC_HASH_XXH3 && algo != KVC_HASH_SHA256_CBOR) {
-            fail(KVC_ERR_INVALID_ARGUMENT, "unknown hash algorithm " + std::to_string(int(algo)));
-        }
+        const auto a = checked_enum<pool::HashAlgo>(algo, KVC_HASH_SHA256_CBOR, "hash algorithm");
         if (block_size == 0 || block_size > 4096) {
             fail(KVC_ERR_INVALID_ARGUMENT, "block_size must be 1..4096, got " + std::to_string(block_size));
         }
@@ -295,7 +295,6 @@ kvc_status kvc_hash_blocks(kvc_hash_algo algo, const char* seed, uint32_t block_
         if (count != nullptr) *count = blocks;
         if (is_size_query(hashes, capacity)) return;
         require_capacity(capacity, blocks, "hashes");
-        const auto a = static_cast<pool::HashAlgo>(algo);
         const pool::BlockHasher hasher(a, seed);
         const auto digests = hasher.hash_blocks(span, block_size, options ? options->options.keys : pool::ExtraKeys{});
         for (size_t i = 0; i < blocks; ++i) hashes[i] = digests[i].event_value(a);

@@ -162,7 +162,8 @@ kvc_status kvc_recorder_add_bytes(kvc_recorder* recorder, int64_t delta) {
     KVC_REQUIRE_HANDLE(recorder, "recorder");
     if (!recorder->impl.add_bytes(delta)) {
         return reject(KVC_ERR_INVALID_ARGUMENT,
-                      ("bytes in use would drop below zero (delta " + std::to_string(delta) + ")").c_str());
+                      ("bytes in use would " + std::string(delta < 0 ? "drop below zero" : "pass UINT64_MAX") +
+                       " (delta " + std::to_string(delta) + ")").c_str());
     }
     return KVC_OK;
 }

@@ -293,7 +293,8 @@ bool Recorder::add_bytes(int64_t delta) noexcept {
     uint64_t next;
     do {
         if (delta < 0 && current < static_cast<uint64_t>(-(delta + 1)) + 1) return false;
-        next = current + static_cast<uint64_t>(delta);
+        if (delta > 0 && __builtin_add_overflow(current, static_cast<uint64_t>(delta), &next)) return false;
+        if (delta <= 0) next = current + static_cast<uint64_t>(delta);
     } while (!bytes_in_use_.compare_exchange_weak(current, next, std::memory_order_relaxed));
     uint64_t peak = peak_bytes_.load(std::memory_order_relaxed);
     while (next > peak && !peak_bytes_.compare_exchange_weak(peak, next, std::memory_order_relaxed)) {
@@ -343,25 +344,26 @@ Snapshot Recorder::snapshot() const {
         const uint64_t hits = shard.by_outcome[1].get(), misses = shard.by_outcome[0].get();
         if (oldest != UINT64_MAX) {
             s.time_window_hits += hits - std::min(mark_hits, hits);
-            s.time_window_lookups += hits + misses - std::min(mark_hits + mark_misses, hits + misses);
+            const uint64_t lookups = saturating_add(hits, misses);
+            s.time_window_lookups += lookups - std::min(saturating_add(mark_hits, mark_misses), lookups);
         }
         // This snapshot marks the time for later ones, unless one already saw this bucket.
         Shard::SeenMark& seen = shard.seen[epoch_now % kTimeBuckets];
         if (seen.epoch != epoch_now) seen = {epoch_now, hits, misses};
-        s.hits += hits;
-        s.misses += misses;
-        s.insertions += shard.insertions.get();
-        s.evictions += shard.evictions.get();
-        s.memory_pressure_events += shard.memory_pressure.get();
-        s.tokens_queried += shard.tokens_queried.get();
-        s.tokens_hit += shard.tokens_hit.get();
-        s.tokens_reused += shard.tokens_reused.get();
-        const uint64_t filled = std::min<uint64_t>(hits + misses, window);
+        s.hits = saturating_add(s.hits, hits);
+        s.misses = saturating_add(s.misses, misses);
+        s.insertions = saturating_add(s.insertions, shard.insertions.get());
+        s.evictions = saturating_add(s.evictions, shard.evictions.get());
+        s.memory_pressure_events = saturating_add(s.memory_pressure_events, shard.memory_pressure.get());
+        s.tokens_queried = saturating_add(s.tokens_queried, shard.tokens_queried.get());
+        s.tokens_hit = saturating_add(s.tokens_hit, shard.tokens_hit.get());
+        s.tokens_reused = saturating_add(s.tokens_reused, shard.tokens_reused.get());
+        const uint64_t filled = std::min<uint64_t>(saturating_add(hits, misses), window);
         s.window_lookups += filled;
         s.window_hits += shard.window_hits(config_.window_accesses);
         for (uint32_t layer = 0; layer < config_.layers; ++layer) {
-            s.layer_hits[layer] += shard.layer_counts[2 * layer].get();
-            s.layer_misses[layer] += shard.layer_counts[2 * layer + 1].get();
+            s.layer_hits[layer] = saturating_add(s.layer_hits[layer], shard.layer_counts[2 * layer].get());
+            s.layer_misses[layer] = saturating_add(s.layer_misses[layer], shard.layer_counts[2 * layer + 1].get());
         }
     };
     {

@@ -111,7 +111,7 @@ public:
     void record_evictions(uint64_t n) noexcept { with_shard([&](Shard& s) { s.evictions.add(n); }); }
     void record_memory_pressure() noexcept { with_shard([&](Shard& s) { s.memory_pressure.add(1); }); }
 
-    // False (and nothing changes) when bytes in use would drop below zero.
+    // False (and nothing changes) when bytes in use would drop below zero or pass UINT64_MAX.
     [[nodiscard]] bool add_bytes(int64_t delta) noexcept;
     void set_bytes(uint64_t bytes) noexcept;
 
@@ -121,9 +121,12 @@ public:
 
 private:
     // Written by one thread with load+store (plain adds), read by any thread.
+    // Counts saturate at UINT64_MAX instead of wrapping (stats.h promises it): one flag test per add.
     struct Counter {
         std::atomic<uint64_t> value{0};
-        void add(uint64_t n) noexcept { value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+        void add(uint64_t n) noexcept {
+            value.store(saturating_add(value.load(std::memory_order_relaxed), n), std::memory_order_relaxed);
+        }
         [[nodiscard]] uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
     };
 

@@ -73,7 +73,7 @@ std::string to_prometheus(std::span<const Snapshot> snapshots) {
     w.count("misses_total", "counter", "Lookups that did not find their entry.", &Snapshot::misses);
     w.count("insertions_total", "counter", "Entries inserted.", &Snapshot::insertions);
     w.count("evictions_total", "counter", "Entries evicted.", &Snapshot::evictions);
-    w.count("memory_pressure_events_total", "counter", "Times the cache evicted or refused work for lack of memory.",
+    w.count("memory_pressure_events_total", "counter", "Requests refused because memory was short even after eviction (evictions are counted apart).",
             &Snapshot::memory_pressure_events);
     w.count("bytes_in_use", "gauge", "Bytes the cache holds now.", &Snapshot::bytes_in_use);
     w.count("peak_bytes", "gauge", "Most bytes the cache has held.", &Snapshot::peak_bytes);

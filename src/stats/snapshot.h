@@ -9,6 +9,12 @@
 
 namespace kvcore::stats {
 
+// Every count kvcore keeps stops at UINT64_MAX rather than wrapping to a small number.
+[[nodiscard]] constexpr uint64_t saturating_add(uint64_t a, uint64_t b) noexcept {
+    uint64_t sum;
+    return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
+}
+
 [[nodiscard]] inline double hit_rate(uint64_t hits, uint64_t lookups) noexcept {
     return lookups == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(lookups);
 }
@@ -37,7 +43,7 @@ struct Snapshot {
     std::vector<uint64_t> layer_hits;  // one entry per configured layer
     std::vector<uint64_t> layer_misses;
 
-    [[nodiscard]] uint64_t lookups() const noexcept { return hits + misses; }
+    [[nodiscard]] uint64_t lookups() const noexcept { return saturating_add(hits, misses); }
 
     [[nodiscard]] std::string to_prometheus() const;
     [[nodiscard]] std::string to_json() const;

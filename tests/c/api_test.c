@@ -379,12 +379,49 @@ static void test_device_pool(void) {
     kvc_pool_options_destroy(options);
 }
 
+/* C lets a caller pass any int as an enum; each such argument is checked as an integer before C++ sees
+ * an enum (under UBSan, loading 7 into the C++ view of kvc_hash_algo aborts). */
+static void test_enum_values_outside_the_enums(void) {
+    kvc_pool_options* options = NULL;
+    kvc_pool* pool = NULL;
+    kvc_sequence_id seq = 0;
+    int32_t prompt[3] = {1, 2, 3};
+    int32_t table[4] = {-7, -7, -7, -7};
+    uint64_t hashes[1];
+    uint8_t buf[64];
+    size_t n = 99;
+
+    CHECK_STATUS(kvc_pool_options_create(&options), KVC_OK);
+    CHECK_STATUS(kvc_pool_options_set_model_shape(options, 1, 1, 8, (kvc_dtype)7), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "unknown dtype 7") != NULL);
+    CHECK_STATUS(kvc_pool_options_set_model_shape(options, 1, 1, 8, (kvc_dtype)-1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "unknown dtype -1") != NULL);
+    CHECK_STATUS(kvc_pool_options_set_memory(options, (kvc_memory)3), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "memory kind") != NULL);
+    CHECK_STATUS(kvc_pool_options_set_hash(options, (kvc_hash_algo)2, "42"), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "hash algorithm 2") != NULL);
+    CHECK_STATUS(kvc_pool_options_set_events(options, 1, "GPU", 16), KVC_OK);
+    CHECK_STATUS(kvc_pool_create(options, &pool), KVC_OK);
+    kvc_pool_options_destroy(options);
+    CHECK_STATUS(kvc_pool_drain_events(pool, (kvc_event_encoding)2, buf, sizeof buf, &n), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "event encoding") != NULL);
+    CHECK_STATUS(kvc_hash_blocks((kvc_hash_algo)-5, "42", 1, prompt, 3, NULL, hashes, 1, &n), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strcmp(kvc_status_string((kvc_status)-1), "KVC_ERR_UNKNOWN") == 0);
+
+    /* A sequence without blocks has an empty table (memcpy of nothing from an empty vector). */
+    CHECK_STATUS(kvc_pool_sequence_create(pool, prompt, 3, NULL, &seq), KVC_OK);
+    CHECK_STATUS(kvc_pool_block_table(pool, seq, table, 4, &n), KVC_OK);
+    CHECK(n == 0 && table[0] == -7);
+    kvc_pool_destroy(pool);
+}
+
 int main(void) {
     test_version_and_status();
     test_bad_input();
     test_recording_and_export();
     test_exposition();
     test_pool();
+    test_enum_values_outside_the_enums();
     test_prefix_lookup_and_pool_without_statistics();
     test_device_pool();
     printf("c api: %d passed, %d failed\n", checks - failures, failures);

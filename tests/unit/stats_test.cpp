@@ -43,6 +43,49 @@ TEST(Recorder, EmptySnapshotHasZeroRatesAndZeroLookups) {
     EXPECT_EQ(s.window_seconds, 60u);
 }
 
+TEST(Recorder, CountsSaturateInsteadOfWrapping) {
+    Recorder r{RecorderConfig{}};
+    r.record_insertions(UINT64_MAX);
+    r.record_insertions(5);  // used to wrap to 4
+    r.record_tokens(UINT64_MAX, UINT64_MAX - 1);
+    r.record_tokens(3, 3);
+    r.record_reused_tokens(UINT64_MAX);
+    r.record_reused_tokens(1);
+    r.record_evictions(UINT64_MAX);
+    r.record_evictions(UINT64_MAX);
+    r.record_prefix_lookup(UINT64_MAX - 1, 0);
+    r.record_access(true);
+    r.record_access(true);
+    r.record_access(false);
+    Snapshot s = r.snapshot();
+    EXPECT_EQ(s.insertions, UINT64_MAX);
+    EXPECT_EQ(s.tokens_queried, UINT64_MAX);
+    EXPECT_EQ(s.tokens_hit, UINT64_MAX);
+    EXPECT_EQ(s.tokens_reused, UINT64_MAX);
+    EXPECT_EQ(s.evictions, UINT64_MAX);
+    EXPECT_EQ(s.hits, UINT64_MAX);
+    EXPECT_EQ(s.misses, 1u);
+    EXPECT_EQ(s.lookups(), UINT64_MAX);
+
+    // Two threads' shards that are each near the top sum to the top, not past it.
+    Recorder shared{RecorderConfig{}};
+    shared.record_insertions(UINT64_MAX - 1);
+    std::thread([&] { shared.record_insertions(UINT64_MAX - 1); }).join();
+    EXPECT_EQ(shared.snapshot().insertions, UINT64_MAX);
+}
+
+TEST(Recorder, BytesInUseRejectChangesPastEitherBound) {
+    Recorder r{RecorderConfig{}};
+    EXPECT_TRUE(r.add_bytes(INT64_MAX));
+    EXPECT_TRUE(r.add_bytes(INT64_MAX));
+    EXPECT_FALSE(r.add_bytes(2));  // would pass UINT64_MAX
+    EXPECT_TRUE(r.add_bytes(1));
+    EXPECT_EQ(r.snapshot().bytes_in_use, UINT64_MAX);
+    EXPECT_FALSE(r.add_bytes(1));
+    EXPECT_TRUE(r.add_bytes(-static_cast<int64_t>(INT64_MAX)));
+    EXPECT_EQ(r.snapshot().peak_bytes, UINT64_MAX);
+}
+
 TEST(Recorder, CumulativeCounts) {
     Recorder r{RecorderConfig{}};
     for (int i = 0; i < 30; ++i) r.record_access(i % 3 == 0);
