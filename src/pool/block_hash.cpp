@@ -46,6 +46,8 @@ public:
         }
     }
     void uint(uint64_t v) { head(0, v); }
+    // Major type 1 holds -1 - v for a negative v, as cbor2 writes a negative int.
+    void integer(int64_t v) { v >= 0 ? head(0, static_cast<uint64_t>(v)) : head(1, ~static_cast<uint64_t>(v)); }
     void bytes(const uint8_t* data, size_t n) {
         head(2, n);
         std::memcpy(p_, data, n);
@@ -80,15 +82,6 @@ BlockHash sha256(const Cbor& cbor) {
     return h;
 }
 
-// The multimodal items overlapping [begin, end), in order (vLLM's _gen_mm_extra_hash_keys).
-template <class Fn>
-void for_each_overlapping_item(const ExtraKeys& keys, uint64_t begin, uint64_t end, Fn&& fn) {
-    for (const MultimodalItem& item : keys.multimodal) {
-        if (item.offset >= end) break;
-        if (item.offset + item.length > begin) fn(item);
-    }
-}
-
 // kvcore's tagged encoding of one key: kind, length, bytes.
 void tagged(XXH3_state_t* state, char kind, const std::string& value) {
     const uint64_t len = value.size();
@@ -116,17 +109,26 @@ void put_xxh3(BlockHash& h, XXH128_hash_t d) noexcept {
     std::memcpy(h.bytes.data() + 8, &d.high64, 8);
 }
 
+// The block's extra keys, each tagged with its kind; a multimodal key also carries its offset in the
+// block, so one item at two positions of otherwise equal blocks gives two hashes (as in vLLM).
 [[gnu::noinline]] uint64_t xxh3_keys_digest_slow(const ExtraKeys& keys, uint64_t begin, uint64_t end) {
-    const bool salted = begin == 0 && !keys.cache_salt.empty();
-    bool any_item = false;
-    for_each_overlapping_item(keys, begin, end, [&](const MultimodalItem&) { any_item = true; });
-    if (keys.lora_name.empty() && !salted && !any_item) return 0;
+    bool any = false;
+    for_each_extra_key(keys, begin, end, [&](const ExtraKey&) { any = true; });
+    if (!any) return 0;
     XXH3_state_t state;
     XXH3_64bits_reset(&state);
-    tagged(&state, 'L', keys.lora_name);
-    for_each_overlapping_item(keys, begin, end, [&](const MultimodalItem& m) { tagged(&state, 'M', m.hash); });
-    if (begin == 0) tagged(&state, 'S', keys.cache_salt);
-    return XXH3_64bits_digest(&state);
+    for_each_extra_key(keys, begin, end, [&](const ExtraKey& key) {
+        switch (key.kind) {
+            case ExtraKey::Kind::kLoraName: tagged(&state, 'L', *key.text); break;
+            case ExtraKey::Kind::kMultimodal:
+                tagged(&state, 'M', *key.text);
+                XXH3_64bits_update(&state, &key.offset, sizeof key.offset);
+                break;
+            case ExtraKey::Kind::kCacheSalt: tagged(&state, 'S', *key.text); break;
+        }
+    });
+    const uint64_t d = XXH3_64bits_digest(&state);
+    return d == 0 ? 1 : d;  // 0 stands for "no key"
 }
 
 // 0 when no key applies to the block, so such blocks hash as unkeyed ones.
@@ -186,6 +188,17 @@ uint64_t ExtraKeys::domain() const noexcept {
     return d == 0 ? 1 : d;  // 0 is the domain of requests without LoRA or salt
 }
 
+ExtraKeys keys_for_range(const ExtraKeys& keys, uint64_t begin, uint64_t end) {
+    ExtraKeys out;
+    out.lora_name = keys.lora_name;
+    if (begin == 0) out.cache_salt = keys.cache_salt;
+    for (const MultimodalItem& item : keys.multimodal) {
+        if (item.offset >= end) break;
+        if (item.offset + item.length > begin) out.multimodal.push_back(item);
+    }
+    return out;
+}
+
 HashAlgo parse_hash_algo(const std::string& name) {
     if (name == "sha256_cbor") return HashAlgo::kSha256Cbor;
     if (name == "xxh3") return HashAlgo::kXxh3;
@@ -212,26 +225,31 @@ BlockHash BlockHasher::hash_block(const BlockHash& parent, std::span<const int32
     const uint64_t end = first_token + tokens.size();
     if (algo_ == HashAlgo::kSha256Cbor) {
         Cbor cbor;
-        // Worst case: heads of 9 bytes, 32-byte parent, 9 bytes per token, and every key.
+        // Worst case: heads of 9 bytes, 32-byte parent, 9 bytes per token, and every key (a multimodal
+        // pair: array head, text, integer).
         size_t max_bytes = 9 + 9 + 32 + 9 + 9 * tokens.size() + 9 + 9 + keys.lora_name.size() + keys.cache_salt.size() + 9;
-        for (const MultimodalItem& m : keys.multimodal) max_bytes += 9 + m.hash.size();
+        for (const MultimodalItem& m : keys.multimodal) max_bytes += 1 + 9 + m.hash.size() + 9;
         cbor.reset(max_bytes);
         cbor.array(3);
         cbor.bytes(parent.bytes.data(), parent.bytes.size());
         cbor.array(tokens.size());
         for (int32_t t : tokens) cbor.uint(static_cast<uint32_t>(t));
-        // vLLM's order: LoRA name, multimodal hashes, then the cache salt (first block only).
-        size_t n = keys.lora_name.empty() ? 0 : 1;
-        for_each_overlapping_item(keys, first_token, end, [&](const MultimodalItem&) { ++n; });
-        const bool salted = first_token == 0 && !keys.cache_salt.empty();
-        n += salted;
+        // vLLM's extra keys tuple (None when empty); a multimodal key is the pair (identifier, offset).
+        size_t n = 0;
+        for_each_extra_key(keys, first_token, end, [&](const ExtraKey&) { ++n; });
         if (n == 0) {
             cbor.null();
         } else {
             cbor.array(n);
-            if (!keys.lora_name.empty()) cbor.text(keys.lora_name);
-            for_each_overlapping_item(keys, first_token, end, [&](const MultimodalItem& m) { cbor.text(m.hash); });
-            if (salted) cbor.text(keys.cache_salt);
+            for_each_extra_key(keys, first_token, end, [&](const ExtraKey& key) {
+                if (key.kind == ExtraKey::Kind::kMultimodal) {
+                    cbor.array(2);
+                    cbor.text(*key.text);
+                    cbor.integer(key.offset);
+                } else {
+                    cbor.text(*key.text);
+                }
+            });
         }
         return sha256(cbor);
     }

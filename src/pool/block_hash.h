@@ -49,6 +49,37 @@ struct ExtraKeys {
     [[nodiscard]] uint64_t domain() const noexcept;
 };
 
+// One extra key of a block as vLLM lists it: a text (LoRA name, cache salt) or a multimodal pair
+// (identifier, item offset - block start; negative when the item began in an earlier block).
+struct ExtraKey {
+    enum class Kind : uint8_t { kLoraName, kMultimodal, kCacheSalt };
+    Kind kind;
+    const std::string* text;
+    int64_t offset = 0;  // kMultimodal only
+};
+
+// Calls fn(const ExtraKey&) for each extra key of the block of tokens [begin, end), in vLLM's order
+// (generate_block_hash_extra_keys after PR #36708): the LoRA name, one pair per multimodal item the
+// block overlaps (a block that starts where an item ends has none for it), the cache salt (block 0
+// only). vLLM appends prompt-embeds hashes last; kvcore takes no prompt embeds. One definition for the
+// hashes and the events' extra_keys, so what a router recomputes is what was hashed.
+template <class Fn>
+void for_each_extra_key(const ExtraKeys& keys, uint64_t begin, uint64_t end, Fn&& fn) {
+    if (!keys.lora_name.empty()) fn(ExtraKey{ExtraKey::Kind::kLoraName, &keys.lora_name});
+    for (const MultimodalItem& item : keys.multimodal) {
+        if (item.offset >= end) break;  // sorted by offset
+        if (item.offset + item.length > begin) {
+            fn(ExtraKey{ExtraKey::Kind::kMultimodal, &item.hash,
+                        static_cast<int64_t>(item.offset) - static_cast<int64_t>(begin)});
+        }
+    }
+    if (begin == 0 && !keys.cache_salt.empty()) fn(ExtraKey{ExtraKey::Kind::kCacheSalt, &keys.cache_salt});
+}
+
+// The keys that can apply to blocks [begin, end): the LoRA name, the salt when begin is 0, and the
+// multimodal items overlapping the range. What an event keeps to list its blocks' keys.
+[[nodiscard]] ExtraKeys keys_for_range(const ExtraKeys& keys, uint64_t begin, uint64_t end);
+
 class BlockHasher {
 public:
     // seed: vLLM's hash seed (PYTHONHASHSEED-like string, "42" in its tests); NONE_HASH derives from it.

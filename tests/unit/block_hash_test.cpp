@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <gtest/gtest.h>
 
+#include <openssl/sha.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -123,6 +125,123 @@ TEST(BlockHash, MultimodalHashesEnterOnlyTheBlocksTheyOverlap) {
     EXPECT_EQ(plain[0], with_image[0]);
     EXPECT_NE(plain[1], with_image[1]);
     EXPECT_NE(plain[2], with_image[2]);  // through the chain
+}
+
+namespace {
+
+std::vector<uint8_t> from_hex(const std::string& hex) {
+    std::vector<uint8_t> out;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<uint8_t>(std::stoul(hex.substr(i, 2), nullptr, 16)));
+    return out;
+}
+
+BlockHash sha256_of(const std::vector<uint8_t>& bytes) {
+    BlockHash h;
+    SHA256(bytes.data(), bytes.size(), h.bytes.data());
+    return h;
+}
+
+// A block's extra keys as text: "L:name", "M:id@offset", "S:salt".
+std::vector<std::string> listed_keys(const ExtraKeys& keys, uint64_t begin, uint64_t end) {
+    std::vector<std::string> out;
+    for_each_extra_key(keys, begin, end, [&](const ExtraKey& k) {
+        switch (k.kind) {
+            case ExtraKey::Kind::kLoraName: out.push_back("L:" + *k.text); break;
+            case ExtraKey::Kind::kMultimodal: out.push_back("M:" + *k.text + "@" + std::to_string(k.offset)); break;
+            case ExtraKey::Kind::kCacheSalt: out.push_back("S:" + *k.text); break;
+        }
+    });
+    return out;
+}
+
+}  // namespace
+
+// vLLM's test_generate_block_hash_extra_keys (after PR #36708): items at [0, 5) and [10, 15).
+TEST(BlockHash, ExtraKeysAreVllmsPairsInVllmsOrder) {
+    ExtraKeys keys;
+    keys.multimodal = {{"hash1", 0, 5}, {"hash2", 10, 5}};
+    using V = std::vector<std::string>;
+    EXPECT_EQ(listed_keys(keys, 0, 5), (V{"M:hash1@0"}));
+    EXPECT_EQ(listed_keys(keys, 3, 8), (V{"M:hash1@-3"}));  // the item began 3 tokens before the block
+    EXPECT_EQ(listed_keys(keys, 5, 10), V{});               // starts where hash1 ends: no key for it
+    EXPECT_EQ(listed_keys(keys, 0, 15), (V{"M:hash1@0", "M:hash2@10"}));
+    EXPECT_EQ(listed_keys(keys, 12, 20), (V{"M:hash2@-2"}));
+    EXPECT_EQ(listed_keys(keys, 15, 20), V{});
+    keys.cache_salt = "salt";
+    EXPECT_EQ(listed_keys(keys, 0, 5), (V{"M:hash1@0", "S:salt"}));
+    EXPECT_EQ(listed_keys(keys, 3, 8), (V{"M:hash1@-3"}));  // the salt enters block 0 only
+    keys.lora_name = "adapter";
+    EXPECT_EQ(listed_keys(keys, 0, 15), (V{"L:adapter", "M:hash1@0", "M:hash2@10", "S:salt"}));
+    // What an event keeps for blocks [3, 8): the LoRA and the one item they overlap, no salt.
+    const ExtraKeys kept = keys_for_range(keys, 3, 8);
+    EXPECT_EQ(listed_keys(kept, 3, 8), (V{"L:adapter", "M:hash1@-3"}));
+    EXPECT_TRUE(kept.cache_salt.empty());
+    EXPECT_EQ(kept.multimodal.size(), 1u);
+}
+
+// The CBOR vLLM's sha256_cbor hashes (cbor2, canonical) for two blocks of 4 tokens with LoRA "L", an
+// image "img" at tokens [2, 6) and salt "s", written out byte by byte. Digests checked with python3's
+// hashlib over the same bytes.
+TEST(BlockHash, Sha256CborEncodesMultimodalPairsAsVllmDoes) {
+    const BlockHasher hasher(HashAlgo::kSha256Cbor, "42");
+    ExtraKeys keys;
+    keys.lora_name = "L";
+    keys.cache_salt = "s";
+    keys.multimodal = {{"img", 2, 4}};
+    const std::vector<int32_t> tokens{1, 2, 3, 4, 5, 6, 7, 8};
+    const auto hashes = hasher.hash_blocks(tokens, 4, keys);
+    ASSERT_EQ(hashes.size(), 2u);
+    const std::string none = "9fa6eb003f14425eb9c8e6baacfbcaab26257357b829c7bfa74ffcc4f31c1780";  // sha256_cbor("42")
+    EXPECT_EQ(hasher.none_hash().bytes, sha256_of(from_hex("623432")).bytes);
+    // [parent, [1, 2, 3, 4], ["L", ["img", 2], "s"]]
+    const std::vector<uint8_t> block0 = from_hex("83" "5820" + none + "84" "01020304" "83" "614c" "82" "63696d67" "02" "6173");
+    EXPECT_EQ(hashes[0], sha256_of(block0));
+    const std::vector<uint8_t> digest0 = from_hex("801741e9688d9cbe0dae3a323bc2fa652dd8be17d8c9edbbb9fc24b15afbf0f1");
+    EXPECT_TRUE(std::equal(digest0.begin(), digest0.end(), hashes[0].bytes.begin()));
+    // [parent, [5, 6, 7, 8], ["L", ["img", -2]]]: the image began 2 tokens before the block (CBOR 0x21 is -2)
+    std::vector<uint8_t> block1 = from_hex("83" "5820");
+    block1.insert(block1.end(), hashes[0].bytes.begin(), hashes[0].bytes.end());
+    const std::vector<uint8_t> tail = from_hex("84" "05060708" "82" "614c" "82" "63696d67" "21");
+    block1.insert(block1.end(), tail.begin(), tail.end());
+    EXPECT_EQ(hashes[1], sha256_of(block1));
+    EXPECT_EQ(hashes[1].event_value(HashAlgo::kSha256Cbor), 0x1b50d7b028d317c1ull);
+}
+
+// vLLM's test_mm_prefix_caching layout (block size 16; images "aaa" at [11, 21), "bbb" at [30, 48),
+// "ccc" at [48, 55)), whose blocks carry the keys (("aaa", 11),), (("aaa", -5), ("bbb", 14)),
+// (("bbb", -2),), (("ccc", 0),). Placeholder tokens are 151655 here (kvcore takes no negative ids);
+// the expected hashes were computed with python3: hashlib.sha256 over the canonical CBOR.
+TEST(BlockHash, Sha256CborMatchesVllmsMultimodalPrefixCachingLayout) {
+    constexpr int32_t P = 151655;
+    std::vector<int32_t> tokens;
+    for (int32_t t = 0; t < 10; ++t) tokens.push_back(t);
+    tokens.insert(tokens.end(), 10, P);
+    for (int32_t t = 10; t < 20; ++t) tokens.push_back(t);
+    tokens.insert(tokens.end(), 18, P);
+    tokens.insert(tokens.end(), 7, P);
+    tokens.insert(tokens.end(), 4, 100);
+    tokens.insert(tokens.end(), 5, 8);
+    ASSERT_EQ(tokens.size(), 64u);
+    ExtraKeys keys;
+    keys.multimodal = {{"aaa", 11, 10}, {"bbb", 30, 18}, {"ccc", 48, 7}};
+    const BlockHasher hasher(HashAlgo::kSha256Cbor, "42");
+    const auto hashes = hasher.hash_blocks(tokens, 16, keys);
+    const std::vector<uint64_t> expected{3281066193254685309ull, 7070844193564450206ull, 13977641298074992067ull,
+                                         14905706376937063502ull};
+    ASSERT_EQ(hashes.size(), expected.size());
+    for (size_t i = 0; i < hashes.size(); ++i) EXPECT_EQ(hashes[i].event_value(HashAlgo::kSha256Cbor), expected[i]) << i;
+}
+
+// PR #36708's point: one image at two positions of otherwise equal blocks must not share a hash.
+TEST(BlockHash, AnItemAtAnotherOffsetInTheBlockHashesDifferently) {
+    for (HashAlgo algo : {HashAlgo::kSha256Cbor, HashAlgo::kXxh3}) {
+        const BlockHasher hasher(algo, "42");
+        const std::vector<int32_t> tokens(16, 7);
+        ExtraKeys early, late;
+        early.multimodal = {{"img", 2, 4}};
+        late.multimodal = {{"img", 6, 4}};
+        EXPECT_NE(hasher.hash_blocks(tokens, 16, early)[0], hasher.hash_blocks(tokens, 16, late)[0]) << hash_algo_name(algo);
+    }
 }
 
 TEST(BlockHash, TaggedDomainsSeparateSaltFromLora) {
