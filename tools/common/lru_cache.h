@@ -4,6 +4,7 @@
 // the demo and the benchmarks record through a kvc_recorder.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <list>
@@ -11,7 +12,12 @@
 
 class LruCache {
 public:
-    explicit LruCache(size_t capacity) : capacity_(capacity) { index_.reserve(capacity * 2); }
+    // The index is reserved up front only up to kReserveLimit entries: a large capacity is a bound, not a
+    // size, and a cache of 10^8 entries holding one key must not take gigabytes of empty buckets.
+    static constexpr size_t kReserveLimit = 64 * 1024;
+    explicit LruCache(size_t capacity) : capacity_(capacity) {
+        index_.reserve(std::min(capacity, kReserveLimit) * 2);
+    }
 
     // True on a hit. On a miss the key is inserted; *evicted (when given) tells whether that pushed one out.
     bool access(uint64_t key, bool* evicted = nullptr) {

@@ -5,25 +5,42 @@
 #include <cstdint>
 #include <string>
 
-#include "kvcore/stats.h"
+#include "kvcore/common.h"
 
 namespace kvcore::cli {
 
+// The exit codes `kvcore --help` documents.
+enum ExitCode : int {
+    kExitOk = 0,
+    kExitUsage = 1,     // the command line was wrong
+    kExitBadInput = 2,  // a trace, token file or other input was unreadable or invalid
+    kExitFailure = 3,   // a library call failed where it should not (out of memory, a bug)
+};
+
+// Prints "kvcore <command>: <what> failed: <status>: <detail>" unless status is KVC_OK.
+bool ok(kvc_status status, const char* command, const char* what);
+
+enum class EventEncoding { kArray, kMap };
+
 struct DemoOptions {
+    uint32_t chats = 3;
+    uint32_t turns = 4;
+    uint32_t blocks = 48;
+    EventEncoding events = EventEncoding::kArray;
+    bool prometheus = true;
+    // The optional second part: the stats recorder inside a plain LRU cache that is not built on kvcore.
+    bool lru = false;
     uint64_t accesses = 200000;
     uint32_t keys = 20000;
     uint32_t capacity = 4000;
-    uint32_t layers = 4;
     uint64_t seed = 42;
-    bool prometheus = true;
 };
-
-// The LRU demo, then the pool demo, then (unless told not to) one Prometheus exposition of both.
+// Smallest --blocks that lets every request of the demo run (the longest conversation plus a fork's copy).
+uint32_t demo_min_blocks(uint32_t turns);
 int run_demo(const DemoOptions& options);
-// Adds the pool's final snapshot to `scrape`.
-int run_pool_demo(kvc_exposition* scrape);
 
 struct HashOptions {
+    std::string input = "-";
     std::string algo = "sha256_cbor";
     std::string seed = "42";
     uint32_t block_size = 16;
@@ -36,6 +53,7 @@ struct SimulateOptions {
     uint32_t blocks = 8192;
     uint32_t block_size = 512;
     std::string algo = "xxh3";
+    bool json = false;
 };
 int run_simulate(const SimulateOptions& options);
 

@@ -2,49 +2,144 @@
 // kvcore: the command-line program. `kvcore demo` is the first thing a newcomer runs.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <string>
 
 #include "commands.h"
 #include "kvcore/kvcore.h"
+#include "simulate_limits.h"
+
+namespace kvcore::cli {
+
+bool ok(kvc_status status, const char* command, const char* what) {
+    if (status == KVC_OK) return true;
+    std::fprintf(stderr, "kvcore %s: %s failed: %s: %s\n", command, what, kvc_status_string(status),
+                 kvc_last_error_message());
+    return false;
+}
+
+}  // namespace kvcore::cli
+
+namespace {
+
+using namespace kvcore::cli;
+
+std::string version_line() {
+    return std::string("kvcore ") + kvc_version_string() + " (ABI " + std::to_string(KVC_VERSION_MAJOR) + ", header " +
+           (kvc_version_number() == KVC_VERSION_NUMBER ? "matches" : "MISMATCH") + ")";
+}
+
+constexpr const char* kExitCodes =
+    "Exit codes: 0 ok; 1 usage error (unknown command or option, bad option value); 2 bad input or data\n"
+    "(a trace or token file that is missing, unreadable or invalid: the message names file:line and the\n"
+    "field); 3 a library call failed where it should not (out of memory, a bug).";
+
+}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"kvcore - the KV cache core for LLM inference"};
     app.require_subcommand(1);
+    app.set_version_flag("--version", version_line, "Print the library version and exit");
+    app.footer(kExitCodes);
+    // Every option's default shows in --help.
+    app.option_defaults()->always_capture_default();
 
     auto* version = app.add_subcommand("version", "Print the library version");
-    version->callback([] {
-        std::printf("kvcore %s (ABI %d, header %s)\n", kvc_version_string(), KVC_VERSION_MAJOR,
-                    kvc_version_number() == KVC_VERSION_NUMBER ? "matches" : "MISMATCH");
+    version->callback([] { std::printf("%s\n", version_line().c_str()); });
+
+    int exit_code = kExitOk;
+
+    DemoOptions demo;
+    auto* demo_cmd = app.add_subcommand(
+        "demo", "What kvcore is for: a KV block pool serving multi-turn chats (prefix reuse, block table, slot "
+                "mapping, copy-on-write, vLLM hashes, KV events, hit rates), then one Prometheus scrape");
+    demo_cmd->add_option("--chats", demo.chats, "Conversations, all opening with the same system prompt")
+        ->check(CLI::Range(1, 16));
+    demo_cmd->add_option("--turns", demo.turns, "Turns per conversation; each resends the conversation so far")
+        ->check(CLI::Range(1, 16));
+    demo_cmd->add_option("--blocks", demo.blocks,
+                         "Blocks in the pool (16 tokens each, block 0 reserved); at least enough for the longest "
+                         "conversation, fewer force evictions")
+        ->check(CLI::Range(2, 1 << 20));
+    std::string events = "array";
+    demo_cmd->add_option("--events", events, "KV event encoding: array (tagged arrays) or map (\"type\" keys)")
+        ->check(CLI::IsMember({"array", "map"}));
+    bool no_prometheus = false;
+    demo_cmd->add_flag("--no-prometheus", no_prometheus, "Leave out the Prometheus scrape");
+    auto* lru = demo_cmd->add_flag("--lru", demo.lru,
+                                   "Then run the stats recorder in a plain LRU cache that is not built on kvcore, "
+                                   "and add it to the scrape");
+    demo_cmd->add_option("--accesses", demo.accesses, "With --lru: lookups")->check(CLI::Range(1, 100000000))->needs(lru);
+    demo_cmd->add_option("--keys", demo.keys, "With --lru: distinct keys (Zipf-distributed); the hot set moves halfway")
+        ->check(CLI::Range(1, 1000000))
+        ->needs(lru);
+    demo_cmd->add_option("--capacity", demo.capacity, "With --lru: entries the cache holds")
+        ->check(CLI::Range(1, 100000000))
+        ->needs(lru);
+    demo_cmd->add_option("--seed", demo.seed, "With --lru: random seed of the key stream")->needs(lru);
+    demo_cmd->callback([&] {
+        demo.events = events == "map" ? EventEncoding::kMap : EventEncoding::kArray;
+        demo.prometheus = !no_prometheus;
+        if (demo.blocks < demo_min_blocks(demo.turns)) {
+            std::fprintf(stderr, "kvcore demo: --blocks %u is too few for --turns %u: the longest conversation "
+                                 "needs --blocks %u or more\n",
+                         demo.blocks, demo.turns, demo_min_blocks(demo.turns));
+            exit_code = kExitUsage;
+            return;
+        }
+        exit_code = run_demo(demo);
     });
 
-    kvcore::cli::DemoOptions demo;
-    int exit_code = 0;
-    auto* demo_cmd = app.add_subcommand("demo", "Drive a cache through the stats recorder and show what it measured");
-    demo_cmd->add_option("--accesses", demo.accesses, "Lookups to perform")->check(CLI::Range(1, 1000000000));
-    demo_cmd->add_option("--keys", demo.keys, "Distinct keys (Zipf-distributed)")->check(CLI::Range(1, 100000000));
-    demo_cmd->add_option("--capacity", demo.capacity, "Entries the LRU cache holds")->check(CLI::Range(1, 100000000));
-    demo_cmd->add_option("--layers", demo.layers, "Layers to break hit rates down by")->check(CLI::Range(0, 4096));
-    demo_cmd->add_option("--seed", demo.seed, "Random seed");
-    demo_cmd->add_flag("!--no-prometheus", demo.prometheus, "Do not print the Prometheus text");
-    demo_cmd->callback([&] { exit_code = kvcore::cli::run_demo(demo); });
-
-    kvcore::cli::HashOptions hash;
-    auto* hash_cmd = app.add_subcommand("hash", "Hash the token ids on stdin: one unsigned 64-bit hash per full block, "
-                                                "as vLLM publishes them in KV events");
+    HashOptions hash;
+    auto* hash_cmd = app.add_subcommand(
+        "hash", "Hash token ids (decimal, whitespace-separated) from FILE or stdin: one unsigned 64-bit hash per "
+                "full block, as vLLM publishes them in KV events");
+    hash_cmd->add_option("input,--input", hash.input, "Token file; - reads stdin");
     hash_cmd->add_option("--algo", hash.algo, "sha256_cbor (vLLM) or xxh3")->check(CLI::IsMember({"sha256_cbor", "xxh3"}));
     hash_cmd->add_option("--seed", hash.seed, "Hash seed (vLLM's PYTHONHASHSEED)");
     hash_cmd->add_option("--block-size", hash.block_size, "Tokens per block")->check(CLI::Range(1, 4096));
-    hash_cmd->add_option("--lora", hash.lora, "LoRA adapter name");
-    hash_cmd->add_option("--salt", hash.salt, "Cache salt");
-    hash_cmd->callback([&] { exit_code = kvcore::cli::run_hash(hash); });
+    hash_cmd->add_option("--lora", hash.lora, "LoRA adapter name; default: none");
+    hash_cmd->add_option("--salt", hash.salt, "Cache salt; default: none");
+    hash_cmd->callback([&] { exit_code = run_hash(hash); });
 
-    kvcore::cli::SimulateOptions sim;
-    auto* sim_cmd = app.add_subcommand("simulate", "Replay a Mooncake-format trace through a pool");
-    sim_cmd->add_option("--trace", sim.trace, "JSONL trace (timestamp, input_length, hash_ids)")->required();
-    sim_cmd->add_option("--blocks", sim.blocks, "Blocks in the pool")->check(CLI::Range(2, 1 << 30));
+    SimulateOptions sim;
+    auto* sim_cmd = app.add_subcommand("simulate", "Replay a Mooncake-format trace through a pool, one line at a time");
+    sim_cmd->footer(
+        "Trace: one JSON object a line: {\"timestamp\", \"input_length\", \"output_length\", \"hash_ids\"}.\n"
+        "input_length: an integer in 1.." + std::to_string(kMaxTraceTokens) +
+        " tokens. hash_ids: ceil(input_length / " + std::to_string(kTraceBlockTokens) +
+        ") integers in 0.." + std::to_string(kMaxHashId) + ", one per " + std::to_string(kTraceBlockTokens) +
+        "-token block.\ntimestamp (optional): a number >= 0, never decreasing. output_length (optional): an integer "
+        "in 0.." + std::to_string(kMaxTraceTokens) + ".\nLines of at most " + std::to_string(kMaxTraceLineBytes) +
+        " bytes; blank lines are skipped, other fields ignored.\nThe first bad record stops the run with exit "
+        "code 2 and names file:line and the field.\nProgress goes to stderr when it is a terminal.\n\n" + kExitCodes);
+    sim_cmd->add_option("--trace", sim.trace, "JSONL trace; - reads stdin")->required();
+    sim_cmd->add_option("--blocks", sim.blocks, "Blocks in the pool (block 0 reserved)")->check(CLI::Range(2, 1 << 30));
     sim_cmd->add_option("--block-size", sim.block_size, "Tokens per block")->check(CLI::Range(1, 4096));
     sim_cmd->add_option("--algo", sim.algo, "sha256_cbor or xxh3")->check(CLI::IsMember({"sha256_cbor", "xxh3"}));
-    sim_cmd->callback([&] { exit_code = kvcore::cli::run_simulate(sim); });
+    sim_cmd->add_flag("--json", sim.json, "Print the summary as JSON (the pool's snapshot and the run's figures)");
+    sim_cmd->callback([&] { exit_code = run_simulate(sim); });
 
-    CLI11_PARSE(app, argc, argv);
+    // CLI11 alone would answer an unknown command with "The following arguments were not expected".
+    if (argc > 1 && argv[1][0] != '-') {
+        const std::string word = argv[1];
+        bool known = false;
+        for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+            known = known || sub->check_name(word);
+        }
+        if (!known) {
+            std::fprintf(stderr, "kvcore: unknown command \"%s\" (commands: version, demo, hash, simulate; see "
+                                 "kvcore --help)\n", word.c_str());
+            return kExitUsage;
+        }
+    }
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help and --version exit 0; every other parse error is a usage error, whatever CLI11's own code.
+        return app.exit(e) == 0 ? kExitOk : kExitUsage;
+    } catch (const std::exception& e) {  // out of memory, most likely; never a raw terminate
+        std::fprintf(stderr, "kvcore: %s\n", e.what());
+        return kExitFailure;
+    }
     return exit_code;
 }

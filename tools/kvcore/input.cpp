@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "input.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace kvcore::cli {
+
+namespace {
+constexpr size_t kChunk = 64 * 1024;
+}
+
+LineReader::LineReader(std::string path)
+    : path_(std::move(path)), name_(path_ == "-" ? "stdin" : path_), buffer_(kChunk) {}
+
+LineReader::~LineReader() {
+    if (file_ != nullptr && file_ != stdin) std::fclose(file_);
+}
+
+bool LineReader::open() {
+    file_ = path_ == "-" ? stdin : std::fopen(path_.c_str(), "rb");
+    if (file_ == nullptr) {
+        error_ = std::strerror(errno);
+        return false;
+    }
+    struct stat st {};
+    if (fstat(fileno(file_), &st) != 0) {
+        error_ = std::strerror(errno);
+        return false;
+    }
+    // fopen accepts a directory; the first read would fail with a less helpful EISDIR.
+    if (S_ISDIR(st.st_mode)) {
+        error_ = "is a directory, not a file";
+        return false;
+    }
+    if (S_ISREG(st.st_mode)) size_ = static_cast<uint64_t>(st.st_size);
+    return true;
+}
+
+bool LineReader::fill() {
+    if (eof_) return false;
+    if (begin_ > 0) {  // keep the unread part, at the front
+        std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+    }
+    const size_t n = std::fread(buffer_.data() + end_, 1, buffer_.size() - end_, file_);
+    end_ += n;
+    bytes_read_ += n;
+    if (n == 0) {
+        eof_ = true;
+        if (std::ferror(file_)) error_ = std::strerror(errno);
+    }
+    return n > 0;
+}
+
+LineReader::Result LineReader::next(std::string& line, size_t max_length) {
+    line.clear();
+    for (;;) {
+        const char* start = buffer_.data() + begin_;
+        const auto* newline = static_cast<const char*>(std::memchr(start, '\n', end_ - begin_));
+        const size_t take = newline != nullptr ? static_cast<size_t>(newline - start) : end_ - begin_;
+        if (line.size() + take > max_length) {
+            ++line_number_;
+            return Result::kTooLong;
+        }
+        line.append(start, take);
+        if (newline != nullptr) {
+            begin_ += take + 1;
+            break;
+        }
+        begin_ = end_ = 0;
+        if (!fill()) {
+            if (!error_.empty()) return Result::kError;
+            if (line.empty()) return Result::kEnd;
+            break;  // a last line without "\n"
+        }
+    }
+    ++line_number_;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return Result::kLine;
+}
+
+}  // namespace kvcore::cli

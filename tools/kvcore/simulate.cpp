@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: Apache-2.0
+// `kvcore simulate`: replays a Mooncake trace through a pool, one line at a time, so memory stays bounded
+// by the longest request whatever the trace's length. Every record is checked before it is replayed.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "input.h"
+#include "kvcore/kvcore.h"
+#include "simulate_limits.h"
+
+namespace kvcore::cli {
+
+namespace {
+
+using nlohmann::json;
+
+// A value quoted in an error message, cut short so that a wrong field never floods the terminal.
+std::string quote(const json& value) {
+    std::string text = value.dump();
+    if (text.size() > 40) text = text.substr(0, 37) + "...";
+    return text;
+}
+
+// An integer field in [low, high]; on failure, what is wrong with it.
+bool integer_in(const json& value, uint64_t low, uint64_t high, uint64_t& out) {
+    if (!value.is_number_unsigned()) return false;  // floats, negatives, strings, booleans
+    out = value.get<uint64_t>();
+    return out >= low && out <= high;
+}
+
+// One trace record: checks every field and fills `tokens` with the prompt the record stands for.
+// Returns the error (naming the field), or "" when the record is good.
+std::string parse_record(const std::string& line, double& last_timestamp, std::vector<int32_t>& tokens) {
+    json record;
+    try {
+        record = json::parse(line);
+    } catch (const json::parse_error& e) {
+        return "not valid JSON (at byte " + std::to_string(e.byte) + ")";
+    }
+    if (!record.is_object()) return "not a JSON object";
+
+    if (const auto it = record.find("timestamp"); it != record.end()) {
+        if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < 0) {
+            return "\"timestamp\": " + quote(*it) + " is not a non-negative number";
+        }
+        const double ts = it->get<double>();
+        if (ts < last_timestamp) {
+            return "\"timestamp\": " + quote(*it) + " is earlier than the record before it (a trace is replayed "
+                   "in time order)";
+        }
+        last_timestamp = ts;
+    }
+    uint64_t output_length = 0;
+    if (const auto it = record.find("output_length"); it != record.end() &&
+                                                      !integer_in(*it, 0, kMaxTraceTokens, output_length)) {
+        return "\"output_length\": " + quote(*it) + " is not an integer in 0.." + std::to_string(kMaxTraceTokens);
+    }
+
+    const auto length_it = record.find("input_length");
+    if (length_it == record.end()) return "\"input_length\" is missing";
+    uint64_t input_length = 0;
+    if (!integer_in(*length_it, 1, kMaxTraceTokens, input_length)) {
+        return "\"input_length\": " + quote(*length_it) + " is not an integer in 1.." + std::to_string(kMaxTraceTokens);
+    }
+
+    const auto ids_it = record.find("hash_ids");
+    if (ids_it == record.end()) return "\"hash_ids\" is missing";
+    if (!ids_it->is_array()) return "\"hash_ids\": " + quote(*ids_it) + " is not an array";
+    const uint64_t expected = (input_length + kTraceBlockTokens - 1) / kTraceBlockTokens;
+    if (ids_it->size() != expected) {
+        return "\"hash_ids\" has " + std::to_string(ids_it->size()) + " entries; input_length " +
+               std::to_string(input_length) + " needs " + std::to_string(expected) + " (one per " +
+               std::to_string(kTraceBlockTokens) + " tokens)";
+    }
+
+    tokens.resize(input_length);
+    for (size_t i = 0; i < ids_it->size(); ++i) {
+        const json& id_value = (*ids_it)[i];
+        uint64_t id = 0;
+        if (!integer_in(id_value, 0, kMaxHashId, id)) {
+            return "\"hash_ids\"[" + std::to_string(i) + "]: " + quote(id_value) + " is not an integer in 0.." +
+                   std::to_string(kMaxHashId);
+        }
+        // The block's first token is its id, the rest its offsets: equal ids give equal blocks, different
+        // ids different ones, and the pool's chained hashes tell apart equal blocks behind different parents.
+        const size_t first = i * kTraceBlockTokens;
+        const size_t end = std::min<size_t>(first + kTraceBlockTokens, input_length);
+        tokens[first] = static_cast<int32_t>(id);
+        for (size_t t = first + 1; t < end; ++t) tokens[t] = static_cast<int32_t>(t - first);
+    }
+    return "";
+}
+
+// A one-line progress report on stderr, rewritten in place at most twice a second; only on a terminal,
+// so logs and pipes never see it.
+class Progress {
+public:
+    explicit Progress(const LineReader& reader) : reader_(reader), enabled_(isatty(STDERR_FILENO) == 1) {}
+    ~Progress() {
+        if (shown_) std::fprintf(stderr, "\r\033[K");
+    }
+    void update(uint64_t requests) {
+        if (!enabled_ || (requests & 255) != 0) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now < next_) return;
+        next_ = now + std::chrono::milliseconds(500);
+        if (reader_.size() > 0) {
+            std::fprintf(stderr, "\r\033[Kkvcore simulate: %" PRIu64 " requests, %.0f %% of %s", requests,
+                         100.0 * static_cast<double>(reader_.bytes_read()) / static_cast<double>(reader_.size()),
+                         reader_.name().c_str());
+        } else {
+            std::fprintf(stderr, "\r\033[Kkvcore simulate: %" PRIu64 " requests, %.1f MB read", requests,
+                         static_cast<double>(reader_.bytes_read()) / 1e6);
+        }
+        shown_ = true;
+    }
+
+private:
+    const LineReader& reader_;
+    const bool enabled_;
+    bool shown_ = false;
+    std::chrono::steady_clock::time_point next_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+};
+
+struct Totals {
+    uint64_t requests = 0, too_long = 0, prompt_tokens = 0, blocks_touched = 0;
+    double seconds = 0;
+};
+
+uint64_t max_rss_bytes() {
+    struct rusage usage {};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<uint64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+std::string percent(double rate) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f %%", rate * 100);
+    return b;
+}
+
+int print_summary(const SimulateOptions& o, const std::string& trace_name, kvc_pool* pool, const Totals& t) {
+    kvc_stats* s = nullptr;
+    if (!ok(kvc_pool_snapshot(pool, &s), "simulate", "snapshot")) return kExitFailure;
+    const double per_second = t.seconds > 0 ? 1.0 / t.seconds : 0.0;
+    if (o.json) {
+        size_t length = 0;
+        std::string stats_json;
+        bool good = ok(kvc_stats_to_json(s, nullptr, 0, &length), "simulate", "stats_to_json");
+        if (good) {
+            stats_json.resize(length + 1);
+            good = ok(kvc_stats_to_json(s, stats_json.data(), stats_json.size(), nullptr), "simulate", "stats_to_json");
+            stats_json.resize(length);
+        }
+        kvc_stats_destroy(s);
+        if (!good) return kExitFailure;
+        json out = {
+            {"trace", trace_name},
+            {"pool", {{"blocks", o.blocks}, {"block_size", o.block_size}, {"hash", o.algo}}},
+            {"requests", t.requests},
+            {"requests_longer_than_pool", t.too_long},
+            {"prompt_tokens", t.prompt_tokens},
+            {"window_token_hit_rate", kvc_pool_window_token_hit_rate(pool)},
+            {"cached_blocks", kvc_pool_num_cached_blocks(pool)},
+            {"seconds", t.seconds},
+            {"requests_per_second", static_cast<double>(t.requests) * per_second},
+            {"blocks_per_second", static_cast<double>(t.blocks_touched) * per_second},
+            {"max_rss_bytes", max_rss_bytes()},
+            {"stats", json::parse(stats_json)},
+        };
+        std::printf("%s\n", out.dump(2).c_str());
+        return kExitOk;
+    }
+    auto row = [](const char* name, const std::string& v) { std::printf("  %-30s %s\n", name, v.c_str()); };
+    std::printf("kvcore simulate: %s through %u blocks of %u tokens (%s)\n", trace_name.c_str(), o.blocks, o.block_size,
+                o.algo.c_str());
+    row("requests", std::to_string(t.requests));
+    if (t.too_long > 0) row("requests longer than the pool", std::to_string(t.too_long) + " (counted, not admitted)");
+    row("token hit rate", percent(kvc_stats_token_hit_rate(s)) + " (" + std::to_string(kvc_stats_tokens_hit(s)) +
+                              " of " + std::to_string(kvc_stats_tokens_queried(s)) + " prompt tokens)");
+    row("block hit rate", percent(kvc_stats_hit_rate(s)) + " (" + std::to_string(kvc_stats_hits(s)) + " reused, " +
+                              std::to_string(kvc_stats_misses(s)) + " missed)");
+    row("token hit rate, last requests", percent(kvc_pool_window_token_hit_rate(pool)));
+    row("evictions", std::to_string(kvc_stats_evictions(s)));
+    row("blocks cached at the end", std::to_string(kvc_pool_num_cached_blocks(pool)));
+    char b[96];
+    std::snprintf(b, sizeof b, "%.0f requests/s, %.1f M blocks/s", static_cast<double>(t.requests) * per_second,
+                  static_cast<double>(t.blocks_touched) * per_second / 1e6);
+    row("throughput", b);
+    std::snprintf(b, sizeof b, "%.1f MB", static_cast<double>(max_rss_bytes()) / 1e6);
+    row("peak memory (RSS)", b);
+    kvc_stats_destroy(s);
+    return kExitOk;
+}
+
+}  // namespace
+
+int run_simulate(const SimulateOptions& o) {
+    LineReader reader(o.trace);
+    if (!reader.open()) {
+        std::fprintf(stderr, "kvcore simulate: %s: %s\n", reader.name().c_str(), reader.error().c_str());
+        return kExitBadInput;
+    }
+    kvc_pool_options* options = nullptr;
+    kvc_pool* pool = nullptr;
+    const bool created = ok(kvc_pool_options_create(&options), "simulate", "pool options") &&
+                         ok(kvc_pool_options_set_num_blocks(options, o.blocks), "simulate", "--blocks") &&
+                         ok(kvc_pool_options_set_block_size(options, o.block_size), "simulate", "--block-size") &&
+                         ok(kvc_pool_options_set_hash(options, o.algo == "sha256_cbor" ? KVC_HASH_SHA256_CBOR
+                                                                                       : KVC_HASH_XXH3, "42"),
+                            "simulate", "--algo") &&
+                         ok(kvc_pool_create(options, &pool), "simulate", "pool");
+    kvc_pool_options_destroy(options);
+    if (!created) return kExitFailure;
+    struct PoolOwner {
+        kvc_pool* pool;
+        ~PoolOwner() { kvc_pool_destroy(pool); }
+    } owner{pool};
+
+    Totals totals;
+    std::string line;
+    std::vector<int32_t> tokens;
+    double last_timestamp = 0;
+    const auto start = std::chrono::steady_clock::now();
+    {
+        Progress progress(reader);
+        for (;;) {
+            const LineReader::Result got = reader.next(line, kMaxTraceLineBytes);
+            if (got == LineReader::Result::kEnd) break;
+            const std::string where = reader.name() + ":" + std::to_string(reader.line_number());
+            if (got == LineReader::Result::kError) {
+                std::fprintf(stderr, "kvcore simulate: %s: %s\n", where.c_str(), reader.error().c_str());
+                return kExitBadInput;
+            }
+            if (got == LineReader::Result::kTooLong) {
+                std::fprintf(stderr, "kvcore simulate: %s: line longer than %zu bytes, not a trace record\n",
+                             where.c_str(), kMaxTraceLineBytes);
+                return kExitBadInput;
+            }
+            if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines separate nothing
+            if (const std::string error = parse_record(line, last_timestamp, tokens); !error.empty()) {
+                std::fprintf(stderr, "kvcore simulate: %s: %s\n", where.c_str(), error.c_str());
+                return kExitBadInput;
+            }
+
+            ++totals.requests;
+            totals.prompt_tokens += tokens.size();
+            progress.update(totals.requests);
+            // Only a prompt longer than the whole pool finds no room in it: counted and reported, not admitted.
+            kvc_sequence_id seq = 0;
+            const kvc_status created = kvc_pool_sequence_create(pool, tokens.data(), tokens.size(), nullptr, &seq);
+            if (created == KVC_ERR_CAPACITY) {
+                ++totals.too_long;
+                continue;
+            }
+            if (!ok(created, "simulate", "sequence_create")) return kExitFailure;
+            // Each request finishes at once: its blocks go back to the free lists and stay hit-able.
+            const kvc_status admitted = kvc_pool_allocate(pool, seq, tokens.size(), nullptr);
+            if (admitted == KVC_ERR_CAPACITY) {
+                ++totals.too_long;
+            } else if (!ok(admitted, "simulate", "allocate")) {
+                return kExitFailure;
+            } else {
+                totals.blocks_touched += (tokens.size() + o.block_size - 1) / o.block_size;
+            }
+            if (!ok(kvc_pool_sequence_free(pool, seq), "simulate", "free")) return kExitFailure;
+        }
+    }
+    totals.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (totals.requests == 0) {
+        std::fprintf(stderr, "kvcore simulate: %s: no trace records (the trace is empty)\n", reader.name().c_str());
+        return kExitBadInput;
+    }
+    return print_summary(o, reader.name(), pool, totals);
+}
+
+}  // namespace kvcore::cli

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+// What `kvcore simulate` accepts in a trace record; `kvcore simulate --help` prints the same figures.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace kvcore::cli {
+
+// A Mooncake hash id stands for one block of this many prompt tokens.
+inline constexpr uint32_t kTraceBlockTokens = 512;
+// 4 Mi tokens: above every served context window, and it keeps one request's token ids at 16 MiB.
+inline constexpr uint64_t kMaxTraceTokens = uint64_t{1} << 22;
+// A hash id becomes a token id (the first token of its block), so it must fit one: 0..2^31-1.
+inline constexpr uint64_t kMaxHashId = INT32_MAX;
+// The longest good record (8192 ids of 10 digits) is about 100 KB; a longer line is not a record.
+inline constexpr size_t kMaxTraceLineBytes = size_t{1} << 20;
+
+}  // namespace kvcore::cli
