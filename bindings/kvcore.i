@@ -113,6 +113,11 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
 %enddef
 
 #elif defined(SWIGGO)
+/* cgo asks pkg-config for kvcore's flags: PKG_CONFIG_PATH=<prefix>/lib/pkgconfig is all a Go build
+   needs, and kvcore.pc's rpath lets the program find libkvcore.so.0 when it runs. */
+%insert(cgo_comment_typedefs) %{
+#cgo pkg-config: kvcore
+%}
 %define KVC_BIND_RAISE(status, message)
   {
     char kvc_msg[640];
@@ -233,9 +238,11 @@ KVC_ARRAY(, Out, 0, CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTY
 %include "enums.swg"
 %pragma(java) jniclasscode=%{
   static {
-    System.loadLibrary("kvcore_java");
+    NativeLoader.load();  // java.library.path, else the copy inside kvcore.jar
   }
 %}
+/* A null enum argument is the caller's error, raised as the binding's exception rather than an NPE. */
+%typemap(javain) enum SWIGTYPE "KvcoreException.requireNonNull($javainput, \"$javainput\").swigValue()"
 #endif
 
 #if defined(SWIGJAVA)
@@ -296,7 +303,7 @@ KVC_INPUT_ARRAY(uint8_t, outcomes, byte, byte, jbyteArray, jbyte, Byte, byte)
 
   /** Records outcomes.length lookups in one call (non-zero = hit): one per block of a prefix lookup. */
   public void recordAccesses(byte[] outcomes) {
-    recordAccesses(outcomes, outcomes.length);
+    recordAccesses(outcomes, KvcoreException.requireNonNull(outcomes, "outcomes").length);
   }
 
   /** Frees the native object now; using it afterwards throws KvcoreException(INVALID_STATE). */
@@ -494,10 +501,14 @@ KVC_INTERNAL(Pool::hash_blocks_into)
   public Pool() : this(null) {}
   /// <summary>A sequence from its prompt; options (may be null) carry LoRA, salt, multimodal keys, priority.</summary>
   public ulong CreateSequence(int[] prompt, SequenceOptions options = null) {
+    if (prompt == null) throw new global::System.ArgumentNullException("prompt");
     return CreateSequenceRaw(prompt, (uint)prompt.Length, options);
   }
   /// <summary>Appends generated tokens with their slots.</summary>
-  public void Append(ulong seq, params int[] tokens) { AppendRaw(seq, tokens, (uint)tokens.Length); }
+  public void Append(ulong seq, params int[] tokens) {
+    if (tokens == null) throw new global::System.ArgumentNullException("tokens");
+    AppendRaw(seq, tokens, (uint)tokens.Length);
+  }
   /// <summary>The block table (0 = the null block).</summary>
   public int[] BlockTable(ulong seq) {
     var blocks = new int[BlockTableSize(seq)];
@@ -522,7 +533,10 @@ KVC_INTERNAL(Pool::hash_blocks_into)
     AllocateBlocksInto(blocks, n);
     return blocks;
   }
-  public void FreeBlocks(params int[] blocks) { FreeBlocksRaw(blocks, (uint)blocks.Length); }
+  public void FreeBlocks(params int[] blocks) {
+    if (blocks == null) throw new global::System.ArgumentNullException("blocks");
+    FreeBlocksRaw(blocks, (uint)blocks.Length);
+  }
   /// <summary>Pending KV events as one msgpack EventBatch in vLLM's wire format; drains them.</summary>
   public byte[] DrainEvents(EventEncoding encoding) {
     var bytes = new byte[EventsSize(encoding)];
@@ -531,6 +545,7 @@ KVC_INTERNAL(Pool::hash_blocks_into)
   }
   /// <summary>One hash per full block, as vLLM publishes them in KV events.</summary>
   public static ulong[] HashBlocks(HashAlgo algo, string seed, uint blockSize, int[] tokens, SequenceOptions options = null) {
+    if (tokens == null) throw new global::System.ArgumentNullException("tokens");
     var hashes = new ulong[blockSize == 0 ? 0 : tokens.Length / blockSize];
     HashBlocksInto(algo, seed, blockSize, tokens, (uint)tokens.Length, options, hashes, (uint)hashes.Length);
     return hashes;
@@ -551,7 +566,7 @@ KVC_INTERNAL(Pool::hash_blocks_into)
 
   /** A sequence from its prompt; options (may be null) carry LoRA, salt, multimodal keys, priority. */
   public long createSequence(int[] prompt, SequenceOptions options) {
-    return createSequenceRaw(prompt, prompt.length, options);
+    return createSequenceRaw(prompt, KvcoreException.requireNonNull(prompt, "prompt").length, options);
   }
 
   public long createSequence(int[] prompt) {
@@ -560,7 +575,7 @@ KVC_INTERNAL(Pool::hash_blocks_into)
 
   /** Appends generated tokens with their slots. */
   public void append(long seq, int... tokens) {
-    appendRaw(seq, tokens, tokens.length);
+    appendRaw(seq, tokens, KvcoreException.requireNonNull(tokens, "tokens").length);
   }
 
   /** The block table (0 = the null block). */
@@ -592,7 +607,7 @@ KVC_INTERNAL(Pool::hash_blocks_into)
   }
 
   public void freeBlocks(int... blocks) {
-    freeBlocksRaw(blocks, blocks.length);
+    freeBlocksRaw(blocks, KvcoreException.requireNonNull(blocks, "blocks").length);
   }
 
   /** Pending KV events as one msgpack EventBatch in vLLM's wire format; drains them. */
@@ -604,6 +619,7 @@ KVC_INTERNAL(Pool::hash_blocks_into)
 
   /** One hash per full block (unsigned 64-bit values in a long[]), as vLLM publishes them in KV events. */
   public static long[] hashBlocks(HashAlgo algo, String seed, int blockSize, int[] tokens, SequenceOptions options) {
+    KvcoreException.requireNonNull(tokens, "tokens");
     long[] hashes = new long[blockSize <= 0 ? 0 : tokens.length / blockSize];
     hashBlocksInto(algo, seed, blockSize, tokens, tokens.length, options, hashes, hashes.length);
     return hashes;

@@ -1,3 +1,3 @@
-module kvcore
+module github.com/kvcore/kvcore/bindings/go
 
 go 1.19

@@ -2,9 +2,10 @@
 
 // Package kvcore is the Go binding of kvcore, the KV-cache core for LLM inference.
 //
-// It wraps the SWIG-generated package kvcore/internal/capi: handles become types with Close() error,
-// and every failure is returned as an *Error carrying the kvc_status and the library's message
-// (never a panic). Types are safe for concurrent use as the C API documents; Close must not race with
+// Import it as kvcore "github.com/kvcore/kvcore/bindings/go"; cgo finds libkvcore through pkg-config,
+// so PKG_CONFIG_PATH=<prefix>/lib/pkgconfig is all a build needs. It wraps the SWIG-generated package
+// internal/capi: handles become types with Close() error, and every failure is returned as an *Error
+// carrying the kvc_status and the library's message (never a panic). Types are safe for concurrent use as the C API documents; Close must not race with
 // other calls on the same value.
 package kvcore
 
@@ -16,7 +17,7 @@ import (
 	"strings"
 	"unsafe"
 
-	"kvcore/internal/capi"
+	"github.com/kvcore/kvcore/bindings/go/internal/capi"
 )
 
 // Status is a kvc_status value; the numbers never change once released.
@@ -265,20 +266,37 @@ func (r *Recorder) Snapshot() (*Stats, error) {
 	return s, err
 }
 
-// PrometheusText snapshots the recorders and writes them as one Prometheus exposition, each metric
-// family's HELP and TYPE once: the text for a scrape endpoint that serves several components (joining
-// their Stats.Prometheus texts would repeat those lines, which Prometheus rejects). Their components
-// must differ.
-func PrometheusText(recorders ...*Recorder) (text string, err error) {
+// Snapshotter is what PrometheusText scrapes: a *Recorder or a *Pool (each has a Snapshot).
+type Snapshotter interface {
+	addTo(exposition capi.Exposition) error
+}
+
+func (r *Recorder) addTo(exposition capi.Exposition) error {
+	return r.do(func(c capi.Recorder) {
+		raw := c.Snapshot()
+		defer capi.DeleteStats(raw)
+		exposition.Add(raw)
+	})
+}
+
+func (p *Pool) addTo(exposition capi.Exposition) error {
+	return p.do(func(c capi.Pool) {
+		raw := c.Snapshot()
+		defer capi.DeleteStats(raw)
+		exposition.Add(raw)
+	})
+}
+
+// PrometheusText snapshots recorders and pools and writes them as one Prometheus exposition, each
+// metric family's HELP and TYPE once: the text for a scrape endpoint that serves several components
+// (joining their Stats.Prometheus texts would repeat those lines, which Prometheus rejects). Their
+// components must differ.
+func PrometheusText(sources ...Snapshotter) (text string, err error) {
 	defer catch(&err)
 	exposition := capi.NewExposition()
 	defer capi.DeleteExposition(exposition)
-	for _, r := range recorders {
-		if err := r.do(func(c capi.Recorder) {
-			raw := c.Snapshot()
-			defer capi.DeleteStats(raw)
-			exposition.Add(raw)
-		}); err != nil {
+	for _, source := range sources {
+		if err := source.addTo(exposition); err != nil {
 			return "", err
 		}
 	}

@@ -5,7 +5,7 @@ package kvcore
 import (
 	"runtime"
 
-	"kvcore/internal/capi"
+	"github.com/kvcore/kvcore/bindings/go/internal/capi"
 )
 
 // Memory says where a pool's KV blocks live.
@@ -78,9 +78,15 @@ type SequenceOptions struct {
 	LoraName           string
 	CacheSalt          string
 	Multimodal         []MultimodalItem
-	Priority           uint32 // 0..100; 0 here means kvcore's default (35)
-	PriorityDurationMs uint64
+	Priority           *uint32 // retention priority 0..100 (0 is evicted first); nil = kvcore's default, 35
+	PriorityDurationMs uint64  // after this many ms the freed blocks fall back to the default; 0 = forever
 }
+
+// Priority returns a pointer to p, for SequenceOptions.Priority: &SequenceOptions{Priority: Priority(0)}.
+func Priority(p uint32) *uint32 { return &p }
+
+// defaultPriority is kvc_sequence_options' default retention priority.
+const defaultPriority = 35
 
 // Sequence names a request in a Pool.
 type Sequence uint64
@@ -164,11 +170,13 @@ func withSequenceOptions(opts *SequenceOptions, call func(capi.SequenceOptions))
 	for _, m := range opts.Multimodal {
 		o.AddMultimodal(m.Hash, m.Offset, m.Length)
 	}
-	priority := opts.Priority
-	if priority == 0 {
-		priority = 35
+	if opts.Priority != nil || opts.PriorityDurationMs != 0 {
+		priority := uint32(defaultPriority)
+		if opts.Priority != nil {
+			priority = *opts.Priority
+		}
+		o.SetPriority(uint(priority), opts.PriorityDurationMs)
 	}
-	o.SetPriority(uint(priority), opts.PriorityDurationMs)
 	call(o)
 }
 

@@ -4,6 +4,7 @@ package kvcore
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -153,5 +154,60 @@ func TestHashBlocksMatchesVllm(t *testing.T) {
 	}
 	if _, err := HashBlocks(Xxh3, "42", 0, tokens, nil); !IsStatus(err, InvalidArgument) {
 		t.Fatalf("block size 0: %v", err)
+	}
+}
+
+func TestPoolRetentionPriorityZero(t *testing.T) {
+	// 4 usable blocks of 4 tokens. The default-priority prompt is freed first, the priority-0 one last:
+	// by recency alone the default one would go first, so only priority 0 (not "unset") evicts the other.
+	p, err := NewPool(&PoolOptions{NumBlocks: 5, BlockSize: 4})
+	must(t, err)
+	defer p.Close()
+	admitAndFree := func(prompt []int32, opts *SequenceOptions) {
+		seq, err := p.CreateSequence(prompt, opts)
+		must(t, err)
+		_, err = p.Allocate(seq, len(prompt))
+		must(t, err)
+		must(t, p.Free(seq))
+	}
+	admitAndFree(tokenRange(8, 200), nil)
+	admitAndFree(tokenRange(8, 100), &SequenceOptions{Priority: Priority(0)})
+	newcomer, err := p.CreateSequence(tokenRange(8, 300), nil)
+	must(t, err)
+	_, err = p.Allocate(newcomer, 8) // takes 2 of the 4 cached blocks
+	must(t, err)
+	cachedOf := func(first int32) int {
+		probe, err := p.CreateSequence(tokenRange(9, first), nil)
+		must(t, err)
+		n, err := p.CachedPrefix(probe)
+		must(t, err)
+		return n
+	}
+	if low, def := cachedOf(100), cachedOf(200); low != 0 || def != 8 {
+		t.Fatalf("after eviction: priority-0 prompt keeps %d cached tokens, default-priority prompt %d; want 0 and 8", low, def)
+	}
+}
+
+func TestPrometheusTextOfAPoolAndARecorder(t *testing.T) {
+	p, err := NewPool(nil)
+	must(t, err)
+	store := mustRecorder(t, &RecorderOptions{Component: "store"})
+	seq, err := p.CreateSequence(tokenRange(40, 1), nil)
+	must(t, err)
+	_, err = p.Allocate(seq, 40)
+	must(t, err)
+	must(t, store.RecordAccess(true))
+	text, err := PrometheusText(p, store)
+	must(t, err)
+	if n := strings.Count(text, "# TYPE kvcore_hits_total "); n != 1 {
+		t.Fatalf("%d TYPE lines for kvcore_hits_total:\n%s", n, text)
+	}
+	if !strings.Contains(text, "kvcore_misses_total{component=\"pool\"} 2\n") ||
+		!strings.Contains(text, "kvcore_hits_total{component=\"store\"} 1\n") {
+		t.Fatalf("pool and store samples missing:\n%s", text)
+	}
+	must(t, p.Close())
+	if _, err := PrometheusText(store, p); err != ErrClosed {
+		t.Fatalf("a closed pool: got %v, want ErrClosed", err)
 	}
 }

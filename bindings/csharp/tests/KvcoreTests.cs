@@ -307,6 +307,29 @@ static class KvcoreTests {
     }
   }
 
+  static void ThrowsArgumentNull(Action action, string parameter) {
+    try {
+      action();
+    } catch (ArgumentNullException e) {
+      Equal(parameter, e.ParamName, "the null parameter");
+      return;
+    }
+    throw new Exception("expected ArgumentNullException(" + parameter + ")");
+  }
+
+  // Null arrays are the caller's error: ArgumentNullException naming them, not a NullReferenceException.
+  static void NullArrays() {
+    using (var pool = new Pool()) {
+      ThrowsArgumentNull(() => pool.CreateSequence(null), "prompt");
+      ulong seq = pool.CreateSequence(new[] {1, 2, 3, 4});
+      pool.Allocate(seq, 4);
+      ThrowsArgumentNull(() => pool.Append(seq, null), "tokens");
+      ThrowsArgumentNull(() => pool.FreeBlocks(null), "blocks");
+      ThrowsArgumentNull(() => Pool.HashBlocks(HashAlgo.XXH3, "42", 16, null), "tokens");
+      Equal(4UL, (ulong)pool.SequenceTokens(seq), "the failed calls changed nothing");
+    }
+  }
+
   static int Main() {
     var tests = new Dictionary<string, Action> {
       {"Version", Version},
@@ -322,6 +345,7 @@ static class KvcoreTests {
       {"PoolPrefixCaching", PoolPrefixCaching},
       {"PoolForkEventsAndErrors", PoolForkEventsAndErrors},
       {"HashBlocksMatchesVllm", HashBlocksMatchesVllm},
+      {"NullArrays", NullArrays},
     };
     int passed = 0, failed = 0;
     foreach (var test in tests) {

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"log"
 
-	"kvcore"
+	kvcore "github.com/kvcore/kvcore/bindings/go"
 )
 
 func main() {

@@ -270,6 +270,31 @@ public class KvcoreTest {
     throwsStatus(() -> Pool.hashBlocks(HashAlgo.XXH3, "42", 0, tokens, null), Status.INVALID_ARGUMENT);
   }
 
+  /** Null arrays, enums and strings are the caller's error: KvcoreException(INVALID_ARGUMENT), never an NPE. */
+  static void nullArguments() {
+    try (Pool pool = new Pool(); Recorder recorder = new Recorder(); RecorderOptions recorderOptions = new RecorderOptions();
+         PoolOptions poolOptions = new PoolOptions(); Exposition exposition = new Exposition()) {
+      KvcoreException e = throwsStatus(() -> pool.createSequence(null), Status.INVALID_ARGUMENT);
+      check(e.getMessage().contains("prompt is null"), "names the argument: " + e.getMessage());
+      throwsStatus(() -> pool.createSequence(null, null), Status.INVALID_ARGUMENT);
+      long seq = pool.createSequence(range(4, 1));
+      pool.allocate(seq, 4);
+      throwsStatus(() -> pool.append(seq, (int[]) null), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> pool.freeBlocks((int[]) null), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> pool.drainEvents(null), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> Pool.hashBlocks(HashAlgo.XXH3, "42", 16, null, null), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> Pool.hashBlocks(null, "42", 16, range(32, 1), null), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> recorder.recordAccesses(null), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> recorderOptions.setComponent(null), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> poolOptions.setMemory(null), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> poolOptions.setHash(null, "42"), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> poolOptions.setModelShape(2, 1, 8, null), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> exposition.add(null), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> Library.statusString(null), Status.INVALID_ARGUMENT);
+      equal(4L, pool.sequenceTokens(seq), "the failed calls changed nothing");
+    }
+  }
+
   static void recordPrefixLookup() {
     try (RecorderOptions options = new RecorderOptions()) {
       options.setWindowAccesses(100);
@@ -362,6 +387,7 @@ public class KvcoreTest {
     tests.put("poolPrefixCaching", KvcoreTest::poolPrefixCaching);
     tests.put("poolForkEventsAndErrors", KvcoreTest::poolForkEventsAndErrors);
     tests.put("hashBlocksMatchesVllm", KvcoreTest::hashBlocksMatchesVllm);
+    tests.put("nullArguments", KvcoreTest::nullArguments);
     int passed = 0;
     int failed = 0;
     for (Map.Entry<String, Test> test : tests.entrySet()) {

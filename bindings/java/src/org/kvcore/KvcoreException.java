@@ -15,4 +15,12 @@ public class KvcoreException extends RuntimeException {
   public Status getStatus() {
     return status;
   }
+
+  /** value, or INVALID_ARGUMENT naming the null argument: the binding's exception, not an NPE. */
+  static <T> T requireNonNull(T value, String name) {
+    if (value == null) {
+      throw new KvcoreException(Status.INVALID_ARGUMENT.swigValue(), name + " is null");
+    }
+    return value;
+  }
 }
