@@ -58,7 +58,7 @@ std::string ranges(const std::vector<int64_t>& slots) {
     return out;
 }
 
-// Owns one pool and the sequences a step leaves open.
+// Destroys the pool (and with it every open sequence) on every way out.
 struct Pool {
     kvc_pool* pool = nullptr;
     ~Pool() { kvc_pool_destroy(pool); }
@@ -144,8 +144,8 @@ struct Conversation {
     std::vector<int32_t> history;  // everything said so far, system prompt included
 };
 
-// One request: the chat's history plus the user's new tokens; returns the open sequence, or 0 when the
-// pool had no room (then nothing changed).
+// Admits one request: *seq is the open sequence, or 0 when the pool had no room for it (the pool then
+// refused it and nothing changed). False only when a call failed.
 bool admit(kvc_pool* pool, const std::vector<int32_t>& prompt, kvc_sequence_id& seq, size_t& reused) {
     seq = 0;
     reused = 0;
