@@ -254,15 +254,15 @@ int run_pool_part(const DemoOptions& o, kvc_exposition* scrape) {
     if (!ok(kvc_pool_drain_copies(pool, copies.data(), pairs, &pairs), "drain_copies")) return kExitFailure;
     std::vector<int32_t> table_a, table_b;
     if (!block_table(pool, seq, table_a) || !block_table(pool, sample, table_b)) return kExitFailure;
-    std::printf("copy-on-write: kvc_pool_fork for a second sample; last block %d holds %zu of %u tokens, shared\n",
-                last_block, filled, kBlockSize);
+    std::printf("copy-on-write: a second sample (kvc_pool_fork) shares all %zu blocks; the last, %d, holds %zu of %u "
+                "tokens\n", table.size(), last_block, filled, kBlockSize);
     std::string pair_text;
     for (size_t i = 0; i < pairs; ++i) {
         pair_text += (i ? ", " : "") + std::to_string(copies[2 * i]) + " -> " + std::to_string(copies[2 * i + 1]);
     }
-    std::printf("  after each sample's first token, copies to do (kvc_pool_drain_copies, src -> dst): %s\n",
+    std::printf("  each sample writes a token; copies to make first (kvc_pool_drain_copies, src -> dst): %s\n",
                 pairs == 0 ? "none" : pair_text.c_str());
-    std::printf("  block tables end in: sample 1 ... %d, sample 2 ... %d\n", table_a.back(), table_b.back());
+    std::printf("  the block tables now end in %d (sample 1) and %d (sample 2)\n", table_a.back(), table_b.back());
     if (!ok(kvc_pool_sequence_free(pool, sample), "free") || !ok(kvc_pool_sequence_free(pool, seq), "free")) {
         return kExitFailure;
     }
@@ -301,10 +301,11 @@ int run_pool_part(const DemoOptions& o, kvc_exposition* scrape) {
         std::fprintf(stderr, "kvcore demo: the pool's event batch did not decode as vLLM's EventBatch\n");
         return kExitFailure;
     }
-    std::printf("\nKV events: one msgpack EventBatch of %zu bytes (kvc_pool_drain_events, %s events), decoded:\n",
+    std::printf("\nnew model weights make every cached block stale: kvc_pool_reset_prefix_cache\n");
+    std::printf("KV events: one msgpack EventBatch of %zu bytes (kvc_pool_drain_events, %s events), decoded:\n",
                 batch.size(), o.events == EventEncoding::kMap ? "map" : "array");
     std::printf("  BlockStored %" PRIu64 " (%" PRIu64 " blocks), BlockRemoved %" PRIu64 " (%" PRIu64
-                " blocks evicted), AllBlocksCleared %" PRIu64 " (the reset)\n",
+                " blocks evicted), AllBlocksCleared %" PRIu64 "\n",
                 events.stored, events.stored_blocks, events.removed, events.removed_blocks, events.cleared);
     if (events.other > 0) std::printf("  other event types: %" PRIu64 "\n", events.other);
     if (kvc_pool_events_dropped(pool) > 0) {
