@@ -24,6 +24,15 @@ grep -Eq '^  token hit rate +[1-9][0-9]*\.[0-9]+ % \([0-9]+ of 4269971 prompt to
 [ ! -s "$work/err" ] || fail "stderr is not a terminal, yet: $(cat "$work/err")"
 grep -E 'hit rate|evictions|cached' "$work/out" > "$work/figures"
 
+# On a terminal, a long run reports progress on stderr. `script` gives it one; the trace comes through a
+# FIFO with a pause, so the run outlasts the first report's delay (1 s) whatever the machine's speed.
+mkfifo "$work/fifo"
+{ cat "$trace"; sleep 1.2; sed 's/"timestamp": [0-9]*/"timestamp": 999999/' "$trace"; } > "$work/fifo" &
+script -qec "'$kvcore' simulate --trace '$work/fifo'" /dev/null < /dev/null > "$work/tty" || fail "on a terminal: exit code $?"
+wait
+grep -q "kvcore simulate: [0-9]* requests, [0-9.]* MB read" "$work/tty" || fail "no progress on a terminal: $(cat "$work/tty")"
+grep -Eq '^  requests +600' "$work/tty" || fail "on a terminal: not 600 requests: $(cat "$work/tty")"
+
 # The same figures from stdin.
 if "$kvcore" simulate --trace - --blocks 4096 < "$trace" > "$work/stdin_out"; then :; else fail "stdin: exit code $?"; fi
 grep -E 'hit rate|evictions|cached' "$work/stdin_out" | diff "$work/figures" - || fail "stdin gave other figures"
