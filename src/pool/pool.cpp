@@ -20,13 +20,20 @@ uint64_t monotonic_ns() noexcept {
     return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-uint16_t next_pool_tag() {
-    static std::atomic<uint32_t> counter{0};
-    return static_cast<uint16_t>(counter.fetch_add(1, std::memory_order_relaxed) % 0xffff + 1);
+uint64_t realtime_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-constexpr uint32_t kSlotBits = 24, kGenerationBits = 24;
-constexpr uint64_t kSlotMask = (1u << kSlotBits) - 1, kGenerationMask = (1u << kGenerationBits) - 1;
+// An id is stamp << 24 | slot. Every id of every pool takes a new stamp from this counter, so an id is
+// never issued twice in a process (a per-slot generation and a per-pool tag wrapped, after 2^24 reuses
+// of a slot and 65,535 pools, and then accepted stale and foreign ids).
+constexpr uint32_t kSlotBits = 24;
+constexpr uint64_t kSlotMask = (1u << kSlotBits) - 1;
+static_assert(Pool::kIdStampLimit == uint64_t{1} << (64 - kSlotBits));
+constexpr uint64_t kStampsReserved = 4096;  // per pool at a time: one atomic operation per 4096 ids
+std::atomic<uint64_t> next_id_stamp{1};     // 0 is no stamp
 constexpr int32_t kNullBlock = 0;
 
 std::string id_text(SequenceId id) { return std::to_string(id); }
@@ -83,16 +90,16 @@ uint64_t PoolConfig::bytes_per_block() const noexcept {
     return 2ull * layers * kv_heads * head_dim * block_size * dtype_bytes(dtype);
 }
 
-Pool::Pool(PoolConfig config, Clock clock)
+Pool::Pool(PoolConfig config, Clock clock, Clock wall_clock)
     : config_((config.validate(), std::move(config))),
       clock_(clock != nullptr ? clock : monotonic_ns),
+      wall_clock_(wall_clock != nullptr ? wall_clock : realtime_ns),
       hasher_(config_.hash_algo, config_.hash_seed),
-      pool_tag_(next_pool_tag()),
       blocks_(config_.num_blocks),
       links_(config_.num_blocks),
       free_lists_(kMaxPriority + 1),
       map_(config_.num_blocks),
-      events_(config_.events, config_.event_medium, config_.max_pending_events, 0),
+      events_(config_.events, config_.event_medium, config_.max_pending_events, 0, config_.sliding_window),
       request_window_(config_.statistics ? config_.window_requests : 0) {
     if (config_.statistics) {
         stats::RecorderConfig rc;
@@ -152,10 +159,16 @@ inline void Pool::unlink_free(int32_t block) noexcept {
     --num_free_;
 }
 
-void Pool::require_free_blocks(size_t needed) {
-    if (needed <= num_free_) return;
+void Pool::refuse_for_memory(const std::string& message) {
+    // stats.h: requests refused because memory was short, even after evicting what may be evicted (the
+    // free lists hold every evictable block); evictions themselves are counted apart.
     if (recorder_) recorder_->record_memory_pressure();
-    fail(KVC_ERR_CAPACITY, "needs " + std::to_string(needed) + " free blocks, " + std::to_string(num_free_) + " are free");
+    fail(KVC_ERR_CAPACITY, message);
+}
+
+void Pool::require_free_blocks(size_t needed) {
+    if (needed <= num_free_) [[likely]] return;
+    refuse_for_memory("needs " + std::to_string(needed) + " free blocks, " + std::to_string(num_free_) + " are free");
 }
 
 void Pool::expire_priorities() {
@@ -223,8 +236,11 @@ inline void Pool::release(int32_t block, uint32_t priority, uint64_t duration_ms
 
 void Pool::push_expiry(int32_t block, uint64_t duration_ms) {
     Block& b = blocks_[block];
-    b.expiry_stamp = next_stamp_++;
-    expiries_.push_back({clock_() + duration_ms * 1'000'000u, block, b.expiry_stamp});
+    b.expiry_stamp = next_expiry_stamp_++;
+    // Saturates: a duration of ~UINT64_MAX ms means "for good", not a wrapped deadline already past.
+    const uint64_t now = clock_();
+    const uint64_t at = duration_ms > (UINT64_MAX - now) / 1'000'000u ? UINT64_MAX : now + duration_ms * 1'000'000u;
+    expiries_.push_back({at, block, b.expiry_stamp});
     std::push_heap(expiries_.begin(), expiries_.end(), [](const Expiry& x, const Expiry& y) { return x.at_ns > y.at_ns; });
 }
 
@@ -257,8 +273,11 @@ size_t Pool::count_cached_prefix_blocks(const Sequence& seq, std::vector<int32_t
         return n;
     }
     // Sliding window (vLLM's rule): the prefix may end where the last `needed` blocks are cached;
-    // blocks before them are outside the window and become the null block.
-    const size_t needed = (config_.sliding_window - 1 + config_.block_size - 1) / config_.block_size;
+    // blocks before them are outside the window and become the null block. A window of one token needs
+    // no earlier block, but the prefix still ends at a cached block, as in vLLM (whose search only
+    // stops at a hit): without one, nothing is cached.
+    const size_t needed =
+        std::max<size_t>(1, (config_.sliding_window - 1 + config_.block_size - 1) / config_.block_size);
     size_t run = 0, end = 0;
     for (size_t i = max_blocks; i-- > 0;) {
         if (find_cached(seq.hashes[i], seq.domain) < 0) {
@@ -270,7 +289,6 @@ size_t Pool::count_cached_prefix_blocks(const Sequence& seq, std::vector<int32_t
             break;
         }
     }
-    if (needed == 0) end = max_blocks;
     if (found != nullptr) {
         for (size_t i = 0; i < end; ++i) {
             found->push_back(i + needed < end ? kNullBlock : find_cached(seq.hashes[i], seq.domain));
@@ -292,7 +310,11 @@ void Pool::cache_full_blocks(Sequence& seq) {
     KvEvent stored{.kind = KvEvent::Kind::kBlockStored, .block_size = bs};
     auto flush = [&] {
         if (!stored.block_hashes.empty()) {
-            stored.lora_name = seq.options.keys.lora_name;
+            const ExtraKeys& keys = seq.options.keys;
+            stored.lora_name = keys.lora_name;
+            if (!keys.empty()) {
+                stored.keys = keys_for_range(keys, stored.first_token, stored.first_token + stored.block_hashes.size() * bs);
+            }
             events_.push(std::move(stored));
             stored = KvEvent{.kind = KvEvent::Kind::kBlockStored, .block_size = bs};
         }
@@ -312,8 +334,9 @@ void Pool::cache_full_blocks(Sequence& seq) {
         map_.insert(map_key(b.hash, b.domain), block);
         ++registered;
         if (events_.enabled()) {
-            if (stored.block_hashes.empty() && i > 0) {
-                stored.parent_block_hash = seq.hashes[i - 1].event_value(config_.hash_algo);
+            if (stored.block_hashes.empty()) {
+                stored.first_token = i * bs;
+                if (i > 0) stored.parent_block_hash = seq.hashes[i - 1].event_value(config_.hash_algo);
             }
             stored.block_hashes.push_back(b.hash.event_value(config_.hash_algo));
             stored.token_ids.insert(stored.token_ids.end(), seq.tokens.begin() + static_cast<ptrdiff_t>(i * bs),
@@ -336,18 +359,51 @@ void Pool::reset_prefix_cache() {
 
 // ---- sequences ------------------------------------------------------------------------------------
 
-SequenceId Pool::make_id(uint32_t slot) const noexcept {
-    return uint64_t{pool_tag_} << 48 | (uint64_t{sequences_[slot].generation} & kGenerationMask) << kSlotBits | slot;
+void Pool::require_id() {
+    if (next_stamp_ != stamp_end_) [[likely]] return;
+    uint64_t first = next_id_stamp.load(std::memory_order_relaxed), end = 0;
+    do {
+        KVC_ENSURE(first < kIdStampLimit, KVC_ERR_CAPACITY,
+                "sequence ids are exhausted: this process has created 2^40 - 1 sequences, and ids are never reused");
+        end = first + std::min(kStampsReserved, kIdStampLimit - first);
+    } while (!next_id_stamp.compare_exchange_weak(first, end, std::memory_order_relaxed));
+    if (!stamp_ranges_.empty() && stamp_ranges_.back().second == first) {
+        stamp_ranges_.back().second = end;
+    } else {
+        stamp_ranges_.emplace_back(first, end);  // may throw: the stamps are lost, the pool unchanged
+    }
+    next_stamp_ = first;
+    stamp_end_ = end;
+}
+
+SequenceId Pool::issue_id(uint32_t slot) noexcept {
+    sequences_[slot].stamp = next_stamp_++;
+    return sequences_[slot].stamp << kSlotBits | slot;
+}
+
+uint64_t Pool::restart_ids_for_testing(uint64_t next_stamp) {
+    stamp_end_ = next_stamp_;
+    return next_id_stamp.exchange(next_stamp, std::memory_order_relaxed);
+}
+
+void Pool::reject_id(SequenceId id) const {
+    // A stamp this pool reserved was issued by this pool, and is not live any more.
+    const uint64_t stamp = id >> kSlotBits;
+    const auto after = std::upper_bound(stamp_ranges_.begin(), stamp_ranges_.end(), stamp,
+                                        [](uint64_t s, const std::pair<uint64_t, uint64_t>& r) { return s < r.first; });
+    const bool reserved = after != stamp_ranges_.begin() && stamp < std::prev(after)->second;
+    const bool issued = reserved && !(stamp >= next_stamp_ && stamp < stamp_end_);
+    const bool ours = issued && (id & kSlotMask) < sequences_.size();
+    if (ours) fail(KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " was freed");
+    fail(KVC_ERR_INVALID_ARGUMENT, "sequence " + id_text(id) + " does not belong to this pool");
 }
 
 const Pool::Sequence& Pool::live_sequence(SequenceId id) const {
-    KVC_ENSURE(id >> 48 == pool_tag_, KVC_ERR_INVALID_ARGUMENT, "sequence " + id_text(id) + " does not belong to this pool");
     const uint64_t slot = id & kSlotMask;
-    const bool known = slot < sequences_.size() &&
-                       (sequences_[slot].generation & kGenerationMask) == ((id >> kSlotBits) & kGenerationMask);
-    KVC_ENSURE(known && sequences_[slot].live, KVC_ERR_INVALID_STATE,
-            "sequence " + id_text(id) + " was freed (or never existed)");
-    return sequences_[slot];
+    if (slot < sequences_.size() && sequences_[slot].live && sequences_[slot].stamp == id >> kSlotBits) [[likely]] {
+        return sequences_[slot];
+    }
+    reject_id(id);
 }
 
 Pool::Sequence& Pool::live_sequence(SequenceId id) {
@@ -388,11 +444,10 @@ SequenceId Pool::create_sequence(std::span<const int32_t> prompt, SequenceOption
     validate_tokens(prompt);
     KVC_ENSURE(options.priority <= kMaxPriority, KVC_ERR_INVALID_ARGUMENT,
             "priority must be 0..100, got " + std::to_string(options.priority));
-    if (config_.sliding_window == 0) {
-        KVC_ENSURE(blocks_for(prompt.size()) < config_.num_blocks, KVC_ERR_CAPACITY,
-                "a prompt of " + std::to_string(prompt.size()) + " tokens needs " +
-                    std::to_string(blocks_for(prompt.size())) + " blocks; the pool has only " +
-                    std::to_string(config_.num_blocks - 1));
+    if (config_.sliding_window == 0 && blocks_for(prompt.size()) >= config_.num_blocks) [[unlikely]] {
+        refuse_for_memory("a prompt of " + std::to_string(prompt.size()) + " tokens needs " +
+                          std::to_string(blocks_for(prompt.size())) + " blocks; the pool has only " +
+                          std::to_string(config_.num_blocks - 1));
     }
     uint64_t previous_end = 0;
     for (const MultimodalItem& m : options.keys.multimodal) {
@@ -400,6 +455,7 @@ SequenceId Pool::create_sequence(std::span<const int32_t> prompt, SequenceOption
                 "multimodal items must be non-empty, have a hash, and be sorted without overlap");
         previous_end = m.offset + m.length;
     }
+    require_id();
     const uint32_t slot = take_sequence_slot();
     Sequence& seq = sequences_[slot];
     try {
@@ -410,13 +466,13 @@ SequenceId Pool::create_sequence(std::span<const int32_t> prompt, SequenceOption
         seq.prompt_blocks = prompt.size() / config_.block_size;
         if (config_.prefix_caching) ensure_hashes(seq, seq.prompt_blocks);
     } catch (...) {
-        seq = Sequence{.generation = seq.generation};
+        seq = Sequence{};
         free_slots_.push_back(slot);
         throw;
     }
     seq.live = true;
     ++live_sequences_;
-    return make_id(slot);
+    return issue_id(slot);
 }
 
 size_t Pool::cached_prefix_tokens(SequenceId id) const {
@@ -526,6 +582,7 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
     }
     cache_full_blocks(seq);
     release_outside_window(seq);
+    note_peak();
 }
 
 void Pool::append(SequenceId id, std::span<const int32_t> tokens) {
@@ -543,49 +600,56 @@ void Pool::append(SequenceId id, std::span<const int32_t> tokens) {
     grow(seq, new_total, cow);
     cache_full_blocks(seq);
     release_outside_window(seq);
+    note_peak();
 }
 
 SequenceId Pool::fork(SequenceId id) {
     const Sequence& parent = live_sequence(id);
     KVC_ENSURE(!parent.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix");
+    require_id();
     const uint32_t slot = take_sequence_slot();
     Sequence& child = sequences_[slot];  // may have moved `parent`'s storage: re-read it
     const Sequence& p = live_sequence(id);
-    const uint32_t generation = child.generation;
     try {
         child = p;
     } catch (...) {
-        child = Sequence{.generation = generation};
+        child = Sequence{};
         free_slots_.push_back(slot);
         throw;
     }
-    child.generation = generation;
     for (int32_t b : child.blocks) acquire(b);
     ++live_sequences_;
-    return make_id(slot);
+    return issue_id(slot);
 }
 
 SequenceId Pool::pin_prefix(SequenceId id) {
     const Sequence& source = live_sequence(id);
     KVC_ENSURE(source.admitted, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " holds no blocks yet");
+    require_id();
     const uint32_t slot = take_sequence_slot();
     Sequence& pin = sequences_[slot];
     const Sequence& s = live_sequence(id);
     const size_t n = s.cached_blocks;
+    try {
+        pin.options = s.options;
+        pin.tokens.assign(s.tokens.begin(), s.tokens.begin() + static_cast<ptrdiff_t>(n * config_.block_size));
+        pin.hashes.assign(s.hashes.begin(), s.hashes.begin() + static_cast<ptrdiff_t>(n));
+        pin.blocks.assign(s.blocks.begin(), s.blocks.begin() + static_cast<ptrdiff_t>(n));
+    } catch (...) {
+        pin = Sequence{};
+        free_slots_.push_back(slot);
+        throw;
+    }
     pin.live = pin.admitted = pin.frozen = true;
-    pin.options = s.options;
     pin.domain = s.domain;
-    pin.tokens.assign(s.tokens.begin(), s.tokens.begin() + static_cast<ptrdiff_t>(n * config_.block_size));
     pin.prompt_len = pin.tokens.size();
     pin.prompt_blocks = n;
-    pin.hashes.assign(s.hashes.begin(), s.hashes.begin() + static_cast<ptrdiff_t>(n));
-    pin.blocks.assign(s.blocks.begin(), s.blocks.begin() + static_cast<ptrdiff_t>(n));
     pin.slotted = pin.tokens.size();
     pin.cached_blocks = n;
     pin.window_released = std::min(s.window_released, n);
     for (int32_t b : pin.blocks) acquire(b);
     ++live_sequences_;
-    return make_id(slot);
+    return issue_id(slot);
 }
 
 void Pool::free_sequence(SequenceId id) {
@@ -595,7 +659,7 @@ void Pool::free_sequence(SequenceId id) {
         release(seq.blocks[i], seq.options.priority, seq.options.priority_duration_ms);
     }
     const uint32_t slot = static_cast<uint32_t>(id & kSlotMask);
-    seq = Sequence{.generation = seq.generation + 1};
+    seq = Sequence{};
     free_slots_.push_back(slot);
     --live_sequences_;
 }
@@ -631,6 +695,7 @@ void Pool::allocate_blocks(std::span<int32_t> out) {
         b = pop_free();
         blocks_[b].raw = true;
     }
+    note_peak();
 }
 
 void Pool::free_blocks(std::span<const int32_t> ids) {
@@ -665,9 +730,10 @@ void Pool::free_blocks(std::span<const int32_t> ids) {
 // ---- events, stats --------------------------------------------------------------------------------
 
 std::vector<uint8_t> Pool::encode_events(EventEncoding encoding) const {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return events_.encode(encoding, static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9);
+    KVC_ENSURE(events_.enabled(), KVC_ERR_INVALID_STATE,
+            "events are off for this pool: create it with events on (kvc_pool_options_set_events) to drain them");
+    const uint64_t ns = wall_clock_();
+    return events_.encode(encoding, static_cast<double>(ns / 1'000'000'000u) + static_cast<double>(ns % 1'000'000'000u) * 1e-9);
 }
 
 stats::Snapshot Pool::snapshot() const {
@@ -681,6 +747,8 @@ stats::Snapshot Pool::snapshot() const {
     recorder_->record_tokens(now.tokens_queried - reported_.tokens_queried, tokens_hit);
     recorder_->record_reused_tokens(tokens_hit);  // a prefix hit is reused, not recomputed
     reported_ = now;
+    // The peak since creation first (set_bytes raises the recorder's peak), then what is in use now.
+    recorder_->set_bytes(uint64_t{peak_blocks_in_use_} * config_.bytes_per_block());
     recorder_->set_bytes(uint64_t{blocks_in_use_} * config_.bytes_per_block());
     return recorder_->snapshot();
 }

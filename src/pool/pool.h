@@ -8,8 +8,10 @@
 // the free lists are also the LRU order (evict from the head of the lowest non-empty priority). A free
 // block keeps its hash and stays hit-able until it is taken for new data.
 //
-// Sequences are named by 64-bit ids (pool tag | generation | slot), not pointers, so a freed, stale or
-// foreign id is detected and reported instead of corrupting memory.
+// Sequences are named by 64-bit ids (stamp 40 | slot 24), not pointers, so a freed, stale or foreign id
+// is detected and reported instead of corrupting memory. Stamps come from one process-wide counter
+// (pools reserve them 4096 at a time), so no id is ever issued twice in a process, whichever pool
+// issued it, until 2^40 - 1 sequences were created; then creating one fails with KVC_ERR_CAPACITY.
 //
 // Not thread-safe: one thread (the scheduler's) drives a pool, as in vLLM. Every failing call leaves the
 // pool exactly as it was (checked before anything changes).
@@ -80,9 +82,10 @@ struct PoolCounters {
 
 class Pool {
 public:
-    using Clock = uint64_t (*)() noexcept;  // monotonic ns; tests inject one
+    using Clock = uint64_t (*)() noexcept;  // ns; tests inject them
 
-    explicit Pool(PoolConfig config, Clock clock = nullptr);
+    // clock: monotonic (retention durations); wall_clock: since the epoch (the events' ts).
+    explicit Pool(PoolConfig config, Clock clock = nullptr, Clock wall_clock = nullptr);
     ~Pool();
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
@@ -122,6 +125,8 @@ public:
     void reset_prefix_cache();
 
     // ---- events, stats, memory ----
+    // KVC_ERR_INVALID_STATE when the pool records no events (an empty batch would read as "nothing
+    // happened" to a router).
     [[nodiscard]] std::vector<uint8_t> encode_events(EventEncoding encoding) const;
     void clear_events() noexcept { events_.clear(); }
     [[nodiscard]] stats::Snapshot snapshot() const;
@@ -130,6 +135,11 @@ public:
 
     // For tests: throws kvcore::Error(INTERNAL) describing the first broken invariant.
     void check_invariants() const;
+    // For tests: the process-wide id counter continues at next_stamp and this pool's reserved ids are
+    // dropped, so ids far apart (a wrap, exhaustion) are reached without creating billions. Returns the
+    // counter's previous value.
+    uint64_t restart_ids_for_testing(uint64_t next_stamp);
+    static constexpr uint64_t kIdStampLimit = uint64_t{1} << 40;  // stamps run 1 .. 2^40 - 1
 
 private:
     struct Block {
@@ -153,7 +163,7 @@ private:
         int32_t head = -1, tail = -1;
     };
     struct Sequence {
-        uint32_t generation = 1;
+        uint64_t stamp = 0;  // of its id; 0 while the slot is free (no id has stamp 0)
         bool live = false, admitted = false, frozen = false;
         SequenceOptions options;
         uint64_t domain = 0;
@@ -174,7 +184,11 @@ private:
 
     Sequence& live_sequence(SequenceId id);
     [[nodiscard]] const Sequence& live_sequence(SequenceId id) const;
-    [[nodiscard]] SequenceId make_id(uint32_t slot) const noexcept;
+    [[noreturn]] void reject_id(SequenceId id) const;
+    // Makes sure an id can be issued (reserving stamps), before a creation changes anything.
+    void require_id();
+    // The slot's next id, once its creation can no longer fail.
+    [[nodiscard]] SequenceId issue_id(uint32_t slot) noexcept;
     uint32_t take_sequence_slot();
     void validate_tokens(std::span<const int32_t> tokens) const;
 
@@ -184,6 +198,12 @@ private:
 
     // Throws KVC_ERR_CAPACITY (and counts memory pressure) unless `needed` blocks are free.
     void require_free_blocks(size_t needed);
+    // KVC_ERR_CAPACITY for want of blocks: what memory pressure counts, once per refused call.
+    [[noreturn]] void refuse_for_memory(const std::string& message);
+    // The recorder's peak reads peak_blocks_in_use_ at a snapshot; calls that take blocks note it.
+    void note_peak() noexcept {
+        if (blocks_in_use_ > peak_blocks_in_use_) peak_blocks_in_use_ = blocks_in_use_;
+    }
     // The per-block steps of every allocate and free: inlined into their loops (a call each cost ~20 %
     // of a batched allocate + free).
     [[gnu::always_inline]] inline void push_free(int32_t block, uint32_t level);
@@ -209,8 +229,12 @@ private:
 
     PoolConfig config_;
     Clock clock_;
+    Clock wall_clock_;
     BlockHasher hasher_;
-    uint16_t pool_tag_;
+    // Ids: the stamps reserved and not yet issued, and every range this pool reserved (ascending,
+    // contiguous ones merged), which tells a freed id (INVALID_STATE) from a foreign one.
+    uint64_t next_stamp_ = 0, stamp_end_ = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> stamp_ranges_;
     std::vector<Block> blocks_;
     std::vector<Link> links_;  // parallel to blocks_
     std::vector<FreeList> free_lists_;  // one per priority level
@@ -218,13 +242,14 @@ private:
     uint32_t num_free_ = 0;
     PrefixMap map_;
     std::vector<Expiry> expiries_;  // min-heap on at_ns
-    uint64_t next_stamp_ = 1;
+    uint64_t next_expiry_stamp_ = 1;
     std::vector<Sequence> sequences_;
     std::vector<uint32_t> free_slots_;
     uint64_t live_sequences_ = 0;
     std::vector<std::pair<int32_t, int32_t>> copies_;
     uint64_t tokens_stored_ = 0;
     uint32_t blocks_in_use_ = 0;
+    uint32_t peak_blocks_in_use_ = 0;  // since creation, as observed after each call
     EventLog events_;
     std::unique_ptr<stats::Recorder> recorder_;  // null when config_.statistics is off
     // The pool's own shard of recorder_ for its prefix lookups (one thread at a time drives a pool).

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <msgpack.hpp>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 
@@ -201,7 +203,33 @@ TEST(Pool, CapacityFailureChangesNothing) {
         std::vector<int32_t> out(1);
         pool.allocate_blocks(out);
     });
-    EXPECT_GE(pool.snapshot().memory_pressure_events, 3u);
+    EXPECT_EQ(pool.snapshot().memory_pressure_events, 3u);
+}
+
+// stats.h: memory pressure counts requests refused because memory was short, once per refused call;
+// evictions and other failures are not it.
+TEST(Pool, MemoryPressureCountsEachCallRefusedForWantOfBlocksOnce) {
+    Pool pool(small_config(5));  // 4 usable blocks
+    const auto prompt = iota_tokens(8);
+    const SequenceId a = pool.create_sequence(prompt, {});
+    pool.allocate(a, prompt.size());
+    pool.free_sequence(a);
+    std::vector<int32_t> four(4);
+    pool.allocate_blocks(four);  // evicts both cached blocks: evictions, not pressure
+    pool.free_blocks(four);
+    EXPECT_EQ(pool.snapshot().evictions, 2u);
+    EXPECT_EQ(pool.snapshot().memory_pressure_events, 0u);
+    std::vector<int32_t> five(5);
+    expect_unchanged_after_failure(pool, KVC_ERR_CAPACITY, [&] { pool.allocate_blocks(five); });  // 5 short, 1 call
+    EXPECT_EQ(pool.snapshot().memory_pressure_events, 1u);
+    // A prompt the whole pool cannot hold is refused for want of memory too.
+    expect_unchanged_after_failure(pool, KVC_ERR_CAPACITY, [&] { pool.create_sequence(iota_tokens(17), {}); });
+    EXPECT_EQ(pool.snapshot().memory_pressure_events, 2u);
+    // Failures that are not about memory count nothing.
+    expect_unchanged_after_failure(pool, KVC_ERR_INVALID_STATE, [&] { pool.free_sequence(a); });
+    const int32_t bad[] = {-1};
+    expect_unchanged_after_failure(pool, KVC_ERR_INVALID_ARGUMENT, [&] { pool.create_sequence(bad, {}); });
+    EXPECT_EQ(pool.snapshot().memory_pressure_events, 2u);
 }
 
 TEST(Pool, AppendCachesBlocksAsTheyFill) {
@@ -430,7 +458,7 @@ TEST(Pool, EventsUseVllmsWireFormat) {
             EXPECT_EQ(batch.via.array.ptr[0].type, msgpack::type::FLOAT64);
             events = batch.via.array.ptr[1];
             const auto& e = events.via.array.ptr[0].via.array;
-            ASSERT_EQ(e.size, 8u);
+            ASSERT_EQ(e.size, 11u);
             EXPECT_EQ(e.ptr[0].as<std::string>(), "BlockStored");
             EXPECT_EQ(e.ptr[1].as<std::vector<uint64_t>>(),
                       (std::vector<uint64_t>{hashes[0].event_value(HashAlgo::kSha256Cbor),
@@ -441,10 +469,11 @@ TEST(Pool, EventsUseVllmsWireFormat) {
             EXPECT_EQ(e.ptr[6].as<std::string>(), "GPU");
             EXPECT_EQ(e.ptr[7].as<std::string>(), "adapter");
         } else {
-            const auto m = batch.as<std::map<std::string, msgpack::object>>();
-            ASSERT_TRUE(m.count("events"));
-            EXPECT_EQ(m.at("data_parallel_rank").as<int>(), 0);
-            const auto e = m.at("events").via.array.ptr[0].as<std::map<std::string, msgpack::object>>();
+            // The batch stays positional; only the events are maps.
+            ASSERT_EQ(batch.type, msgpack::type::ARRAY);
+            ASSERT_EQ(batch.via.array.size, 3u);
+            EXPECT_EQ(batch.via.array.ptr[2].as<int>(), 0);
+            const auto e = batch.via.array.ptr[1].via.array.ptr[0].as<std::map<std::string, msgpack::object>>();
             EXPECT_EQ(e.at("type").as<std::string>(), "BlockStored");
             EXPECT_EQ(e.at("block_size").as<uint32_t>(), 4u);
             EXPECT_EQ(e.at("lora_name").as<std::string>(), "adapter");
@@ -516,4 +545,262 @@ TEST(Pool, RequestWindowCountsOnlyTheLastRequests) {
     EXPECT_EQ(c.window_requests, 2u);
     EXPECT_EQ(c.window_tokens_queried, 18u);
     EXPECT_EQ(c.window_tokens_hit, 16u);
+}
+
+namespace {
+
+// A wall clock on a whole second: msgpack-c would pack such a ts as an integer.
+uint64_t whole_second_clock() noexcept { return 1'700'000'000ull * 1'000'000'000ull; }
+
+// kvcore's events as msgpack maps, decoded: the batch [ts, events, rank] and its events.
+struct DecodedBatch {
+    msgpack::object_handle handle;
+    [[nodiscard]] const msgpack::object& batch() const { return handle.get(); }
+    [[nodiscard]] const msgpack::object& event(uint32_t i) const { return handle.get().via.array.ptr[1].via.array.ptr[i]; }
+    [[nodiscard]] uint32_t events() const { return handle.get().via.array.ptr[1].via.array.size; }
+};
+
+DecodedBatch decode_batch(const std::vector<uint8_t>& bytes) {
+    return {msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size())};
+}
+
+const msgpack::object& field(const msgpack::object& map, const std::string& key) {
+    for (uint32_t i = 0; i < map.via.map.size; ++i) {
+        if (map.via.map.ptr[i].key.as<std::string>() == key) return map.via.map.ptr[i].val;
+    }
+    throw std::runtime_error("the event has no field " + key);
+}
+
+// A block's extra_keys entry as text: "" for nil, else its keys, a pair as (id,offset).
+std::string keys_text(const msgpack::object& entry) {
+    if (entry.is_nil()) return "";
+    std::string text;
+    for (uint32_t k = 0; k < entry.via.array.size; ++k) {
+        const msgpack::object& key = entry.via.array.ptr[k];
+        if (!text.empty()) text += " ";
+        text += key.type == msgpack::type::ARRAY ? "(" + key.via.array.ptr[0].as<std::string>() + "," +
+                                                       std::to_string(key.via.array.ptr[1].as<int64_t>()) + ")"
+                                                 : key.as<std::string>();
+    }
+    return text;
+}
+
+}  // namespace
+
+// The pool's BlockStored for vLLM's own event (tests/data/vllm_kv_event_base.json): the same hashes,
+// parent, tokens, block size, medium and LoRA, plus what current vLLM adds (extra_keys, group_idx,
+// kv_cache_spec_kind).
+TEST(Pool, EventsReproduceVllmsBaseEvent) {
+    std::ifstream in(KVCORE_TEST_DATA "/vllm_kv_event_base.json");
+    ASSERT_TRUE(in.good());
+    const nlohmann::json expected = nlohmann::json::parse(in);
+    const auto tokens = expected["token_ids"].get<std::vector<int32_t>>();
+    PoolConfig config = small_config(64, expected["block_size"].get<uint32_t>());
+    config.events = true;
+    config.hash_algo = HashAlgo::kSha256Cbor;
+    config.hash_seed = expected["hash_seed"].get<std::string>();
+    Pool pool(config, nullptr, whole_second_clock);
+    const SequenceId s = pool.create_sequence(tokens, {});
+    pool.allocate(s, tokens.size());
+    const std::vector<uint8_t> bytes = pool.encode_events(EventEncoding::kMap);
+    EXPECT_EQ(pool.encode_events(EventEncoding::kMap).size(), bytes.size());
+    const DecodedBatch decoded = decode_batch(bytes);
+    ASSERT_EQ(decoded.batch().type, msgpack::type::ARRAY);
+    ASSERT_EQ(decoded.batch().via.array.size, 3u);
+    EXPECT_EQ(decoded.batch().via.array.ptr[0].type, msgpack::type::FLOAT64);
+    EXPECT_EQ(decoded.batch().via.array.ptr[0].as<double>(), 1700000000.0);
+    ASSERT_EQ(decoded.events(), 1u);
+    const msgpack::object& e = decoded.event(0);
+    EXPECT_EQ(field(e, "type").as<std::string>(), expected["event_type"].get<std::string>());
+    EXPECT_EQ(field(e, "block_hashes").as<std::vector<uint64_t>>(), expected["block_hashes"].get<std::vector<uint64_t>>());
+    EXPECT_TRUE(field(e, "parent_block_hash").is_nil());
+    EXPECT_TRUE(expected["parent_block_hash"].is_null());
+    EXPECT_EQ(field(e, "token_ids").as<std::vector<int32_t>>(), tokens);
+    EXPECT_EQ(field(e, "block_size").as<uint32_t>(), expected["block_size"].get<uint32_t>());
+    EXPECT_EQ(field(e, "medium").as<std::string>(), expected["medium"].get<std::string>());
+    EXPECT_TRUE(field(e, "lora_name").is_nil());
+    EXPECT_TRUE(expected["lora_name"].is_null());
+    EXPECT_TRUE(field(e, "lora_id").is_nil());
+    const msgpack::object& extra = field(e, "extra_keys");
+    ASSERT_EQ(extra.via.array.size, 25u);
+    for (uint32_t b = 0; b < extra.via.array.size; ++b) EXPECT_TRUE(extra.via.array.ptr[b].is_nil()) << b;
+    EXPECT_EQ(field(e, "group_idx").as<int>(), 0);
+    EXPECT_EQ(field(e, "kv_cache_spec_kind").as<std::string>(), "full_attention");
+    EXPECT_EQ(e.via.map.size, 11u);  // no sliding window field under full attention
+}
+
+// Events list each block's extra keys, so a router can recompute the hashes; a chunked prefill's
+// second event starts at its own first block.
+TEST(Pool, EventsCarryEachBlocksExtraKeysAcrossChunks) {
+    PoolConfig config = small_config(16, 4);
+    config.events = true;
+    config.hash_algo = HashAlgo::kSha256Cbor;
+    Pool pool(config);
+    SequenceOptions options;
+    options.keys.cache_salt = "tenant";
+    options.keys.multimodal = {{"img", 2, 7}};  // tokens [2, 9): blocks 0, 1, 2
+    const auto prompt = iota_tokens(13);
+    const SequenceId s = pool.create_sequence(prompt, options);
+    pool.allocate(s, 6);   // block 0
+    pool.allocate(s, 13);  // blocks 1 and 2
+    const auto hashes = pool.hasher().hash_blocks(prompt, 4, options.keys);
+    const DecodedBatch decoded = decode_batch(pool.encode_events(EventEncoding::kArray));
+    ASSERT_EQ(decoded.events(), 2u);
+    const auto& first = decoded.event(0).via.array;
+    const auto& second = decoded.event(1).via.array;
+    ASSERT_EQ(first.ptr[8].via.array.size, 1u);
+    EXPECT_EQ(keys_text(first.ptr[8].via.array.ptr[0]), "(img,2) tenant");
+    ASSERT_EQ(second.ptr[8].via.array.size, 2u);
+    EXPECT_EQ(keys_text(second.ptr[8].via.array.ptr[0]), "(img,-2)");
+    EXPECT_EQ(keys_text(second.ptr[8].via.array.ptr[1]), "(img,-6)");
+    EXPECT_EQ(second.ptr[2].as<uint64_t>(), hashes[0].event_value(HashAlgo::kSha256Cbor));  // the parent
+    EXPECT_EQ(second.ptr[1].as<std::vector<uint64_t>>(),
+              (std::vector<uint64_t>{hashes[1].event_value(HashAlgo::kSha256Cbor), hashes[2].event_value(HashAlgo::kSha256Cbor)}));
+}
+
+TEST(Pool, SlidingWindowEventsNameTheWindow) {
+    PoolConfig config = small_config(16, 4);
+    config.events = true;
+    config.sliding_window = 8;
+    Pool pool(config);
+    const SequenceId s = pool.create_sequence(iota_tokens(5), {});
+    pool.allocate(s, 5);
+    const DecodedBatch decoded = decode_batch(pool.encode_events(EventEncoding::kMap));
+    ASSERT_EQ(decoded.events(), 1u);
+    EXPECT_EQ(field(decoded.event(0), "kv_cache_spec_kind").as<std::string>(), "sliding_window");
+    EXPECT_EQ(field(decoded.event(0), "kv_cache_spec_sliding_window").as<uint32_t>(), 8u);
+}
+
+TEST(Pool, DrainingEventsOfAPoolWithoutEventsIsRefused) {
+    Pool pool(small_config(8));
+    const SequenceId s = pool.create_sequence(iota_tokens(5), {});
+    pool.allocate(s, 5);
+    try {
+        (void)pool.encode_events(EventEncoding::kArray);
+        FAIL() << "a pool without events gave an event batch";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.status(), KVC_ERR_INVALID_STATE);
+        EXPECT_NE(std::string(e.what()).find("events are off"), std::string::npos) << e.what();
+    }
+}
+
+// A 24-bit generation per slot repeated an id after 2^24 reuses of the slot; stamps never do.
+TEST(Pool, AFreedIdStaysRefusedPastWhereA24BitGenerationWrapped) {
+    Pool pool(small_config(8));
+    const SequenceId a = pool.create_sequence(iota_tokens(2), {});
+    pool.free_sequence(a);
+    // The slot's next id, 2^24 ids later: its low 48 bits are what a 24-bit generation and the slot held.
+    pool.restart_ids_for_testing((a >> 24) + (uint64_t{1} << 24));
+    const SequenceId b = pool.create_sequence(iota_tokens(2), {});
+    EXPECT_EQ(b & 0xffff'ffff'ffffull, a & 0xffff'ffff'ffffull);
+    EXPECT_NE(b, a);
+    expect_unchanged_after_failure(pool, KVC_ERR_INVALID_STATE, [&] { pool.free_sequence(a); });
+    EXPECT_EQ(pool.prompt_tokens(b), 2u);
+}
+
+// A 16-bit pool tag repeated every 65,535 pools, and the later pool took the earlier one's ids as its own.
+TEST(Pool, IdsOfAnotherPoolStayForeignAfter65535Pools) {
+    PoolConfig tiny = small_config(2);
+    tiny.statistics = false;
+    Pool first(tiny);
+    const SequenceId x = first.create_sequence(iota_tokens(1), {});
+    for (int i = 0; i < 65534; ++i) Pool between(tiny);
+    Pool later(tiny);
+    const SequenceId y = later.create_sequence(iota_tokens(1), {});
+    EXPECT_NE(x, y);
+    expect_unchanged_after_failure(later, KVC_ERR_INVALID_ARGUMENT, [&] { later.free_sequence(x); });
+    expect_unchanged_after_failure(first, KVC_ERR_INVALID_ARGUMENT, [&] { first.free_sequence(y); });
+    first.free_sequence(x);
+    later.free_sequence(y);
+}
+
+TEST(Pool, ExhaustedIdsRefuseNewSequencesAndChangeNothing) {
+    Pool pool(small_config(8));
+    const SequenceId a = pool.create_sequence(iota_tokens(5), {});
+    pool.allocate(a, 5);
+    const uint64_t saved = pool.restart_ids_for_testing(Pool::kIdStampLimit - 1);
+    const SequenceId last = pool.create_sequence(iota_tokens(2), {});
+    EXPECT_EQ(last >> 24, Pool::kIdStampLimit - 1);
+    expect_unchanged_after_failure(pool, KVC_ERR_CAPACITY, [&] { pool.create_sequence(iota_tokens(2), {}); });
+    expect_unchanged_after_failure(pool, KVC_ERR_CAPACITY, [&] { pool.fork(a); });
+    expect_unchanged_after_failure(pool, KVC_ERR_CAPACITY, [&] { pool.pin_prefix(a); });
+    EXPECT_EQ(pool.snapshot().memory_pressure_events, 0u);  // ids are not memory
+    pool.free_sequence(last);
+    expect_unchanged_after_failure(pool, KVC_ERR_INVALID_STATE, [&] { pool.free_sequence(last); });
+    pool.restart_ids_for_testing(saved);  // other tests in this process create sequences
+    const SequenceId next = pool.create_sequence(iota_tokens(2), {});
+    EXPECT_LT(next >> 24, Pool::kIdStampLimit - 1);
+    pool.check_invariants();
+}
+
+// vLLM's search for a sliding window's prefix stops only at a cached block: a window of one token needs
+// no earlier block, but a prompt never seen has no hit.
+TEST(Pool, SlidingWindowOfOneTokenHitsOnlyCachedBlocks) {
+    PoolConfig config = small_config(32, 4);
+    config.sliding_window = 1;
+    Pool pool(config);
+    const auto prompt = iota_tokens(13);
+    const SequenceId s = pool.create_sequence(prompt, {});
+    EXPECT_EQ(pool.cached_prefix_tokens(s), 0u);
+    size_t cached = 99;
+    pool.allocate(s, prompt.size(), &cached);
+    EXPECT_EQ(cached, 0u);
+    EXPECT_EQ(pool.snapshot().tokens_hit, 0u);
+    pool.check_invariants();
+    const SequenceId again = pool.create_sequence(prompt, {});
+    EXPECT_EQ(pool.cached_prefix_tokens(again), 12u);  // the released blocks stay cached
+    pool.allocate(again, prompt.size(), &cached);
+    EXPECT_EQ(cached, 12u);
+    EXPECT_EQ(pool.block_table(again)[2], 0);  // hit, then left the one-token window: the null block
+    EXPECT_NE(pool.block_table(again)[3], 0);  // the last token's block
+    pool.check_invariants();
+}
+
+TEST(Pool, ARetentionOfAlmostForeverDoesNotExpireAtOnce) {
+    for (uint64_t duration_ms : {UINT64_MAX, UINT64_MAX / 1'000'000u, uint64_t{1} << 60}) {
+        Pool pool(small_config(3, 4), fake_clock);  // 2 usable blocks
+        fake_now = 1'000'000'000;
+        SequenceOptions kept, middle;
+        kept.priority = 90;
+        kept.priority_duration_ms = duration_ms;
+        middle.priority = 50;
+        const SequenceId k = pool.create_sequence(iota_tokens(4, 100), kept);  // freed first: older
+        pool.allocate(k, 4);
+        const SequenceId m = pool.create_sequence(iota_tokens(4, 200), middle);
+        pool.allocate(m, 4);
+        pool.free_sequence(k);
+        pool.free_sequence(m);
+        fake_now += 2'000'000'000;
+        std::vector<int32_t> one(1);
+        pool.allocate_blocks(one);  // priority 90 still holds: the priority-50 block goes
+        EXPECT_EQ(pool.cached_prefix_tokens(pool.create_sequence(iota_tokens(5, 100), {})), 4u) << duration_ms;
+        EXPECT_EQ(pool.cached_prefix_tokens(pool.create_sequence(iota_tokens(5, 200), {})), 0u) << duration_ms;
+        pool.check_invariants();
+    }
+}
+
+// bytes_in_use and peak_bytes follow the blocks, not the scrapes: a pool that filled up and emptied
+// between two snapshots reports its peak.
+TEST(Pool, PeakBytesCountBlocksHeldBetweenSnapshots) {
+    PoolConfig config = small_config(9, 4);  // 8 usable
+    Pool pool(config);
+    const uint64_t bytes_per_block = config.bytes_per_block();
+    EXPECT_EQ(pool.snapshot().peak_bytes, 0u);
+    const SequenceId a = pool.create_sequence(iota_tokens(16), {});
+    pool.allocate(a, 16);  // 4 blocks
+    const SequenceId b = pool.create_sequence(iota_tokens(8, 100), {});
+    pool.allocate(b, 8);  // 2 more
+    const int32_t token[] = {7};
+    pool.append(b, token);  // 7
+    pool.free_sequence(a);
+    pool.free_sequence(b);
+    std::vector<int32_t> two(2);
+    pool.allocate_blocks(two);
+    auto s = pool.snapshot();
+    EXPECT_EQ(s.bytes_in_use, 2 * bytes_per_block);
+    EXPECT_EQ(s.peak_bytes, 7 * bytes_per_block);
+    pool.free_blocks(two);
+    s = pool.snapshot();
+    EXPECT_EQ(s.bytes_in_use, 0u);
+    EXPECT_EQ(s.peak_bytes, 7 * bytes_per_block);
 }
