@@ -105,8 +105,11 @@ std::string parse_record(const std::string& line, double& last_timestamp, std::v
 class Progress {
 public:
     explicit Progress(const LineReader& reader) : reader_(reader), enabled_(isatty(STDERR_FILENO) == 1) {}
-    ~Progress() {
+    ~Progress() { clear(); }
+    // Before any other message, so it does not land after the report on the same line.
+    void clear() {
         if (shown_) std::fprintf(stderr, "\r\033[K");
+        shown_ = false;
     }
     void update(uint64_t requests) {
         if (!enabled_ || (requests & 255) != 0) return;
@@ -139,27 +142,31 @@ struct Totals {
 
 // One request through the pool; it finishes at once, so its blocks go back to the free lists and stay
 // hit-able. Only a prompt longer than the whole pool finds no room: counted and reported, not admitted.
-// False when a pool call failed.
-bool replay(kvc_pool* pool, const std::vector<int32_t>& tokens, uint32_t block_size, Totals& t) {
+// A failed pool call's status, with *failed naming the call.
+kvc_status replay(kvc_pool* pool, const std::vector<int32_t>& tokens, uint32_t block_size, Totals& t,
+                  const char** failed) {
     const auto start = std::chrono::steady_clock::now();
     kvc_sequence_id seq = 0;
-    const kvc_status created = kvc_pool_sequence_create(pool, tokens.data(), tokens.size(), nullptr, &seq);
-    if (created == KVC_ERR_CAPACITY) {
+    kvc_status status = kvc_pool_sequence_create(pool, tokens.data(), tokens.size(), nullptr, &seq);
+    if (status == KVC_ERR_CAPACITY) {
         ++t.too_long;
     } else {
-        if (!ok(created, "simulate", "sequence_create")) return false;
-        const kvc_status admitted = kvc_pool_allocate(pool, seq, tokens.size(), nullptr);
-        if (admitted == KVC_ERR_CAPACITY) {
+        *failed = "sequence_create";
+        if (status != KVC_OK) return status;
+        status = kvc_pool_allocate(pool, seq, tokens.size(), nullptr);
+        if (status == KVC_ERR_CAPACITY) {
             ++t.too_long;
-        } else if (!ok(admitted, "simulate", "allocate")) {
-            return false;
-        } else {
+        } else if (status == KVC_OK) {
             t.blocks_touched += (tokens.size() + block_size - 1) / block_size;
+        } else {
+            *failed = "allocate";
+            return status;
         }
-        if (!ok(kvc_pool_sequence_free(pool, seq), "simulate", "free")) return false;
+        *failed = "sequence_free";
+        if (status = kvc_pool_sequence_free(pool, seq); status != KVC_OK) return status;
     }
     t.pool_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return true;
+    return KVC_OK;
 }
 
 uint64_t max_rss_bytes() {
@@ -262,29 +269,34 @@ int run_simulate(const SimulateOptions& o) {
     const auto start = std::chrono::steady_clock::now();
     {
         Progress progress(reader);
+        auto bad_input = [&](const std::string& what) {
+            progress.clear();
+            std::fprintf(stderr, "kvcore simulate: %s:%" PRIu64 ": %s\n", reader.name().c_str(), reader.line_number(),
+                         what.c_str());
+            return kExitBadInput;
+        };
         for (;;) {
             const LineReader::Result got = reader.next(line, kMaxTraceLineBytes);
             if (got == LineReader::Result::kEnd) break;
-            const std::string where = reader.name() + ":" + std::to_string(reader.line_number());
-            if (got == LineReader::Result::kError) {
-                std::fprintf(stderr, "kvcore simulate: %s: %s\n", where.c_str(), reader.error().c_str());
-                return kExitBadInput;
-            }
+            if (got == LineReader::Result::kError) return bad_input(reader.error());
             if (got == LineReader::Result::kTooLong) {
-                std::fprintf(stderr, "kvcore simulate: %s: line longer than %zu bytes, not a trace record\n",
-                             where.c_str(), kMaxTraceLineBytes);
-                return kExitBadInput;
+                return bad_input("line longer than " + std::to_string(kMaxTraceLineBytes) +
+                                 " bytes, not a trace record");
             }
             if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines separate nothing
             if (const std::string error = parse_record(line, last_timestamp, tokens); !error.empty()) {
-                std::fprintf(stderr, "kvcore simulate: %s: %s\n", where.c_str(), error.c_str());
-                return kExitBadInput;
+                return bad_input(error);
             }
 
             ++totals.requests;
             totals.prompt_tokens += tokens.size();
             progress.update(totals.requests);
-            if (!replay(pool, tokens, o.block_size, totals)) return kExitFailure;
+            const char* failed = "";
+            if (const kvc_status st = replay(pool, tokens, o.block_size, totals, &failed); st != KVC_OK) {
+                progress.clear();
+                ok(st, "simulate", failed);
+                return kExitFailure;
+            }
         }
     }
     totals.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
