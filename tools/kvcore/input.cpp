@@ -40,15 +40,12 @@ bool LineReader::open() {
     return true;
 }
 
+// Refills the buffer, which next() has emptied into its line.
 bool LineReader::fill() {
     if (eof_) return false;
-    if (begin_ > 0) {  // keep the unread part, at the front
-        std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
-        end_ -= begin_;
-        begin_ = 0;
-    }
-    const size_t n = std::fread(buffer_.data() + end_, 1, buffer_.size() - end_, file_);
-    end_ += n;
+    const size_t n = std::fread(buffer_.data(), 1, buffer_.size(), file_);
+    begin_ = 0;
+    end_ = n;
     bytes_read_ += n;
     if (n == 0) {
         eof_ = true;
@@ -72,9 +69,11 @@ LineReader::Result LineReader::next(std::string& line, size_t max_length) {
             begin_ += take + 1;
             break;
         }
-        begin_ = end_ = 0;
         if (!fill()) {
-            if (!error_.empty()) return Result::kError;
+            if (!error_.empty()) {
+                ++line_number_;  // the line being read
+                return Result::kError;
+            }
             if (line.empty()) return Result::kEnd;
             break;  // a last line without "\n"
         }
