@@ -13,12 +13,15 @@ prefix="$work/prefix"
 cmake --install "$build_dir" --prefix "$prefix" >/dev/null
 libdir=$(dirname "$(find "$prefix" -name 'libkvcore.so' | head -n 1)")
 
+# Neither consumer is told where libkvcore.so is at run time: kvcore.pc's rpath and the imported
+# target's location (CMake's build rpath) must say it.
+unset LD_LIBRARY_PATH
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 cc -std=c99 -Wall -Wextra -Werror $extra_cflags "$here/consumer.c" -o "$work/consumer_pc" \
-   $(pkg-config --cflags --libs kvcore) -Wl,-rpath,"$libdir"
+   $(pkg-config --cflags --libs kvcore)
 "$work/consumer_pc"
 
-cmake -S "$here" -B "$work/cmake_build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_RPATH="$libdir" \
+cmake -S "$here" -B "$work/cmake_build" -DCMAKE_PREFIX_PATH="$prefix" \
       -DCMAKE_C_FLAGS="$extra_cflags" -DCMAKE_EXE_LINKER_FLAGS="$extra_cflags" >/dev/null
 cmake --build "$work/cmake_build" >/dev/null
 "$work/cmake_build/consumer"
