@@ -241,7 +241,7 @@ using ChunkFn = void (*)(kvc_recorder*, Pending&, size_t);
 template <After kAfter, int kShift>
 [[gnu::noinline, gnu::flatten]] void lookup_chunk_at(kvc_recorder* recorder, Pending& p, size_t n) {
 #if defined(__x86_64__)
-    asm volatile("jmp 1f\n\t.skip %c0, 0x90\n1:" : : "i"(kShift * 4));
+    if constexpr (kShift > 0) asm volatile("jmp 1f\n\t.skip %c0, 0x90\n1:" : : "i"(kShift * 4));  // .skip 0 warns
 #endif
     lookup_loop<kAfter>(recorder, p, n);
 }
