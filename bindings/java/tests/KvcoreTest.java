@@ -226,8 +226,8 @@ public class KvcoreTest {
         equal(pool.blockTable(child)[1], copies[1], "copy destination");
         byte[] events = pool.drainEvents(EventEncoding.ARRAY);
         equal((byte) 0x93, events[0], "EventBatch is a 3-array");
-        // {"ts": float64, "events": [] ...}: the array header follows 1 + 3 + 9 + 7 bytes
-        equal((byte) 0x90, pool.drainEvents(EventEncoding.MAP)[20], "drained: no events left");
+        // [ts float64, events [], rank] in either encoding: the events array header follows 1 + 9 bytes
+        equal((byte) 0x90, pool.drainEvents(EventEncoding.MAP)[10], "drained: no events left");
         int[] raw = pool.allocateBlocks(2);
         pool.freeBlocks(raw);
         throwsStatus(() -> pool.freeBlocks(raw[0]), Status.INVALID_STATE);
@@ -288,6 +288,10 @@ public class KvcoreTest {
       throwsStatus(() -> recorderOptions.setComponent(null), Status.INVALID_ARGUMENT);
       throwsStatus(() -> poolOptions.setMemory(null), Status.INVALID_ARGUMENT);
       throwsStatus(() -> poolOptions.setHash(null, "42"), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> poolOptions.setHash(HashAlgo.XXH3, null), Status.INVALID_ARGUMENT);
+      try (SequenceOptions sequenceOptions = new SequenceOptions()) {
+        throwsStatus(() -> sequenceOptions.setCacheSalt(null), Status.INVALID_ARGUMENT);
+      }
       throwsStatus(() -> poolOptions.setModelShape(2, 1, 8, null), Status.INVALID_ARGUMENT);
       throwsStatus(() -> exposition.add(null), Status.INVALID_ARGUMENT);
       throwsStatus(() -> Library.statusString(null), Status.INVALID_ARGUMENT);
