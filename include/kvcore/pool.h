@@ -8,9 +8,12 @@
  * (chained: parent hash, tokens, extra keys) and stay reusable after they are freed until a new
  * allocation needs them; eviction takes the lowest retention priority first, least recently freed first.
  *
- * Sequences are named by kvc_sequence_id values, not pointers: a freed id, an id of another pool, or a
- * made-up id gives a clear status (KVC_ERR_INVALID_STATE / KVC_ERR_INVALID_ARGUMENT), never a crash.
- * Every failing call leaves the pool unchanged; KVC_ERR_CAPACITY means "not enough free blocks now".
+ * Sequences are named by kvc_sequence_id values, not pointers: a freed id gives KVC_ERR_INVALID_STATE, an
+ * id of another pool or a made-up one KVC_ERR_INVALID_ARGUMENT, never a crash. No id is issued twice in a
+ * process, by any pool, so a stale id is never taken for a newer sequence; after 2^40 - 1 sequences
+ * (forks and pins included) in one process, creating another fails with KVC_ERR_CAPACITY.
+ * Every failing call leaves the pool unchanged; KVC_ERR_CAPACITY means "not enough free blocks now" (or
+ * a prompt larger than the pool, or no sequence id left).
  *
  * Hashes: KVC_HASH_SHA256_CBOR is byte-exact with vLLM's sha256_cbor (events interoperate with vLLM
  * routers); KVC_HASH_XXH3 (the default) is faster. Whatever the algorithm, requests with different cache
@@ -68,9 +71,11 @@ KVC_API kvc_status kvc_pool_options_set_model_shape(kvc_pool_options* options, u
 KVC_API kvc_status kvc_pool_options_set_memory(kvc_pool_options* options, kvc_memory memory);
 KVC_API kvc_status kvc_pool_options_set_hash(kvc_pool_options* options, kvc_hash_algo algo, const char* seed);
 KVC_API kvc_status kvc_pool_options_set_prefix_caching(kvc_pool_options* options, uint32_t enabled);
-/* Tokens of attention window; 0 = full attention. Blocks that leave the window are freed. */
+/* Tokens of attention window; 0 = full attention. Blocks that leave the window are freed. As in vLLM, a
+ * cached prefix ends at a cached block whatever the window (a one-token window included). */
 KVC_API kvc_status kvc_pool_options_set_sliding_window(kvc_pool_options* options, uint32_t tokens);
-/* Record KV events; at most max_pending wait for kvc_pool_drain_events (older ones are dropped and counted). */
+/* Record KV events; at most max_pending wait for kvc_pool_drain_events (older ones are dropped and counted).
+ * medium names where the blocks live in the events ("GPU", "CPU", ...). */
 KVC_API kvc_status kvc_pool_options_set_events(kvc_pool_options* options, uint32_t enabled, const char* medium,
                                                uint32_t max_pending);
 /* Requests in the windowed token hit rate (default 1000). */
@@ -86,10 +91,12 @@ KVC_API void kvc_sequence_options_destroy(kvc_sequence_options* options);
 KVC_API kvc_status kvc_sequence_options_set_lora_name(kvc_sequence_options* options, const char* lora_name);
 KVC_API kvc_status kvc_sequence_options_set_cache_salt(kvc_sequence_options* options, const char* salt);
 /* A multimodal input occupying tokens [offset, offset + length), identified by its content hash. Add in
- * increasing offset order, without overlap. */
+ * increasing offset order, without overlap. Each block it overlaps hashes the pair (hash, offset - the
+ * block's first token), as vLLM does since PR #36708; a block starting where the item ends does not. */
 KVC_API kvc_status kvc_sequence_options_add_multimodal(kvc_sequence_options* options, const char* hash,
                                                        uint64_t offset, uint64_t length);
-/* 0..100 (default 35); after duration_ms (0 = forever) freed blocks fall back to the default priority. */
+/* 0..100 (default 35); after duration_ms (0 = forever) freed blocks fall back to the default priority.
+ * A duration whose end lies past the clock's range (up to UINT64_MAX ms) never ends. */
 KVC_API kvc_status kvc_sequence_options_set_priority(kvc_sequence_options* options, uint32_t priority,
                                                      uint64_t duration_ms);
 
@@ -136,13 +143,23 @@ KVC_API kvc_status kvc_pool_free_blocks(kvc_pool* pool, const int32_t* blocks, s
 /* Forgets every cached hash (emits AllBlocksCleared); KVC_ERR_INVALID_STATE while any block is in use. */
 KVC_API kvc_status kvc_pool_reset_prefix_cache(kvc_pool* pool);
 
-/* Pending KV events as one msgpack EventBatch in vLLM's wire format. buf NULL with capacity 0 is a size
- * query (nothing drained); a successful copy drains them; KVC_ERR_BUFFER_TOO_SMALL drains nothing. */
+/* Pending KV events as one msgpack EventBatch in vLLM's wire format: always the positional array
+ * [ts (float64 seconds), events, data_parallel_rank (0)]; the encoding chooses the events' form, tagged
+ * arrays or maps with "type" (current vLLM). BlockStored carries block_hashes, parent_block_hash,
+ * token_ids, block_size, lora_id (nil), medium, lora_name, extra_keys (per block: nil or the keys its
+ * hash used), group_idx (0), kv_cache_spec_kind ("full_attention" / "sliding_window") and, with a
+ * window, kv_cache_spec_sliding_window; BlockRemoved carries block_hashes, medium, group_idx.
+ * buf NULL with capacity 0 is a size query (nothing drained); the size depends on the pending events
+ * only, so a buffer of that size takes them. A successful copy drains them; KVC_ERR_BUFFER_TOO_SMALL
+ * drains nothing. KVC_ERR_INVALID_STATE when the pool was created without events. */
 KVC_API kvc_status kvc_pool_drain_events(kvc_pool* pool, kvc_event_encoding encoding, uint8_t* buf, size_t capacity,
                                          size_t* length);
 
 /* Statistics (component "pool"): hits/misses count blocks (reused / missed), tokens_queried/hit count
- * prompt tokens as vLLM does, evictions count cached blocks taken for new data, bytes = blocks in use. */
+ * prompt tokens as vLLM does, evictions count cached blocks taken for new data, memory pressure counts
+ * calls refused with KVC_ERR_CAPACITY for want of blocks (once per call), bytes_in_use = blocks in use
+ * now, peak_bytes = the most blocks in use after any call since the pool was created (not only at
+ * snapshots). */
 KVC_API kvc_status kvc_pool_snapshot(kvc_pool* pool, kvc_stats** out);
 /* The host or device memory (NULL for metadata only) and the bytes of one block (K and V, all layers). */
 KVC_API kvc_status kvc_pool_storage(kvc_pool* pool, void** base, uint64_t* bytes_per_block);
