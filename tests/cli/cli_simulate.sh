@@ -96,6 +96,7 @@ truncated_record 3 not valid JSON
 not_an_object 1 not a JSON object
 csv_header 1 not valid JSON
 two_records_on_a_line 1 not valid JSON
+number_overflow 1 a number is out of range
 CASES
 
 if "$kvcore" simulate --trace - < "$bad/negative_hash_id.jsonl" > "$work/out" 2> "$work/err"; then rc=0; else rc=$?; fi

@@ -6,7 +6,7 @@
 
 #include "commands.h"
 #include "kvcore/kvcore.h"
-#include "simulate_limits.h"
+#include "trace_record.h"
 
 namespace kvcore::cli {
 

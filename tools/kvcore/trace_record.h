@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-// What `kvcore simulate` accepts in a trace record; `kvcore simulate --help` prints the same figures.
+// A Mooncake trace record as `kvcore simulate` reads it, and the bounds it accepts (`kvcore simulate
+// --help` prints the same figures).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace kvcore::cli {
 
@@ -15,5 +18,12 @@ inline constexpr uint64_t kMaxTraceTokens = uint64_t{1} << 22;
 inline constexpr uint64_t kMaxHashId = INT32_MAX;
 // The longest good record (8192 ids of 10 digits) is about 100 KB; a longer line is not a record.
 inline constexpr size_t kMaxTraceLineBytes = size_t{1} << 20;
+
+// Checks every field of one record (a JSON line: input_length, hash_ids, optional timestamp and
+// output_length) and fills `tokens` with the prompt it stands for: each hash id becomes a block of
+// kTraceBlockTokens tokens. Returns what is wrong, naming the field, or "" when the record is good.
+// `last_timestamp` carries the previous record's time (records must not go back in time).
+[[nodiscard]] std::string parse_trace_record(const std::string& line, double& last_timestamp,
+                                             std::vector<int32_t>& tokens);
 
 }  // namespace kvcore::cli
