@@ -210,7 +210,8 @@ func (r *Recorder) RecordEvictions(count uint64) error {
 	return r.do(func(c capi.Recorder) { c.RecordEvictions(count) })
 }
 
-// RecordMemoryPressure records that the cache evicted or refused work for lack of memory.
+// RecordMemoryPressure records that the cache refused a request because memory was short even after
+// evicting what it may (evictions themselves are counted by RecordEvictions).
 func (r *Recorder) RecordMemoryPressure() error {
 	return r.do(func(c capi.Recorder) { c.RecordMemoryPressure() })
 }
