@@ -147,8 +147,10 @@ KVC_API kvc_status kvc_pool_reset_prefix_cache(kvc_pool* pool);
  * [ts (float64 seconds), events, data_parallel_rank (0)]; the encoding chooses the events' form, tagged
  * arrays or maps with "type" (current vLLM). BlockStored carries block_hashes, parent_block_hash,
  * token_ids, block_size, lora_id (nil), medium, lora_name, extra_keys (per block: nil or the keys its
- * hash used), group_idx (0), kv_cache_spec_kind ("full_attention" / "sliding_window") and, with a
- * window, kv_cache_spec_sliding_window; BlockRemoved carries block_hashes, medium, group_idx.
+ * hash used), group_idx (0), kv_cache_spec_kind ("full_attention" / "sliding_window"),
+ * kv_cache_spec_sliding_window (with a window); BlockRemoved carries block_hashes, medium, group_idx.
+ * As vLLM's msgspec writes them, map events leave unset optional fields out; array events write every
+ * field, nil when unset (locality included).
  * buf NULL with capacity 0 is a size query (nothing drained); the size depends on the pending events
  * only, so a buffer of that size takes them. A successful copy drains them; KVC_ERR_BUFFER_TOO_SMALL
  * drains nothing. KVC_ERR_INVALID_STATE when the pool was created without events. */

@@ -73,20 +73,22 @@ void pack_block_keys(Packer& p, const ExtraKeys& keys, uint64_t begin, uint64_t 
 
 // Fields in vLLM's order (msgspec, omit_defaults: required fields always, optional ones when set):
 // BlockStored(block_hashes, parent_block_hash, token_ids, block_size, lora_id, medium, lora_name,
-// extra_keys, group_idx, kv_cache_spec_kind, kv_cache_spec_sliding_window); BlockRemoved(block_hashes,
-// medium, group_idx); AllBlocksCleared(). Array events carry them positionally after the tag; the
-// trailing unset ones (sliding window under full attention, locality) are left out, as msgspec does.
+// extra_keys, group_idx, kv_cache_spec_kind, kv_cache_spec_sliding_window, locality); BlockRemoved(
+// block_hashes, medium, group_idx, locality); AllBlocksCleared(). Array events carry every field after
+// the tag, nil when unset: msgspec's array_like ignores omit_defaults (it writes nfields + tag).
 void pack_event(Packer& p, const KvEvent& e, EventEncoding encoding, const std::string& medium,
                 uint32_t sliding_window) {
     const bool as_map = encoding == EventEncoding::kMap;
-    auto start = [&](uint32_t fields) { as_map ? p.pack_map(fields) : p.pack_array(fields); };
     auto key = [&](const char* name) {
         if (as_map) p.pack(name);
     };
+    // Unset optional fields (locality, a window under full attention): left out of a map, nil in an array.
     switch (e.kind) {
-        case KvEvent::Kind::kBlockStored: start(sliding_window != 0 ? 12 : 11); break;
-        case KvEvent::Kind::kBlockRemoved: start(4); break;
-        case KvEvent::Kind::kAllBlocksCleared: start(1); break;
+        case KvEvent::Kind::kBlockStored:
+            as_map ? p.pack_map(sliding_window != 0 ? 12 : 11) : p.pack_array(13);
+            break;
+        case KvEvent::Kind::kBlockRemoved: as_map ? p.pack_map(4) : p.pack_array(5); break;
+        case KvEvent::Kind::kAllBlocksCleared: as_map ? p.pack_map(1) : p.pack_array(1); break;
     }
     key("type");
     p.pack(type_name(e.kind));
@@ -98,6 +100,7 @@ void pack_event(Packer& p, const KvEvent& e, EventEncoding encoding, const std::
         p.pack(medium);
         key("group_idx");
         p.pack(kGroupIdx);
+        if (!as_map) p.pack_nil();  // locality
         return;
     }
     key("parent_block_hash");
@@ -129,7 +132,10 @@ void pack_event(Packer& p, const KvEvent& e, EventEncoding encoding, const std::
     if (sliding_window != 0) {
         key("kv_cache_spec_sliding_window");
         p.pack(sliding_window);
+    } else if (!as_map) {
+        p.pack_nil();
     }
+    if (!as_map) p.pack_nil();  // locality
 }
 
 }  // namespace

@@ -101,13 +101,14 @@ TEST(Events, MapEventsWriteVllmsFieldsInOrder) {
     EXPECT_EQ(value_of(events.via.array.ptr[2], "type").as<std::string>(), "AllBlocksCleared");
 }
 
-// vLLM until mid-2026: tagged arrays, the same fields by position; unset trailing ones left out.
+// vLLM until mid-2026: tagged arrays, every field by position (msgspec's array_like writes them all,
+// nil when unset, omit_defaults notwithstanding).
 TEST(Events, ArrayEventsCarryTheSameFieldsByPosition) {
     const EventLog log = log_with({stored_event(), KvEvent{.kind = KvEvent::Kind::kBlockRemoved, .block_hashes = {11}}});
     const msgpack::object_handle oh = decode(log.encode(EventEncoding::kArray, 1.0));
     const msgpack::object& events = oh.get().via.array.ptr[1];
     const auto& stored = events.via.array.ptr[0].via.array;
-    ASSERT_EQ(stored.size, 11u);
+    ASSERT_EQ(stored.size, 13u);
     EXPECT_EQ(stored.ptr[0].as<std::string>(), "BlockStored");
     EXPECT_EQ(stored.ptr[3].as<std::vector<int32_t>>(), (std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8}));
     EXPECT_TRUE(stored.ptr[5].is_nil());  // lora_id
@@ -115,10 +116,13 @@ TEST(Events, ArrayEventsCarryTheSameFieldsByPosition) {
     EXPECT_EQ(stored.ptr[8].via.array.size, 2u);  // extra_keys
     EXPECT_EQ(stored.ptr[9].as<int>(), 0);        // group_idx
     EXPECT_EQ(stored.ptr[10].as<std::string>(), "full_attention");
+    EXPECT_TRUE(stored.ptr[11].is_nil());  // kv_cache_spec_sliding_window
+    EXPECT_TRUE(stored.ptr[12].is_nil());  // locality
     const auto& removed = events.via.array.ptr[1].via.array;
-    ASSERT_EQ(removed.size, 4u);
+    ASSERT_EQ(removed.size, 5u);
     EXPECT_EQ(removed.ptr[2].as<std::string>(), "GPU");
     EXPECT_EQ(removed.ptr[3].as<int>(), 0);
+    EXPECT_TRUE(removed.ptr[4].is_nil());
 }
 
 TEST(Events, SlidingWindowEventsNameTheirWindow) {
@@ -130,7 +134,7 @@ TEST(Events, SlidingWindowEventsNameTheirWindow) {
     EXPECT_EQ(keys_of(stored).back(), "kv_cache_spec_sliding_window");
     const msgpack::object_handle array_oh = decode(log.encode(EventEncoding::kArray, 1.0));
     const auto& positional = array_oh.get().via.array.ptr[1].via.array.ptr[0].via.array;
-    ASSERT_EQ(positional.size, 12u);
+    ASSERT_EQ(positional.size, 13u);
     EXPECT_EQ(positional.ptr[11].as<uint32_t>(), 128u);
 }
 

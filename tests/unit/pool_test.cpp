@@ -458,7 +458,7 @@ TEST(Pool, EventsUseVllmsWireFormat) {
             EXPECT_EQ(batch.via.array.ptr[0].type, msgpack::type::FLOAT64);
             events = batch.via.array.ptr[1];
             const auto& e = events.via.array.ptr[0].via.array;
-            ASSERT_EQ(e.size, 11u);
+            ASSERT_EQ(e.size, 13u);
             EXPECT_EQ(e.ptr[0].as<std::string>(), "BlockStored");
             EXPECT_EQ(e.ptr[1].as<std::vector<uint64_t>>(),
                       (std::vector<uint64_t>{hashes[0].event_value(HashAlgo::kSha256Cbor),
