@@ -663,6 +663,7 @@ typedef struct {} SequenceOptions;
   }
   ~SequenceOptions() { kvc_sequence_options_destroy($self); }
   void set_lora_name(const char* name) { kvc_bind_check(kvc_sequence_options_set_lora_name($self, name)); }
+  void set_lora_id(int64_t lora_id) { kvc_bind_check(kvc_sequence_options_set_lora_id($self, lora_id)); }
   void set_cache_salt(const char* salt) { kvc_bind_check(kvc_sequence_options_set_cache_salt($self, salt)); }
   void add_multimodal(const char* hash, uint64_t offset, uint64_t length) {
     kvc_bind_check(kvc_sequence_options_add_multimodal($self, hash, offset, length));

@@ -162,8 +162,8 @@ func TestGoroutinesRecordConcurrently(t *testing.T) {
 func TestRecordAccessBits(t *testing.T) {
 	r := mustRecorder(t, &RecorderOptions{WindowAccesses: 100})
 	defer r.Close()
-	must(t, r.RecordAccessBits(0xAAAAAAAAAAAAAAAA, 64))  // 32 hits, 32 misses
-	must(t, r.RecordAccessBits(0xFFFFFFFFFFFFFFF5, 3))   // 0b101: 2 hits, 1 miss; higher bits ignored
+	must(t, r.RecordAccessBits(0xAAAAAAAAAAAAAAAA, 64)) // 32 hits, 32 misses
+	must(t, r.RecordAccessBits(0xFFFFFFFFFFFFFFF5, 3))  // 0b101: 2 hits, 1 miss; higher bits ignored
 	s, err := r.Snapshot()
 	must(t, err)
 	if s.Hits != 34 || s.Misses != 33 || s.WindowHits != 34 || s.WindowLookups != 67 {

@@ -76,6 +76,7 @@ type MultimodalItem struct {
 // SequenceOptions carry a request's extra keys and retention priority.
 type SequenceOptions struct {
 	LoraName           string
+	LoraID             int64 // the engine's LoRA int id, published in events only; 0 = none
 	CacheSalt          string
 	Multimodal         []MultimodalItem
 	Priority           *uint32 // retention priority 0..100 (0 is evicted first); nil = kvcore's default, 35
@@ -163,6 +164,9 @@ func withSequenceOptions(opts *SequenceOptions, call func(capi.SequenceOptions))
 	defer capi.DeleteSequenceOptions(o)
 	if opts.LoraName != "" {
 		o.SetLoraName(opts.LoraName)
+	}
+	if opts.LoraID != 0 {
+		o.SetLoraId(opts.LoraID)
 	}
 	if opts.CacheSalt != "" {
 		o.SetCacheSalt(opts.CacheSalt)

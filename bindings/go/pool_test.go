@@ -36,7 +36,10 @@ func TestPoolPrefixCaching(t *testing.T) {
 	if n, err := p.CachedPrefix(b); err != nil || n != 8 {
 		t.Fatalf("cached prefix %d %v", n, err)
 	}
-	salted, err := p.CreateSequence(tokenRange(10, 100), &SequenceOptions{CacheSalt: "tenant"})
+	if _, err := p.CreateSequence(tokenRange(10, 100), &SequenceOptions{LoraID: -1}); !IsStatus(err, InvalidArgument) {
+		t.Fatalf("negative LoRA id: %v", err)
+	}
+	salted, err := p.CreateSequence(tokenRange(10, 100), &SequenceOptions{CacheSalt: "tenant", LoraID: 7})
 	must(t, err)
 	if n, _ := p.CachedPrefix(salted); n != 0 {
 		t.Fatalf("another salt shares %d tokens", n)

@@ -9,9 +9,12 @@
  * allocation needs them; eviction takes the lowest retention priority first, least recently freed first.
  *
  * Sequences are named by kvc_sequence_id values, not pointers: a freed id gives KVC_ERR_INVALID_STATE, an
- * id of another pool or a made-up one KVC_ERR_INVALID_ARGUMENT, never a crash. No id is issued twice in a
- * process, by any pool, so a stale id is never taken for a newer sequence; after 2^40 - 1 sequences
- * (forks and pins included) in one process, creating another fails with KVC_ERR_CAPACITY.
+ * id of another pool or a made-up one KVC_ERR_INVALID_ARGUMENT (or, for an id long since issued while
+ * other pools also created sequences, KVC_ERR_INVALID_STATE: a pool keeps a bounded id history), never a
+ * crash. No id is issued twice in a process, by any pool, so a stale id is never taken for a newer
+ * sequence; ids are 40-bit stamps reserved 4,096 at a time, so after at most 2^40 - 1 sequences (forks
+ * and pins included; a destroyed pool forgoes its unused reservation) in one process, creating another
+ * fails with KVC_ERR_CAPACITY.
  * Every failing call leaves the pool unchanged; KVC_ERR_CAPACITY means "not enough free blocks now" (or
  * a prompt larger than the pool, or no sequence id left).
  *
@@ -89,6 +92,9 @@ KVC_API kvc_status kvc_pool_options_set_statistics(kvc_pool_options* options, ui
 KVC_API kvc_status kvc_sequence_options_create(kvc_sequence_options** out);
 KVC_API void kvc_sequence_options_destroy(kvc_sequence_options* options);
 KVC_API kvc_status kvc_sequence_options_set_lora_name(kvc_sequence_options* options, const char* lora_name);
+/* The engine's integer id of the LoRA adapter (vLLM's lora_int_id, >= 1; 0, the default, is none), written
+ * as lora_id in BlockStored events. Hashes do not use it: blocks are keyed by the LoRA name, as in vLLM. */
+KVC_API kvc_status kvc_sequence_options_set_lora_id(kvc_sequence_options* options, int64_t lora_id);
 KVC_API kvc_status kvc_sequence_options_set_cache_salt(kvc_sequence_options* options, const char* salt);
 /* A multimodal input occupying tokens [offset, offset + length), identified by its content hash. Add in
  * increasing offset order, without overlap. Each block it overlaps hashes the pair (hash, offset - the
@@ -146,7 +152,7 @@ KVC_API kvc_status kvc_pool_reset_prefix_cache(kvc_pool* pool);
 /* Pending KV events as one msgpack EventBatch in vLLM's wire format: always the positional array
  * [ts (float64 seconds), events, data_parallel_rank (0)]; the encoding chooses the events' form, tagged
  * arrays or maps with "type" (current vLLM). BlockStored carries block_hashes, parent_block_hash,
- * token_ids, block_size, lora_id (nil), medium, lora_name, extra_keys (per block: nil or the keys its
+ * token_ids, block_size, lora_id (nil unless set), medium, lora_name, extra_keys (per block: nil or the keys its
  * hash used), group_idx (0), kv_cache_spec_kind ("full_attention" / "sliding_window"),
  * kv_cache_spec_sliding_window (with a window); BlockRemoved carries block_hashes, medium, group_idx.
  * As vLLM's msgspec writes them, map events leave unset optional fields out; array events write every
@@ -160,8 +166,8 @@ KVC_API kvc_status kvc_pool_drain_events(kvc_pool* pool, kvc_event_encoding enco
 /* Statistics (component "pool"): hits/misses count blocks (reused / missed), tokens_queried/hit count
  * prompt tokens as vLLM does, evictions count cached blocks taken for new data, memory pressure counts
  * calls refused with KVC_ERR_CAPACITY for want of blocks (once per call), bytes_in_use = blocks in use
- * now, peak_bytes = the most blocks in use after any call since the pool was created (not only at
- * snapshots). */
+ * now, peak_bytes = the most blocks held at any point of any call since the pool was created (blocks a
+ * sliding window gives back within the call included; not only at snapshots). */
 KVC_API kvc_status kvc_pool_snapshot(kvc_pool* pool, kvc_stats** out);
 /* The host or device memory (NULL for metadata only) and the bytes of one block (K and V, all layers). */
 KVC_API kvc_status kvc_pool_storage(kvc_pool* pool, void** base, uint64_t* bytes_per_block);

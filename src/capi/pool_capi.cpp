@@ -101,6 +101,14 @@ kvc_status kvc_sequence_options_set_lora_name(kvc_sequence_options* o, const cha
     KVC_REQUIRE_HANDLE(lora_name, "lora_name");
     return guard([&] { o->options.keys.lora_name = lora_name; });
 }
+kvc_status kvc_sequence_options_set_lora_id(kvc_sequence_options* o, int64_t lora_id) {
+    KVC_REQUIRE_HANDLE(o, "options");
+    if (lora_id < 0) {
+        return reject(KVC_ERR_INVALID_ARGUMENT, ("lora_id must be >= 0 (0: none), got " + std::to_string(lora_id)).c_str());
+    }
+    o->options.lora_id = lora_id;
+    return KVC_OK;
+}
 kvc_status kvc_sequence_options_set_cache_salt(kvc_sequence_options* o, const char* salt) {
     KVC_REQUIRE_HANDLE(o, "options");
     KVC_REQUIRE_HANDLE(salt, "salt");

@@ -113,8 +113,12 @@ void pack_event(Packer& p, const KvEvent& e, EventEncoding encoding, const std::
     p.pack(e.token_ids);
     key("block_size");
     p.pack(e.block_size);
-    key("lora_id");  // vLLM's deprecated integer adapter id: kvcore knows adapters by name only
-    p.pack_nil();
+    key("lora_id");  // vLLM's integer adapter id (deprecated there for lora_name, still written)
+    if (e.lora_id > 0) {
+        p.pack(e.lora_id);
+    } else {
+        p.pack_nil();
+    }
     key("medium");
     p.pack(medium);
     key("lora_name");

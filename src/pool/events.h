@@ -25,6 +25,7 @@ struct KvEvent {
     std::vector<int32_t> token_ids;             // BlockStored: all blocks' tokens, concatenated
     uint32_t block_size = 0;
     std::string lora_name;  // empty: none
+    int64_t lora_id = 0;    // 0: none (vLLM's LoRA int ids start at 1)
     // BlockStored: where its first block starts in the sequence and the keys that can apply to its
     // blocks (keys_for_range), from which each block's extra_keys entry is written.
     uint64_t first_token = 0;

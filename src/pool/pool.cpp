@@ -33,6 +33,7 @@ constexpr uint32_t kSlotBits = 24;
 constexpr uint64_t kSlotMask = (1u << kSlotBits) - 1;
 static_assert(Pool::kIdStampLimit == uint64_t{1} << (64 - kSlotBits));
 constexpr uint64_t kStampsReserved = 4096;  // per pool at a time: one atomic operation per 4096 ids
+constexpr size_t kMaxStampRanges = 64;      // the id history a pool keeps to tell freed ids from foreign ones
 std::atomic<uint64_t> next_id_stamp{1};     // 0 is no stamp
 constexpr int32_t kNullBlock = 0;
 
@@ -312,6 +313,7 @@ void Pool::cache_full_blocks(Sequence& seq) {
         if (!stored.block_hashes.empty()) {
             const ExtraKeys& keys = seq.options.keys;
             stored.lora_name = keys.lora_name;
+            stored.lora_id = seq.options.lora_id;
             if (!keys.empty()) {
                 stored.keys = keys_for_range(keys, stored.first_token, stored.first_token + stored.block_hashes.size() * bs);
             }
@@ -371,6 +373,13 @@ void Pool::require_id() {
         stamp_ranges_.back().second = end;
     } else {
         stamp_ranges_.emplace_back(first, end);  // may throw: the stamps are lost, the pool unchanged
+        // Pools that reserve in turn never merge, so the history is kept bounded by merging its two
+        // oldest ranges: an old foreign id in the gap then reads as freed (INVALID_STATE instead of
+        // INVALID_ARGUMENT), still refused, and memory stays flat for a server's lifetime.
+        if (stamp_ranges_.size() > kMaxStampRanges) {
+            stamp_ranges_[1].first = stamp_ranges_[0].first;
+            stamp_ranges_.erase(stamp_ranges_.begin());
+        }
     }
     next_stamp_ = first;
     stamp_end_ = end;
@@ -383,6 +392,8 @@ SequenceId Pool::issue_id(uint32_t slot) noexcept {
 
 uint64_t Pool::restart_ids_for_testing(uint64_t next_stamp) {
     stamp_end_ = next_stamp_;
+    // Ranges stay ascending for reject_id's search when the counter moves back.
+    std::erase_if(stamp_ranges_, [&](const std::pair<uint64_t, uint64_t>& r) { return r.second > next_stamp; });
     return next_id_stamp.exchange(next_stamp, std::memory_order_relaxed);
 }
 
@@ -572,6 +583,7 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
         if (recorder_) record_prefix_lookup(seq, hits);
         if (cached_tokens != nullptr) *cached_tokens = hits * bs;
         grow(seq, target, false);
+        note_peak();  // before a sliding window gives blocks back: the call held them all
     } else {
         if (cached_tokens != nullptr) *cached_tokens = seq.cached_blocks * bs;
         if (num_tokens <= seq.slotted) return;
@@ -579,10 +591,10 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
         const size_t needed = blocks_to_grow(seq, num_tokens, &cow);
         require_free_blocks(needed);
         grow(seq, num_tokens, cow);
+        note_peak();
     }
     cache_full_blocks(seq);
     release_outside_window(seq);
-    note_peak();
 }
 
 void Pool::append(SequenceId id, std::span<const int32_t> tokens) {
@@ -598,9 +610,9 @@ void Pool::append(SequenceId id, std::span<const int32_t> tokens) {
     require_free_blocks(needed);
     seq.tokens.insert(seq.tokens.end(), tokens.begin(), tokens.end());
     grow(seq, new_total, cow);
+    note_peak();  // before a sliding window gives blocks back: the call held them all
     cache_full_blocks(seq);
     release_outside_window(seq);
-    note_peak();
 }
 
 SequenceId Pool::fork(SequenceId id) {

@@ -66,6 +66,7 @@ inline constexpr uint32_t kDefaultPriority = 35;
 
 struct SequenceOptions {
     ExtraKeys keys;
+    int64_t lora_id = 0;  // the engine's integer adapter id, published in events only (0: none)
     uint32_t priority = kDefaultPriority;
     uint64_t priority_duration_ms = 0;
 };
@@ -140,6 +141,8 @@ public:
     // counter's previous value.
     uint64_t restart_ids_for_testing(uint64_t next_stamp);
     static constexpr uint64_t kIdStampLimit = uint64_t{1} << 40;  // stamps run 1 .. 2^40 - 1
+    // For tests: how many ranges of reserved ids this pool remembers (bounded).
+    [[nodiscard]] size_t id_ranges_for_testing() const noexcept { return stamp_ranges_.size(); }
 
 private:
     struct Block {
@@ -249,7 +252,7 @@ private:
     std::vector<std::pair<int32_t, int32_t>> copies_;
     uint64_t tokens_stored_ = 0;
     uint32_t blocks_in_use_ = 0;
-    uint32_t peak_blocks_in_use_ = 0;  // since creation, as observed after each call
+    uint32_t peak_blocks_in_use_ = 0;  // since creation, noted when a call has taken its blocks
     EventLog events_;
     std::unique_ptr<stats::Recorder> recorder_;  // null when config_.statistics is off
     // The pool's own shard of recorder_ for its prefix lookups (one thread at a time drives a pool).

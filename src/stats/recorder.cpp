@@ -343,9 +343,10 @@ Snapshot Recorder::snapshot() const {
         }
         const uint64_t hits = shard.by_outcome[1].get(), misses = shard.by_outcome[0].get();
         if (oldest != UINT64_MAX) {
-            s.time_window_hits += hits - std::min(mark_hits, hits);
             const uint64_t lookups = saturating_add(hits, misses);
-            s.time_window_lookups += lookups - std::min(saturating_add(mark_hits, mark_misses), lookups);
+            s.time_window_hits = saturating_add(s.time_window_hits, hits - std::min(mark_hits, hits));
+            s.time_window_lookups = saturating_add(
+                s.time_window_lookups, lookups - std::min(saturating_add(mark_hits, mark_misses), lookups));
         }
         // This snapshot marks the time for later ones, unless one already saw this bucket.
         Shard::SeenMark& seen = shard.seen[epoch_now % kTimeBuckets];

@@ -259,6 +259,10 @@ static void test_pool(void) {
     CHECK(cached == 8);
     CHECK_STATUS(kvc_sequence_options_create(&salted), KVC_OK);
     CHECK_STATUS(kvc_sequence_options_set_cache_salt(salted, "tenant-1"), KVC_OK);
+    CHECK_STATUS(kvc_sequence_options_set_lora_id(salted, -1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "lora_id must be >= 0") != NULL);
+    CHECK_STATUS(kvc_sequence_options_set_lora_id(NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_sequence_options_set_lora_id(salted, 0), KVC_OK); /* none, as by default */
     CHECK_STATUS(kvc_sequence_options_set_priority(salted, 101, 0), KVC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(kvc_pool_sequence_free(pool, b), KVC_OK);
     CHECK_STATUS(kvc_pool_sequence_create(pool, prompt, 10, salted, &b), KVC_OK);

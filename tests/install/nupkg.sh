@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The installed NuGet package as a Mono app uses it: the files of lib/netstandard2.0/ and
+# The installed NuGet package as a Mono app uses it: the files of lib/net45/ and
 # runtimes/<rid>/native/ beside app.exe in an empty folder, then `mono app.exe` with no LD_LIBRARY_PATH
 # and no MONO_PATH (Kvcore.dll.config and the wrapper's $ORIGIN RUNPATH must do the rest).
 # Usage: nupkg.sh <prefix> <datadir name> <source dir> <work dir>
@@ -18,7 +18,7 @@ version=${nupkg##*/Kvcore.}; version=${version%.nupkg}
 grep -q "<id>Kvcore</id>" "$work/unpacked/Kvcore.nuspec" || fail "nuspec id"
 grep -q "<version>$version</version>" "$work/unpacked/Kvcore.nuspec" || fail "nuspec version is not $version"
 [ -f "$work/unpacked/[Content_Types].xml" ] || fail "no [Content_Types].xml"
-for f in lib/netstandard2.0/Kvcore.dll lib/netstandard2.0/Kvcore.dll.config \
+for f in lib/net45/Kvcore.dll lib/net45/Kvcore.dll.config \
          "runtimes/$rid/native/libkvcore_csharp.so" "runtimes/$rid/native/libkvcore.so.0"; do
   [ -f "$work/unpacked/$f" ] || fail "package lacks $f"
 done
@@ -27,12 +27,11 @@ runpath=$(readelf -d "$work/unpacked/runtimes/$rid/native/libkvcore_csharp.so" |
 [ "$runpath" = 'runpath: [$ORIGIN]' ] || fail "wrapper ${runpath:-has no runpath}"
 [ "$failures" -eq 0 ] || exit 1
 
-cp "$work/unpacked/lib/netstandard2.0/"* "$work/unpacked/runtimes/$rid/native/"* "$work/app/"
+cp "$work/unpacked/lib/net45/"* "$work/unpacked/runtimes/$rid/native/"* "$work/app/"
 cp "$source_dir/examples/tour/Tour.cs" "$work/app/"
 cd "$work/app"
 mcs -nologo -r:Kvcore.dll -out:app.exe Tour.cs
 rm Tour.cs
-ls
 mono app.exe | tee output.txt
 grep -q "^reused 32 of 40 prompt tokens" output.txt
 grep -q 'kvcore_hits_total{component="pool"} 2' output.txt

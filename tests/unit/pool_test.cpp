@@ -444,6 +444,7 @@ TEST(Pool, EventsUseVllmsWireFormat) {
     Pool pool(config);
     SequenceOptions lora;
     lora.keys.lora_name = "adapter";
+    lora.lora_id = 7;  // events only: the hashes below ignore it
     const SequenceId s = pool.create_sequence(iota_tokens(9), lora);
     pool.allocate(s, 9);
     const auto hashes = pool.hasher().hash_blocks(iota_tokens(9), 4, lora.keys);
@@ -466,6 +467,7 @@ TEST(Pool, EventsUseVllmsWireFormat) {
             EXPECT_TRUE(e.ptr[2].is_nil());
             EXPECT_EQ(e.ptr[3].as<std::vector<int32_t>>(), iota_tokens(8));
             EXPECT_EQ(e.ptr[4].as<uint32_t>(), 4u);
+            EXPECT_EQ(e.ptr[5].as<int64_t>(), 7);  // lora_id
             EXPECT_EQ(e.ptr[6].as<std::string>(), "GPU");
             EXPECT_EQ(e.ptr[7].as<std::string>(), "adapter");
         } else {
@@ -477,6 +479,7 @@ TEST(Pool, EventsUseVllmsWireFormat) {
             EXPECT_EQ(e.at("type").as<std::string>(), "BlockStored");
             EXPECT_EQ(e.at("block_size").as<uint32_t>(), 4u);
             EXPECT_EQ(e.at("lora_name").as<std::string>(), "adapter");
+            EXPECT_EQ(e.at("lora_id").as<int64_t>(), 7);
         }
     }
     pool.clear_events();
@@ -714,6 +717,27 @@ TEST(Pool, IdsOfAnotherPoolStayForeignAfter65535Pools) {
     later.free_sequence(y);
 }
 
+TEST(Pool, PoolsCreatingInTurnKeepABoundedIdHistoryAndStillRefuseOldIds) {
+    PoolConfig tiny = small_config(2);
+    tiny.statistics = false;
+    Pool a(tiny), b(tiny);
+    const SequenceId first_of_a = a.create_sequence(iota_tokens(1), {});
+    const SequenceId first_of_b = b.create_sequence(iota_tokens(1), {});
+    a.free_sequence(first_of_a);
+    // Each pool reserves ids 4,096 at a time; taking turns, no two reservations of one pool touch.
+    for (int round = 0; round < 80; ++round) {
+        for (Pool* pool : {&a, &b}) {
+            for (int i = 0; i < 4096; ++i) pool->free_sequence(pool->create_sequence(iota_tokens(1), {}));
+        }
+    }
+    EXPECT_LE(a.id_ranges_for_testing(), 64u);
+    EXPECT_LE(b.id_ranges_for_testing(), 64u);
+    // Ids from the start stay refused: its own freed one, and the other pool's live one.
+    expect_unchanged_after_failure(a, KVC_ERR_INVALID_STATE, [&] { a.free_sequence(first_of_a); });
+    EXPECT_THROW(a.free_sequence(first_of_b), Error);
+    b.free_sequence(first_of_b);
+}
+
 TEST(Pool, ExhaustedIdsRefuseNewSequencesAndChangeNothing) {
     Pool pool(small_config(8));
     const SequenceId a = pool.create_sequence(iota_tokens(5), {});
@@ -803,4 +827,16 @@ TEST(Pool, PeakBytesCountBlocksHeldBetweenSnapshots) {
     s = pool.snapshot();
     EXPECT_EQ(s.bytes_in_use, 0u);
     EXPECT_EQ(s.peak_bytes, 7 * bytes_per_block);
+}
+
+TEST(Pool, PeakBytesCountBlocksASlidingWindowGivesBackInTheSameCall) {
+    PoolConfig config = small_config(64, 4);
+    config.sliding_window = 4;
+    Pool pool(config);
+    const SequenceId a = pool.create_sequence(iota_tokens(40), {});
+    pool.allocate(a, 40);  // holds 10 blocks while it computes the prompt, keeps 2 once the window slides
+    const auto s = pool.snapshot();
+    EXPECT_LT(s.bytes_in_use, 10 * config.bytes_per_block());
+    EXPECT_EQ(s.peak_bytes, 10 * config.bytes_per_block());
+    pool.free_sequence(a);
 }

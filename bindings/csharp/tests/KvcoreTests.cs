@@ -167,6 +167,8 @@ static class KvcoreTests {
       Equal(8u, pool.Allocate(b, 10), "reused tokens");
       using (var salted = new SequenceOptions()) {
         salted.SetCacheSalt("tenant");
+        salted.SetLoraId(7);  // published in events only
+        Throws(() => salted.SetLoraId(-1), Status.INVALID_ARGUMENT);
         ulong c = pool.CreateSequence(Range(10, 100), salted);
         Equal(0u, pool.CachedPrefix(c), "another salt shares nothing");
         pool.FreeSequence(c);

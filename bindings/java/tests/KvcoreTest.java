@@ -196,6 +196,8 @@ public class KvcoreTest {
       equal(8L, pool.allocate(b, 10), "reused tokens");
       try (SequenceOptions salted = new SequenceOptions()) {
         salted.setCacheSalt("tenant");
+        salted.setLoraId(7);  // published in events only
+        throwsStatus(() -> salted.setLoraId(-1), Status.INVALID_ARGUMENT);
         long c = pool.createSequence(range(10, 100), salted);
         equal(0L, pool.cachedPrefix(c), "another salt shares nothing");
         pool.freeSequence(c);
