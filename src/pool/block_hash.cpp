@@ -234,23 +234,7 @@ BlockHash BlockHasher::hash_block(const BlockHash& parent, std::span<const int32
         cbor.bytes(parent.bytes.data(), parent.bytes.size());
         cbor.array(tokens.size());
         for (int32_t t : tokens) cbor.uint(static_cast<uint32_t>(t));
-        // vLLM's extra keys tuple (None when empty); a multimodal key is the pair (identifier, offset).
-        size_t n = 0;
-        for_each_extra_key(keys, first_token, end, [&](const ExtraKey&) { ++n; });
-        if (n == 0) {
-            cbor.null();
-        } else {
-            cbor.array(n);
-            for_each_extra_key(keys, first_token, end, [&](const ExtraKey& key) {
-                if (key.kind == ExtraKey::Kind::kMultimodal) {
-                    cbor.array(2);
-                    cbor.text(*key.text);
-                    cbor.integer(key.offset);
-                } else {
-                    cbor.text(*key.text);
-                }
-            });
-        }
+        write_extra_keys(cbor, keys, first_token, end);  // vLLM's extra keys tuple (None when empty)
         return sha256(cbor);
     }
 

@@ -76,6 +76,29 @@ void for_each_extra_key(const ExtraKeys& keys, uint64_t begin, uint64_t end, Fn&
     if (begin == 0 && !keys.cache_salt.empty()) fn(ExtraKey{ExtraKey::Kind::kCacheSalt, &keys.cache_salt});
 }
 
+// Writes the extra keys of the block of tokens [begin, end) as vLLM serialises its tuple: null when there
+// are none, else an array of texts and [identifier, offset] pairs. One writer for the sha256_cbor hash
+// input (CBOR) and the events' extra_keys (msgpack): Out has null(), array(n), text(s), integer(i).
+template <class Out>
+void write_extra_keys(Out& out, const ExtraKeys& keys, uint64_t begin, uint64_t end) {
+    size_t n = 0;
+    for_each_extra_key(keys, begin, end, [&](const ExtraKey&) { ++n; });
+    if (n == 0) {
+        out.null();
+        return;
+    }
+    out.array(n);
+    for_each_extra_key(keys, begin, end, [&](const ExtraKey& key) {
+        if (key.kind == ExtraKey::Kind::kMultimodal) {
+            out.array(2);
+            out.text(*key.text);
+            out.integer(key.offset);
+        } else {
+            out.text(*key.text);
+        }
+    });
+}
+
 // The keys that can apply to blocks [begin, end): the LoRA name, the salt when begin is 0, and the
 // multimodal items overlapping the range. What an event keeps to list its blocks' keys.
 [[nodiscard]] ExtraKeys keys_for_range(const ExtraKeys& keys, uint64_t begin, uint64_t end);

@@ -51,24 +51,17 @@ void pack_float64(msgpack::sbuffer& buffer, double v) {
 }
 
 // One block's entry of extra_keys: nil, or the tuple of keys its hash used (a multimodal key as the
-// pair [identifier, offset]), as vLLM's generate_block_hash_extra_keys returns it.
+// pair [identifier, offset]), as vLLM's generate_block_hash_extra_keys returns it; written by the same
+// write_extra_keys as the hash input.
 void pack_block_keys(Packer& p, const ExtraKeys& keys, uint64_t begin, uint64_t end) {
-    uint32_t n = 0;
-    for_each_extra_key(keys, begin, end, [&](const ExtraKey&) { ++n; });
-    if (n == 0) {
-        p.pack_nil();
-        return;
-    }
-    p.pack_array(n);
-    for_each_extra_key(keys, begin, end, [&](const ExtraKey& key) {
-        if (key.kind == ExtraKey::Kind::kMultimodal) {
-            p.pack_array(2);
-            p.pack(*key.text);
-            p.pack(key.offset);
-        } else {
-            p.pack(*key.text);
-        }
-    });
+    struct MsgpackOut {
+        Packer& p;
+        void null() { p.pack_nil(); }
+        void array(size_t n) { p.pack_array(static_cast<uint32_t>(n)); }
+        void text(const std::string& s) { p.pack(s); }
+        void integer(int64_t v) { p.pack(v); }
+    } out{p};
+    write_extra_keys(out, keys, begin, end);
 }
 
 // Fields in vLLM's order (msgspec, omit_defaults: required fields always, optional ones when set):
