@@ -9,12 +9,8 @@
 
 namespace kvcore::cli {
 
-namespace {
-constexpr size_t kChunk = 64 * 1024;
-}
-
-LineReader::LineReader(std::string path)
-    : path_(std::move(path)), name_(path_ == "-" ? "stdin" : path_), buffer_(kChunk) {}
+LineReader::LineReader(std::string path, size_t chunk_bytes)
+    : path_(std::move(path)), name_(path_ == "-" ? "stdin" : path_), buffer_(chunk_bytes > 0 ? chunk_bytes : 1) {}
 
 LineReader::~LineReader() {
     if (file_ != nullptr && file_ != stdin) std::fclose(file_);

@@ -14,8 +14,9 @@ class LineReader {
 public:
     enum class Result { kLine, kEnd, kTooLong, kError };
 
-    // "-" reads stdin. Nothing is opened until open().
-    explicit LineReader(std::string path);
+    // "-" reads stdin. Nothing is opened until open(). chunk_bytes: the read size (the fuzz target
+    // makes it tiny, so that lines cross chunk boundaries).
+    explicit LineReader(std::string path, size_t chunk_bytes = 64 * 1024);
     ~LineReader();
     LineReader(const LineReader&) = delete;
     LineReader& operator=(const LineReader&) = delete;
