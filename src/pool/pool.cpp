@@ -266,10 +266,14 @@ size_t Pool::count_cached_prefix_blocks(const Sequence& seq, std::vector<int32_t
     const size_t max_blocks = std::min((seq.prompt_len - 1) / config_.block_size, seq.hashes.size());
     if (config_.sliding_window == 0) {
         size_t n = 0;
+        if (found == nullptr) {  // a lookup only (kvc_pool_cached_prefix): the loop carries nothing else
+            while (n < max_blocks && find_cached(seq.hashes[n], seq.domain) >= 0) ++n;
+            return n;
+        }
         for (; n < max_blocks; ++n) {
             const int32_t b = find_cached(seq.hashes[n], seq.domain);
             if (b < 0) break;
-            if (found != nullptr) found->push_back(b);
+            found->push_back(b);
         }
         return n;
     }
