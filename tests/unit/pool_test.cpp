@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <set>
+#include <thread>
 
 #include "common/error.h"
 #include "pool/pool.h"
@@ -736,6 +738,30 @@ TEST(Pool, PoolsCreatingInTurnKeepABoundedIdHistoryAndStillRefuseOldIds) {
     expect_unchanged_after_failure(a, KVC_ERR_INVALID_STATE, [&] { a.free_sequence(first_of_a); });
     EXPECT_THROW(a.free_sequence(first_of_b), Error);
     b.free_sequence(first_of_b);
+}
+
+// Pools on different threads (allowed: one thread per pool) reserve ids from the one process-wide
+// counter at the same time; no id is issued twice. Run under the tsan preset too.
+TEST(Pool, PoolsOnSeveralThreadsNeverIssueTheSameId) {
+    constexpr int kThreads = 4, kSequences = 3 * 4096;  // several reservations per pool
+    std::vector<std::vector<SequenceId>> ids(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            PoolConfig tiny = small_config(2);
+            tiny.statistics = false;
+            Pool pool(tiny);
+            for (int i = 0; i < kSequences; ++i) {
+                const SequenceId id = pool.create_sequence(iota_tokens(1), {});
+                ids[t].push_back(id);
+                pool.free_sequence(id);
+            }
+        });
+    }
+    for (std::thread& thread : threads) thread.join();
+    std::set<SequenceId> unique;
+    for (const auto& per_pool : ids) unique.insert(per_pool.begin(), per_pool.end());
+    EXPECT_EQ(unique.size(), size_t{kThreads} * kSequences);
 }
 
 TEST(Pool, ExhaustedIdsRefuseNewSequencesAndChangeNothing) {
