@@ -192,10 +192,7 @@ ExtraKeys keys_for_range(const ExtraKeys& keys, uint64_t begin, uint64_t end) {
     ExtraKeys out;
     out.lora_name = keys.lora_name;
     if (begin == 0) out.cache_salt = keys.cache_salt;
-    for (const MultimodalItem& item : keys.multimodal) {
-        if (item.offset >= end) break;
-        if (item.offset + item.length > begin) out.multimodal.push_back(item);
-    }
+    for_each_overlapping_item(keys, begin, end, [&](const MultimodalItem& item) { out.multimodal.push_back(item); });
     return out;
 }
 

@@ -63,16 +63,23 @@ struct ExtraKey {
 // block overlaps (a block that starts where an item ends has none for it), the cache salt (block 0
 // only). vLLM appends prompt-embeds hashes last; kvcore takes no prompt embeds. One definition for the
 // hashes and the events' extra_keys, so what a router recomputes is what was hashed.
+// Calls fn(const MultimodalItem&) for each multimodal item overlapping tokens [begin, end), in order (a
+// block that starts where an item ends does not overlap it).
+template <class Fn>
+void for_each_overlapping_item(const ExtraKeys& keys, uint64_t begin, uint64_t end, Fn&& fn) {
+    for (const MultimodalItem& item : keys.multimodal) {
+        if (item.offset >= end) break;  // sorted by offset
+        if (item.offset + item.length > begin) fn(item);
+    }
+}
+
 template <class Fn>
 void for_each_extra_key(const ExtraKeys& keys, uint64_t begin, uint64_t end, Fn&& fn) {
     if (!keys.lora_name.empty()) fn(ExtraKey{ExtraKey::Kind::kLoraName, &keys.lora_name});
-    for (const MultimodalItem& item : keys.multimodal) {
-        if (item.offset >= end) break;  // sorted by offset
-        if (item.offset + item.length > begin) {
-            fn(ExtraKey{ExtraKey::Kind::kMultimodal, &item.hash,
-                        static_cast<int64_t>(item.offset) - static_cast<int64_t>(begin)});
-        }
-    }
+    for_each_overlapping_item(keys, begin, end, [&](const MultimodalItem& item) {
+        fn(ExtraKey{ExtraKey::Kind::kMultimodal, &item.hash,
+                    static_cast<int64_t>(item.offset) - static_cast<int64_t>(begin)});
+    });
     if (begin == 0 && !keys.cache_salt.empty()) fn(ExtraKey{ExtraKey::Kind::kCacheSalt, &keys.cache_salt});
 }
 

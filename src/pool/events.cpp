@@ -115,7 +115,7 @@ void pack_event(Packer& p, const KvEvent& e, EventEncoding encoding, const std::
     key("medium");
     p.pack(medium);
     key("lora_name");
-    pack_string_or_nil(p, e.lora_name);
+    pack_string_or_nil(p, e.keys.lora_name);
     key("extra_keys");  // one entry per block, so a router can recompute each hash
     p.pack_array(static_cast<uint32_t>(e.block_hashes.size()));
     for (size_t i = 0; i < e.block_hashes.size(); ++i) {

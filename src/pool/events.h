@@ -24,10 +24,9 @@ struct KvEvent {
     std::optional<uint64_t> parent_block_hash;  // BlockStored: the block before the first one
     std::vector<int32_t> token_ids;             // BlockStored: all blocks' tokens, concatenated
     uint32_t block_size = 0;
-    std::string lora_name;  // empty: none
-    int64_t lora_id = 0;    // 0: none (vLLM's LoRA int ids start at 1)
+    int64_t lora_id = 0;  // 0: none (vLLM's LoRA int ids start at 1)
     // BlockStored: where its first block starts in the sequence and the keys that can apply to its
-    // blocks (keys_for_range), from which each block's extra_keys entry is written.
+    // blocks (keys_for_range), from which each block's extra_keys entry and lora_name are written.
     uint64_t first_token = 0;
     ExtraKeys keys;
 };

@@ -14,15 +14,11 @@ namespace kvcore::pool {
 
 namespace {
 
-uint64_t monotonic_ns() noexcept {
+// Nanoseconds of CLOCK_MONOTONIC (retention) or CLOCK_REALTIME (the events' ts), as a Pool::Clock.
+template <clockid_t kClock>
+uint64_t clock_ns() noexcept {
     timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-uint64_t realtime_ns() noexcept {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(kClock, &ts);
     return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
@@ -93,8 +89,8 @@ uint64_t PoolConfig::bytes_per_block() const noexcept {
 
 Pool::Pool(PoolConfig config, Clock clock, Clock wall_clock)
     : config_((config.validate(), std::move(config))),
-      clock_(clock != nullptr ? clock : monotonic_ns),
-      wall_clock_(wall_clock != nullptr ? wall_clock : realtime_ns),
+      clock_(clock != nullptr ? clock : clock_ns<CLOCK_MONOTONIC>),
+      wall_clock_(wall_clock != nullptr ? wall_clock : clock_ns<CLOCK_REALTIME>),
       hasher_(config_.hash_algo, config_.hash_seed),
       blocks_(config_.num_blocks),
       links_(config_.num_blocks),
@@ -315,12 +311,9 @@ void Pool::cache_full_blocks(Sequence& seq) {
     KvEvent stored{.kind = KvEvent::Kind::kBlockStored, .block_size = bs};
     auto flush = [&] {
         if (!stored.block_hashes.empty()) {
-            const ExtraKeys& keys = seq.options.keys;
-            stored.lora_name = keys.lora_name;
             stored.lora_id = seq.options.lora_id;
-            if (!keys.empty()) {
-                stored.keys = keys_for_range(keys, stored.first_token, stored.first_token + stored.block_hashes.size() * bs);
-            }
+            stored.keys = keys_for_range(seq.options.keys, stored.first_token,
+                                         stored.first_token + stored.block_hashes.size() * bs);
             events_.push(std::move(stored));
             stored = KvEvent{.kind = KvEvent::Kind::kBlockStored, .block_size = bs};
         }
@@ -436,6 +429,11 @@ uint32_t Pool::take_sequence_slot() {
     return static_cast<uint32_t>(sequences_.size() - 1);
 }
 
+void Pool::return_sequence_slot(uint32_t slot) {
+    sequences_[slot] = Sequence{};
+    free_slots_.push_back(slot);
+}
+
 void Pool::validate_tokens(std::span<const int32_t> tokens) const {
     // An OR of every id has the sign bit of any negative one. Eight lanes at a time, which g++ -O2
     // vectorises; checking each id in turn cost 6 instructions per token, 14 % of a request's admission.
@@ -481,8 +479,7 @@ SequenceId Pool::create_sequence(std::span<const int32_t> prompt, SequenceOption
         seq.prompt_blocks = prompt.size() / config_.block_size;
         if (config_.prefix_caching) ensure_hashes(seq, seq.prompt_blocks);
     } catch (...) {
-        seq = Sequence{};
-        free_slots_.push_back(slot);
+        return_sequence_slot(slot);
         throw;
     }
     seq.live = true;
@@ -629,8 +626,7 @@ SequenceId Pool::fork(SequenceId id) {
     try {
         child = p;
     } catch (...) {
-        child = Sequence{};
-        free_slots_.push_back(slot);
+        return_sequence_slot(slot);
         throw;
     }
     for (int32_t b : child.blocks) acquire(b);
@@ -652,8 +648,7 @@ SequenceId Pool::pin_prefix(SequenceId id) {
         pin.hashes.assign(s.hashes.begin(), s.hashes.begin() + static_cast<ptrdiff_t>(n));
         pin.blocks.assign(s.blocks.begin(), s.blocks.begin() + static_cast<ptrdiff_t>(n));
     } catch (...) {
-        pin = Sequence{};
-        free_slots_.push_back(slot);
+        return_sequence_slot(slot);
         throw;
     }
     pin.live = pin.admitted = pin.frozen = true;
@@ -674,9 +669,7 @@ void Pool::free_sequence(SequenceId id) {
     for (size_t i = seq.blocks.size(); i-- > 0;) {
         release(seq.blocks[i], seq.options.priority, seq.options.priority_duration_ms);
     }
-    const uint32_t slot = static_cast<uint32_t>(id & kSlotMask);
-    seq = Sequence{};
-    free_slots_.push_back(slot);
+    return_sequence_slot(static_cast<uint32_t>(id & kSlotMask));
     --live_sequences_;
 }
 

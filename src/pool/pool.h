@@ -193,6 +193,8 @@ private:
     // The slot's next id, once its creation can no longer fail.
     [[nodiscard]] SequenceId issue_id(uint32_t slot) noexcept;
     uint32_t take_sequence_slot();
+    // Empties a slot (its sequence freed, or its creation undone) and makes it free for reuse.
+    void return_sequence_slot(uint32_t slot);
     void validate_tokens(std::span<const int32_t> tokens) const;
 
     [[nodiscard]] uint64_t map_key(const BlockHash& hash, uint64_t domain) const noexcept;

@@ -292,9 +292,13 @@ bool Recorder::add_bytes(int64_t delta) noexcept {
     uint64_t current = bytes_in_use_.load(std::memory_order_relaxed);
     uint64_t next;
     do {
-        if (delta < 0 && current < static_cast<uint64_t>(-(delta + 1)) + 1) return false;
-        if (delta > 0 && __builtin_add_overflow(current, static_cast<uint64_t>(delta), &next)) return false;
-        if (delta <= 0) next = current + static_cast<uint64_t>(delta);
+        if (delta >= 0) {
+            if (__builtin_add_overflow(current, static_cast<uint64_t>(delta), &next)) return false;
+        } else {
+            const uint64_t down = static_cast<uint64_t>(-(delta + 1)) + 1;  // |delta|, INT64_MIN included
+            if (current < down) return false;
+            next = current - down;
+        }
     } while (!bytes_in_use_.compare_exchange_weak(current, next, std::memory_order_relaxed));
     uint64_t peak = peak_bytes_.load(std::memory_order_relaxed);
     while (next > peak && !peak_bytes_.compare_exchange_weak(peak, next, std::memory_order_relaxed)) {

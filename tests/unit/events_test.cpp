@@ -142,7 +142,7 @@ TEST(Events, SlidingWindowEventsNameTheirWindow) {
 // block 0 only. Here blocks 0..2 of 4 tokens, an image at tokens [2, 9) and another at [10, 11).
 TEST(Events, ExtraKeysListEachBlocksKeys) {
     KvEvent e{.kind = KvEvent::Kind::kBlockStored, .block_hashes = {1, 2, 3}, .token_ids = std::vector<int32_t>(12, 5),
-              .block_size = 4, .lora_name = "adapter"};
+              .block_size = 4};
     e.keys.lora_name = "adapter";
     e.keys.cache_salt = "tenant";
     e.keys.multimodal = {{"img", 2, 7}, {"dot", 10, 1}};
