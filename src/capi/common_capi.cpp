@@ -4,6 +4,7 @@
 
 #include "capi/guard.h"
 #include "common/error.h"
+#include "common/eviction/policy.h"
 
 #define KVC_STR2(x) #x
 #define KVC_STR(x) KVC_STR2(x)
@@ -32,6 +33,12 @@ const char* kvc_status_string(kvc_status status) {
         case KVC_ERR_INTERNAL: return "KVC_ERR_INTERNAL";
     }
     return "KVC_ERR_UNKNOWN";
+}
+
+const char* kvc_eviction_policy_name(kvc_eviction_policy policy) {
+    const uint32_t raw = kvcore::capi::enum_bits(policy);
+    if (raw > kvcore::eviction::kLastKind) return "unknown";
+    return kvcore::eviction::kind_name(static_cast<kvcore::eviction::Kind>(raw));
 }
 
 const char* kvc_last_error_message(void) { return kvcore::last_error(); }
