@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Compiled with -std=c99 -Wall -Wextra -pedantic -Werror: the public headers are plain C99. */
 #include "kvcore/kvcore.h"
+/* Each header also compiles on its own. */
+#include "kvcore/ttl.h"
 
 int main(void) { return kvc_version_number() == KVC_VERSION_NUMBER ? 0 : 1; }
