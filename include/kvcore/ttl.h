@@ -47,7 +47,7 @@
  *
  * Statistics (kvc_ttl_snapshot, component "ttl" by default, through kvcore's stats recorder so they join
  * one kvc_exposition scrape): every kvc_ttl_get, kvc_ttl_begin_load and kvc_ttl_get_or_load call counts
- * exactly one of hit (a live valid entry), negative hit (a live invalid entry) or miss (no live entry; this
+ * that succeeds counts exactly one of hit (a live valid entry), negative hit (a live invalid entry) or miss (no live entry; this
  * includes a call that waited for another thread's load, and a call that got a ticket). A size query (buf
  * NULL, capacity 0) is a call like any other. Loads = tickets handed out; load failures = tickets finished
  * with valid = 0 or destroyed unfinished. Insertions = new keys stored; evictions and expirations as above
@@ -80,8 +80,10 @@ extern "C" {
 #define KVC_TTL_DEFAULT_TTL_MS 30000u
 #define KVC_TTL_DEFAULT_NEGATIVE_TTL_MS 5000u
 #define KVC_TTL_DEFAULT_MAX_ENTRIES 10000u
-/* Upper bound of ttl_ms, negative_ttl_ms and cleanup_interval_ms (about 31 years). */
+/* Upper bound of ttl_ms and negative_ttl_ms (about 31 years). */
 #define KVC_TTL_MAX_MS 1000000000000ull
+/* Upper bound of cleanup_interval_ms (one day). */
+#define KVC_TTL_MAX_CLEANUP_INTERVAL_MS 86400000u
 
 typedef struct kvc_ttl_options kvc_ttl_options;
 typedef struct kvc_ttl_cache kvc_ttl_cache;
@@ -109,8 +111,8 @@ KVC_API kvc_status kvc_ttl_options_set_max_entries(kvc_ttl_options* options, uin
  * this build does not provide is accepted here and makes kvc_ttl_create fail with KVC_ERR_UNSUPPORTED
  * naming it (only when max_entries > 0: an unbounded cache evicts nothing). */
 KVC_API kvc_status kvc_ttl_options_set_eviction_policy(kvc_ttl_options* options, kvc_eviction_policy policy);
-/* A background thread removes expired entries every interval_ms (1..KVC_TTL_MAX_MS); 0 (the default) = no
- * thread, expired entries are removed by lookups, writes and kvc_ttl_cleanup. */
+/* A background thread removes expired entries every interval_ms (1..KVC_TTL_MAX_CLEANUP_INTERVAL_MS); 0 = no
+ * thread (the default): expired entries are removed by lookups, writes and kvc_ttl_cleanup. */
 KVC_API kvc_status kvc_ttl_options_set_cleanup_interval_ms(kvc_ttl_options* options, uint64_t interval_ms);
 /* The clock expiry is measured on; clock NULL restores the default. user is passed to every call. */
 KVC_API kvc_status kvc_ttl_options_set_clock(kvc_ttl_options* options, kvc_ttl_clock clock, void* user);

@@ -363,6 +363,10 @@ Snapshot Recorder::snapshot() const {
         s.tokens_queried = saturating_add(s.tokens_queried, shard.tokens_queried.get());
         s.tokens_hit = saturating_add(s.tokens_hit, shard.tokens_hit.get());
         s.tokens_reused = saturating_add(s.tokens_reused, shard.tokens_reused.get());
+        s.negative_hits = saturating_add(s.negative_hits, shard.negative_hits.get());
+        s.loads = saturating_add(s.loads, shard.loads.get());
+        s.load_failures = saturating_add(s.load_failures, shard.load_failures.get());
+        s.expirations = saturating_add(s.expirations, shard.expirations.get());
         const uint64_t filled = std::min<uint64_t>(saturating_add(hits, misses), window);
         s.window_lookups += filled;
         s.window_hits += shard.window_hits(config_.window_accesses);

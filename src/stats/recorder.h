@@ -110,6 +110,12 @@ public:
     void record_insertions(uint64_t n) noexcept { with_shard([&](Shard& s) { s.insertions.add(n); }); }
     void record_evictions(uint64_t n) noexcept { with_shard([&](Shard& s) { s.evictions.add(n); }); }
     void record_memory_pressure() noexcept { with_shard([&](Shard& s) { s.memory_pressure.add(1); }); }
+    // Caches that load values (the TTL cache): a cached failure found, loads started, loads that failed,
+    // entries removed because they expired.
+    void record_negative_hits(uint64_t n) noexcept { with_shard([&](Shard& s) { s.negative_hits.add(n); }); }
+    void record_loads(uint64_t n) noexcept { with_shard([&](Shard& s) { s.loads.add(n); }); }
+    void record_load_failures(uint64_t n) noexcept { with_shard([&](Shard& s) { s.load_failures.add(n); }); }
+    void record_expirations(uint64_t n) noexcept { with_shard([&](Shard& s) { s.expirations.add(n); }); }
 
     // False (and nothing changes) when bytes in use would drop below zero or pass UINT64_MAX.
     [[nodiscard]] bool add_bytes(int64_t delta) noexcept;
@@ -195,6 +201,7 @@ private:
         };
         std::unique_ptr<SeenMark[]> seen;
         Counter insertions, evictions, memory_pressure, tokens_queried, tokens_hit, tokens_reused;
+        Counter negative_hits, loads, load_failures, expirations;
         std::unique_ptr<Counter[]> layer_counts;  // [2*layer] hits, [2*layer+1] misses
         std::atomic<bool> owned{false};           // claimed by a live thread
     };

@@ -81,6 +81,12 @@ std::string to_prometheus(std::span<const Snapshot> snapshots) {
     w.count("tokens_hit_total", "counter", "Prompt tokens found in the cache.", &Snapshot::tokens_hit);
     w.count("tokens_reused_total", "counter", "Tokens whose KV was reused instead of recomputed.",
             &Snapshot::tokens_reused);
+    w.count("negative_hits_total", "counter", "Lookups that found a cached failure (neither hits nor misses).",
+            &Snapshot::negative_hits);
+    w.count("loads_total", "counter", "Values loaded from the backend on a miss.", &Snapshot::loads);
+    w.count("load_failures_total", "counter", "Loads that failed (cached as failures).", &Snapshot::load_failures);
+    w.count("expirations_total", "counter", "Entries removed because their time to live ran out.",
+            &Snapshot::expirations);
 
     w.family("hit_rate", "gauge", "Hits / lookups over the window named by the window label (0 with no lookups).",
              [&](const Snapshot& s) {
@@ -144,6 +150,10 @@ std::string Snapshot::to_json() const {
     field("tokens_hit", std::to_string(tokens_hit));
     field("tokens_reused", std::to_string(tokens_reused));
     field("token_hit_rate", format_double(hit_rate(tokens_hit, tokens_queried)));
+    field("negative_hits", std::to_string(negative_hits));
+    field("loads", std::to_string(loads));
+    field("load_failures", std::to_string(load_failures));
+    field("expirations", std::to_string(expirations));
     field("window", "{\"accesses\":" + std::to_string(window_size) + ",\"lookups\":" + std::to_string(window_lookups) +
                         ",\"hits\":" + std::to_string(window_hits) +
                         ",\"hit_rate\":" + format_double(hit_rate(window_hits, window_lookups)) + "}");

@@ -31,6 +31,11 @@ struct Snapshot {
     uint64_t tokens_queried = 0;
     uint64_t tokens_hit = 0;
     uint64_t tokens_reused = 0;
+    // Caches that load values (the TTL cache); 0 elsewhere.
+    uint64_t negative_hits = 0;  // lookups that found a cached failure: neither hits nor misses
+    uint64_t loads = 0;
+    uint64_t load_failures = 0;
+    uint64_t expirations = 0;    // entries removed because their time to live ran out
 
     uint32_t window_size = 0;  // accesses the count window holds (per recording thread)
     uint64_t window_lookups = 0;

@@ -432,7 +432,7 @@ TEST(Snapshot, PrometheusTextIsWellFormed) {
     EXPECT_NE(text.find("kvcore_hits_total{component=\"cache\"} 1\n"), std::string::npos);
     EXPECT_NE(text.find("kvcore_hit_rate{component=\"cache\",window=\"cumulative\"} 0.5\n"), std::string::npos);
     EXPECT_NE(text.find("kvcore_layer_hits_total{component=\"cache\",layer=\"1\"} 1\n"), std::string::npos);
-    EXPECT_EQ(samples, 10 + 3 + 1 + 3 * 2);
+    EXPECT_EQ(samples, 14 + 3 + 1 + 3 * 2);
 }
 
 // One scrape of several components: each family's # HELP and # TYPE once (Prometheus rejects a second),
@@ -467,8 +467,8 @@ TEST(Snapshot, SeveralComponentsShareEachFamilyOnce) {
         const size_t start = family.size() + 12, end = line.find('"', start);
         ++samples_per_component[line.substr(start, end - start)];
     }
-    EXPECT_EQ(samples_per_component["pool"], 10 + 3 + 1 + 3 * 2);
-    EXPECT_EQ(samples_per_component["store"], 10 + 3 + 1);
+    EXPECT_EQ(samples_per_component["pool"], 14 + 3 + 1 + 3 * 2);
+    EXPECT_EQ(samples_per_component["store"], 14 + 3 + 1);
     EXPECT_NE(text.find("kvcore_misses_total{component=\"store\"} 2\n"), std::string::npos);
     EXPECT_NE(text.find("kvcore_layer_hits_total{component=\"pool\",layer=\"1\"} 1\n"), std::string::npos);
     // One snapshot's text is the same exposition of one.
@@ -489,6 +489,40 @@ TEST(Snapshot, JsonParsesAndMatches) {
     EXPECT_EQ(j["window"]["lookups"], 2);
     EXPECT_EQ(j["time_window"]["seconds"], 60);
     EXPECT_EQ(j["layers"][0]["hits"], 1);
+}
+
+// The counts of caches that load values: summed over threads, exported under their own families, left
+// out of the hit rate.
+TEST(Recorder, LoadingCacheCountsReachEveryExport) {
+    Recorder r{config_with(1000)};
+    r.record_access(true);
+    std::thread other([&] {
+        r.record_negative_hits(3);
+        r.record_loads(2);
+        r.record_expirations(7);
+    });
+    other.join();
+    r.record_negative_hits(1);
+    r.record_load_failures(1);
+    const Snapshot s = r.snapshot();
+    EXPECT_EQ(s.negative_hits, 4u);
+    EXPECT_EQ(s.loads, 2u);
+    EXPECT_EQ(s.load_failures, 1u);
+    EXPECT_EQ(s.expirations, 7u);
+    EXPECT_EQ(s.lookups(), 1u);  // negative hits are neither hits nor misses
+    const std::string text = s.to_prometheus();
+    for (const char* line : {"# TYPE kvcore_negative_hits_total counter\n", "kvcore_negative_hits_total{component=\"cache\"} 4\n",
+                             "# TYPE kvcore_loads_total counter\n", "kvcore_loads_total{component=\"cache\"} 2\n",
+                             "# TYPE kvcore_load_failures_total counter\n", "kvcore_load_failures_total{component=\"cache\"} 1\n",
+                             "# TYPE kvcore_expirations_total counter\n", "kvcore_expirations_total{component=\"cache\"} 7\n",
+                             "kvcore_hit_rate{component=\"cache\",window=\"cumulative\"} 1\n"}) {
+        EXPECT_NE(text.find(line), std::string::npos) << line;
+    }
+    const auto j = nlohmann::json::parse(s.to_json());
+    EXPECT_EQ(j["negative_hits"], 4);
+    EXPECT_EQ(j["loads"], 2);
+    EXPECT_EQ(j["load_failures"], 1);
+    EXPECT_EQ(j["expirations"], 7);
 }
 
 }  // namespace
