@@ -6,5 +6,6 @@
 #include "kvcore/common.h"
 #include "kvcore/stats.h"
 #include "kvcore/pool.h"
+#include "kvcore/store.h"
 
 #endif /* KVCORE_KVCORE_H */

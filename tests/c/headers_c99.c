@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Compiled with -std=c99 -Wall -Wextra -pedantic -Werror: the public headers are plain C99. */
 #include "kvcore/kvcore.h"
+#include "kvcore/store.h"
 
 int main(void) { return kvc_version_number() == KVC_VERSION_NUMBER ? 0 : 1; }
