@@ -30,8 +30,10 @@
  *   kvc_session_release(s);
  * begin_turn takes the whole conversation; it keeps exactly the longest common prefix of the conversation
  * and the session's committed tokens, drops the rest, and slots the new tokens. reused is that prefix
- * (the stats' reused tokens count exactly it), or, for a session holding nothing, the conversation's
- * longest prefix of full blocks that other sessions committed (prefix sharing on; never the last token).
+ * (the stats' reused tokens count exactly it; all n when the conversation adds nothing), or, for a session
+ * holding nothing (or sharing no first token with it), the conversation's longest prefix of full blocks that
+ * sessions committed (prefix sharing on; never the last token). With device memory the kept prefix is cut
+ * to a block boundary (a shared block cannot be copied there before it is written into).
  *
  * Block layout (KVC_MEMORY_HOST and KVC_MEMORY_DEVICE), for zero-copy kernels: block b starts at
  * base + b * bytes_per_block (kvc_session_storage). Inside a block, elements of the session's dtype are
@@ -63,8 +65,10 @@
  * (get_or_create finding the session, try_get finding it or not), insertions = sessions created,
  * evictions = sessions evicted to make room (not removes, not sessions ended by persist-across-requests
  * off), bytes_in_use / peak_bytes = bytes of blocks in use now / at most, tokens_reused = begin_turn's
- * reused tokens, memory_pressure_events = requests refused with KVC_ERR_CAPACITY for a bound (once per
- * call). Sessions now: kvc_store_num_sessions.
+ * reused tokens, memory_pressure_events = requests refused with KVC_ERR_CAPACITY because evicting every
+ * idle session would not make room (bytes or sessions; once per call). A request that exceeds a bound by
+ * itself (more tokens than its session's max tokens, more bytes than a byte bound) fails with
+ * KVC_ERR_CAPACITY and records nothing. Sessions now: kvc_store_num_sessions.
  *
  * Thread-safety:
  * - kvc_store: thread-safe. Any number of threads may call any kvc_store_* function on one store at once
