@@ -78,6 +78,8 @@ PoolEntry& Store::pool_for(const Shape& shape) {
     pc.memory = config_.memory;
     pc.prefix_caching = config_.prefix_sharing;  // off: no block is ever found, so none is shared
     pc.statistics = false;                       // the store records through its own recorder
+    pc.num_blocks = 2;
+    pc.validate();  // the shape, before its block size divides anything
     const uint64_t bpb = pc.bytes_per_block();
     if (bpb > config_.max_bytes_total) {
         fail(KVC_ERR_CAPACITY, "one block of this model shape takes " + mib(bpb) + ", more than max bytes total (" +
