@@ -7,5 +7,6 @@
 #include "kvcore/stats.h"
 #include "kvcore/pool.h"
 #include "kvcore/ttl.h"
+#include "kvcore/store.h"
 
 #endif /* KVCORE_KVCORE_H */

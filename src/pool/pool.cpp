@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <unordered_map>
 
 #include "common/device_memory.h"
 #include "common/error.h"
@@ -302,10 +303,10 @@ void Pool::ensure_hashes(Sequence& seq, size_t full_blocks) {
     hasher_.extend_chain(seq.hashes, seq.tokens, config_.block_size, seq.options.keys, full_blocks);
 }
 
-void Pool::cache_full_blocks(Sequence& seq) {
+void Pool::cache_full_blocks(Sequence& seq, size_t upto_tokens) {
     if (!config_.prefix_caching) return;
     const uint32_t bs = config_.block_size;
-    const size_t full = seq.slotted / bs;
+    const size_t full = std::min(seq.slotted, upto_tokens) / bs;
     if (full <= seq.cached_blocks) return;
     ensure_hashes(seq, full);
     KvEvent stored{.kind = KvEvent::Kind::kBlockStored, .block_size = bs};
@@ -491,19 +492,21 @@ size_t Pool::cached_prefix_tokens(SequenceId id) const {
     return count_cached_prefix_blocks(live_sequence(id), nullptr) * config_.block_size;
 }
 
-size_t Pool::blocks_to_grow(const Sequence& seq, size_t new_total, bool* copy_on_write) const {
+size_t Pool::blocks_to_grow(const Sequence& seq, size_t new_total, bool* copy_on_write, size_t keep) const {
     const uint32_t bs = config_.block_size;
-    *copy_on_write = new_total > seq.slotted && seq.slotted % bs != 0 && !seq.blocks.empty() &&
-                     blocks_[seq.blocks.back()].ref > 1;
+    const size_t slotted = std::min(keep, seq.slotted);
+    const size_t held = std::min(seq.blocks.size(), blocks_for(slotted));
+    *copy_on_write = new_total > slotted && slotted % bs != 0 && held > 0 && blocks_[seq.blocks[held - 1]].ref > 1;
     const size_t wanted = blocks_for(new_total);
-    return (wanted > seq.blocks.size() ? wanted - seq.blocks.size() : 0) + (*copy_on_write ? 1 : 0);
+    return (wanted > held ? wanted - held : 0) + (*copy_on_write ? 1 : 0);
 }
 
 void Pool::grow(Sequence& seq, size_t new_total, bool copy_on_write) {
     if (copy_on_write) {
         const int32_t shared = seq.blocks.back();
         const int32_t copy = pop_free();
-        blocks_[copy].filled = blocks_[shared].filled;
+        // The sequence's own tokens of the block: a truncated sequence keeps fewer than the shared block holds.
+        blocks_[copy].filled = static_cast<uint16_t>(seq.slotted % config_.block_size);
         tokens_stored_ += blocks_[copy].filled;
         copies_.emplace_back(shared, copy);
         release(shared, seq.options.priority, seq.options.priority_duration_ms);
@@ -568,12 +571,9 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
     const uint32_t bs = config_.block_size;
     if (!seq.admitted) {
         std::vector<int32_t> found;
-        const size_t hits = count_cached_prefix_blocks(seq, &found);
-        const size_t target = std::max(num_tokens, hits * bs);
-        size_t reviving = 0;  // hit blocks that are free now and leave the free list
-        for (int32_t b : found) reviving += b != kNullBlock && blocks_[b].ref == 0;
-        const size_t needed = blocks_for(target) - hits + reviving;
-        require_free_blocks(needed);
+        const Admission plan = plan_admission(seq, num_tokens, &found);
+        const size_t hits = plan.hits, target = plan.target;
+        require_free_blocks(plan.needed);
         for (int32_t b : found) {
             acquire(b);
             seq.blocks.push_back(b);
@@ -594,8 +594,20 @@ void Pool::allocate(SequenceId id, size_t num_tokens, size_t* cached_tokens) {
         grow(seq, num_tokens, cow);
         note_peak();
     }
-    cache_full_blocks(seq);
+    if (!seq.options.defer_caching) cache_full_blocks(seq);
     release_outside_window(seq);
+}
+
+Pool::Admission Pool::plan_admission(const Sequence& seq, size_t num_tokens, std::vector<int32_t>* found) const {
+    std::vector<int32_t> local;
+    std::vector<int32_t>& hit_blocks = found != nullptr ? *found : local;
+    Admission plan;
+    plan.hits = count_cached_prefix_blocks(seq, &hit_blocks);
+    plan.target = std::max(num_tokens, plan.hits * config_.block_size);
+    size_t reviving = 0;  // hit blocks that are free now and leave the free list
+    for (int32_t b : hit_blocks) reviving += b != kNullBlock && blocks_[b].ref == 0;
+    plan.needed = blocks_for(plan.target) - plan.hits + reviving;
+    return plan;
 }
 
 void Pool::append(SequenceId id, std::span<const int32_t> tokens) {
@@ -612,7 +624,7 @@ void Pool::append(SequenceId id, std::span<const int32_t> tokens) {
     seq.tokens.insert(seq.tokens.end(), tokens.begin(), tokens.end());
     grow(seq, new_total, cow);
     note_peak();  // before a sliding window gives blocks back: the call held them all
-    cache_full_blocks(seq);
+    if (!seq.options.defer_caching) cache_full_blocks(seq);
     release_outside_window(seq);
 }
 
@@ -671,6 +683,73 @@ void Pool::free_sequence(SequenceId id) {
     }
     return_sequence_slot(static_cast<uint32_t>(id & kSlotMask));
     --live_sequences_;
+}
+
+void Pool::truncate(SequenceId id, size_t tokens) {
+    Sequence& seq = live_sequence(id);
+    KVC_ENSURE(!seq.frozen, KVC_ERR_INVALID_STATE, "sequence " + id_text(id) + " is a pinned prefix: it cannot change");
+    KVC_ENSURE(config_.sliding_window == 0, KVC_ERR_UNSUPPORTED,
+            "truncating needs full attention: a sliding window has released the sequence's early blocks");
+    KVC_ENSURE(seq.admitted && seq.slotted == seq.tokens.size(), KVC_ERR_INVALID_STATE,
+            "sequence " + id_text(id) + ": allocate all its tokens before truncating");
+    KVC_ENSURE(tokens <= seq.tokens.size(), KVC_ERR_OUT_OF_RANGE,
+            "cannot truncate to " + std::to_string(tokens) + " tokens: the sequence has " + std::to_string(seq.tokens.size()));
+    const uint32_t bs = config_.block_size;
+    const size_t keep = blocks_for(tokens);
+    // Tail first, as free_sequence: the chain's tail is evicted before its head.
+    for (size_t i = seq.blocks.size(); i-- > keep;) release(seq.blocks[i], seq.options.priority, seq.options.priority_duration_ms);
+    seq.blocks.resize(keep);
+    if (tokens % bs != 0) {
+        const int32_t last = seq.blocks.back();
+        Block& b = blocks_[last];
+        if (b.ref == 1) {  // ours alone: its tail will be rewritten, so it no longer holds its hash's content
+            if (b.cached) uncache(last);
+            const auto filled = static_cast<uint16_t>(tokens % bs);
+            tokens_stored_ -= b.filled - std::min(b.filled, filled);
+            b.filled = std::min(b.filled, filled);
+        }  // shared: grow() copies it before the sequence writes into it
+    }
+    seq.tokens.resize(tokens);
+    seq.slotted = tokens;
+    seq.hashes.resize(std::min(seq.hashes.size(), tokens / bs));
+    seq.cached_blocks = std::min(seq.cached_blocks, tokens / bs);
+    seq.prompt_len = std::min(seq.prompt_len, tokens);
+    seq.prompt_blocks = std::min(seq.prompt_blocks, tokens / bs);
+}
+
+size_t Pool::blocks_needed(SequenceId id, size_t new_total, size_t keep) const {
+    const Sequence& seq = live_sequence(id);
+    if (!seq.admitted) return plan_admission(seq, new_total, nullptr).needed;
+    bool cow = false;
+    return blocks_to_grow(seq, new_total, &cow, keep);
+}
+
+size_t Pool::blocks_freed_by_truncate(SequenceId id, size_t tokens) const {
+    const Sequence& seq = live_sequence(id);
+    size_t n = 0;
+    for (size_t i = blocks_for(tokens); i < seq.blocks.size(); ++i) {
+        n += seq.blocks[i] != kNullBlock && blocks_[seq.blocks[i]].ref == 1;
+    }
+    return n;
+}
+
+size_t Pool::reclaimable_blocks(std::span<const SequenceId> ids) const {
+    std::unordered_map<int32_t, int32_t> refs;  // block -> references from `ids`
+    for (SequenceId id : ids) {
+        for (int32_t b : live_sequence(id).blocks) {
+            if (b != kNullBlock) ++refs[b];
+        }
+    }
+    size_t n = 0;
+    for (const auto& [block, count] : refs) n += blocks_[block].ref == count;
+    return n;
+}
+
+void Pool::commit(SequenceId id, size_t tokens) {
+    Sequence& seq = live_sequence(id);
+    KVC_ENSURE(tokens <= seq.slotted, KVC_ERR_OUT_OF_RANGE,
+            "cannot commit " + std::to_string(tokens) + " tokens: the sequence has " + std::to_string(seq.slotted) + " slotted");
+    cache_full_blocks(seq, tokens);
 }
 
 std::span<const int32_t> Pool::block_table(SequenceId id) const { return live_sequence(id).blocks; }

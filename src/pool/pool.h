@@ -69,6 +69,9 @@ struct SequenceOptions {
     int64_t lora_id = 0;  // the engine's integer adapter id, published in events only (0: none)
     uint32_t priority = kDefaultPriority;
     uint64_t priority_duration_ms = 0;
+    // Full blocks enter the prefix cache only at commit(), once the embedder has written their K/V, so
+    // no other request can hit a block whose K/V are not there yet (the session store's sequences).
+    bool defer_caching = false;
 };
 
 using SequenceId = uint64_t;
@@ -108,6 +111,27 @@ public:
     // A frozen holder of the sequence's full cached blocks: they are never evicted until it is freed.
     SequenceId pin_prefix(SequenceId id);
     void free_sequence(SequenceId id);
+
+    // ---- turns: a sequence kept across requests (the session store) ----
+    // Cuts an allocated sequence to its first `tokens` tokens: blocks past them are released tail first;
+    // a kept block that the cut leaves partly filled is dropped from the prefix cache when only this
+    // sequence holds it (its tail will be overwritten), and copied on the next growth when others share
+    // it. Full attention only (KVC_ERR_UNSUPPORTED with a sliding window). All-or-nothing.
+    void truncate(SequenceId id, size_t tokens);
+    // Blocks that taking the sequence to new_total slotted tokens would take from the free lists (the
+    // blocks in use grow by exactly this): for a sequence not yet allocated, its first allocate with its
+    // cached prefix (free cached blocks it revives count, blocks in use elsewhere do not); otherwise new
+    // blocks plus a copy-on-write copy. Changes nothing.
+    // keep < num_tokens: the same, after truncate(id, keep).
+    [[nodiscard]] size_t blocks_needed(SequenceId id, size_t new_total, size_t keep = SIZE_MAX) const;
+    // Blocks that truncate(id, tokens) would return to the free lists (those only this sequence holds).
+    [[nodiscard]] size_t blocks_freed_by_truncate(SequenceId id, size_t tokens) const;
+    // Blocks that freeing every sequence in `ids` would return to the free lists: those no other holder
+    // references, each counted once however many of `ids` share it. Changes nothing.
+    [[nodiscard]] size_t reclaimable_blocks(std::span<const SequenceId> ids) const;
+    // For a sequence created with defer_caching: registers its full blocks among the first `tokens`
+    // slotted tokens in the prefix cache (their K/V are written). Blocks already cached stay as they are.
+    void commit(SequenceId id, size_t tokens);
 
     [[nodiscard]] std::span<const int32_t> block_table(SequenceId id) const;
     [[nodiscard]] size_t num_tokens(SequenceId id) const;  // tokens with slots
@@ -220,10 +244,19 @@ private:
     void push_expiry(int32_t block, uint64_t duration_ms);
     void uncache(int32_t block);
 
-    [[nodiscard]] size_t blocks_to_grow(const Sequence& seq, size_t new_total, bool* copy_on_write) const;
+    // Blocks that growing to new_total takes, from the sequence as it is or cut to its first keep tokens.
+    [[nodiscard]] size_t blocks_to_grow(const Sequence& seq, size_t new_total, bool* copy_on_write,
+                                        size_t keep = SIZE_MAX) const;
     void grow(Sequence& seq, size_t new_total, bool copy_on_write);
     void ensure_hashes(Sequence& seq, size_t full_blocks);
-    void cache_full_blocks(Sequence& seq);
+    // Registers full blocks among the first upto_tokens slotted tokens (all of them by default).
+    void cache_full_blocks(Sequence& seq, size_t upto_tokens = SIZE_MAX);
+    // What a first allocate of num_tokens takes: the cached prefix (into *found) and its hit count, the
+    // slotted target, and the blocks taken from the free lists. allocate and blocks_needed share it.
+    struct Admission {
+        size_t hits = 0, target = 0, needed = 0;
+    };
+    [[nodiscard]] Admission plan_admission(const Sequence& seq, size_t num_tokens, std::vector<int32_t>* found) const;
     // An admitted request's prefix lookup into the recorder and the request window (statistics on).
     [[gnu::always_inline]] inline void record_prefix_lookup(const Sequence& seq, size_t hit_blocks);
     void set_fill(Sequence& seq, size_t from_token);

@@ -3,5 +3,6 @@
 #include "kvcore/kvcore.h"
 /* Each header also compiles on its own. */
 #include "kvcore/ttl.h"
+#include "kvcore/store.h"
 
 int main(void) { return kvc_version_number() == KVC_VERSION_NUMBER ? 0 : 1; }

@@ -866,3 +866,127 @@ TEST(Pool, PeakBytesCountBlocksASlidingWindowGivesBackInTheSameCall) {
     EXPECT_EQ(s.peak_bytes, 10 * config.bytes_per_block());
     pool.free_sequence(a);
 }
+
+// ---- turns: truncate, blocks_needed, reclaimable_blocks, deferred caching (the session store's needs) ----
+
+TEST(PoolTurns, TruncateReleasesTheTailAndUncachesACutBlockOnlyThisSequenceHolds) {
+    Pool pool(small_config(16));
+    const SequenceId s = pool.create_sequence(iota_tokens(10), {});
+    pool.allocate(s, 10);
+    EXPECT_EQ(pool.counters().cached_blocks, 2u);
+    EXPECT_EQ(pool.blocks_freed_by_truncate(s, 5), 1u);  // block 2 goes; block 1 is kept, cut inside
+    pool.truncate(s, 5);
+    EXPECT_EQ(pool.num_tokens(s), 5u);
+    EXPECT_EQ(pool.block_table(s).size(), 2u);
+    EXPECT_EQ(pool.counters().blocks_in_use, 2u);
+    EXPECT_EQ(pool.counters().cached_blocks, 1u);  // block 1 will be rewritten: no longer findable
+    pool.append(s, iota_tokens(3, 100));
+    EXPECT_EQ(pool.num_tokens(s), 8u);
+    EXPECT_TRUE(pool.drain_copies().empty());
+    pool.check_invariants();
+    expect_unchanged_after_failure(pool, KVC_ERR_OUT_OF_RANGE, [&] { pool.truncate(s, 9); });
+    pool.truncate(s, 0);
+    EXPECT_EQ(pool.counters().blocks_in_use, 0u);
+    pool.check_invariants();
+}
+
+TEST(PoolTurns, TruncateInsideASharedBlockCopiesItOnGrowth) {
+    Pool pool(small_config(16));
+    const SequenceId a = pool.create_sequence(iota_tokens(9), {});
+    pool.allocate(a, 9);
+    const SequenceId b = pool.create_sequence(iota_tokens(9), {});
+    size_t cached = 0;
+    pool.allocate(b, 9, &cached);
+    EXPECT_EQ(cached, 8u);
+    const int32_t shared = pool.block_table(b)[1];
+    EXPECT_EQ(pool.blocks_freed_by_truncate(b, 6), 1u);  // b's own partial block 2
+    EXPECT_EQ(pool.blocks_needed(b, 8, 6), 1u);          // the copy of shared block 1 only
+    EXPECT_EQ(pool.blocks_needed(b, 9, 6), 2u);          // and one new block
+    pool.truncate(b, 6);
+    EXPECT_EQ(pool.counters().cached_blocks, 2u);  // a still holds block 1 whole
+    pool.append(b, iota_tokens(3, 50));
+    const auto copies = pool.drain_copies();
+    ASSERT_EQ(copies.size(), 1u);
+    EXPECT_EQ(copies[0].first, shared);
+    EXPECT_EQ(copies[0].second, pool.block_table(b)[1]);
+    EXPECT_EQ(pool.block_table(a)[1], shared);
+    pool.check_invariants();
+}
+
+TEST(PoolTurns, TruncateRefusesPinsAndSlidingWindows) {
+    PoolConfig c = small_config(16);
+    c.sliding_window = 8;
+    Pool windowed(c);
+    const SequenceId s = windowed.create_sequence(iota_tokens(6), {});
+    windowed.allocate(s, 6);
+    expect_unchanged_after_failure(windowed, KVC_ERR_UNSUPPORTED, [&] { windowed.truncate(s, 2); });
+    Pool pool(small_config(16));
+    const SequenceId t = pool.create_sequence(iota_tokens(8), {});
+    pool.allocate(t, 8);
+    const SequenceId pin = pool.pin_prefix(t);
+    expect_unchanged_after_failure(pool, KVC_ERR_INVALID_STATE, [&] { pool.truncate(pin, 4); });
+    const SequenceId u = pool.create_sequence(iota_tokens(8), {});
+    expect_unchanged_after_failure(pool, KVC_ERR_INVALID_STATE, [&] { pool.truncate(u, 4); });  // not allocated
+}
+
+TEST(PoolTurns, BlocksNeededIsWhatAllocateAndAppendTake) {
+    Pool pool(small_config(16));
+    const SequenceId a = pool.create_sequence(iota_tokens(12), {});
+    EXPECT_EQ(pool.blocks_needed(a, 12), 3u);
+    pool.allocate(a, 12);
+    EXPECT_EQ(pool.counters().blocks_in_use, 3u);
+    // b finds a's first two blocks in use: they are not taken from the free lists.
+    const SequenceId b = pool.create_sequence(iota_tokens(10), {});
+    EXPECT_EQ(pool.blocks_needed(b, 10), 1u);
+    pool.allocate(b, 10);
+    EXPECT_EQ(pool.counters().blocks_in_use, 4u);
+    pool.free_sequence(a);
+    pool.free_sequence(b);
+    // c revives free cached blocks: they count, since blocks in use grow by them.
+    const SequenceId c = pool.create_sequence(iota_tokens(10), {});
+    EXPECT_EQ(pool.blocks_needed(c, 10), 3u);
+    pool.allocate(c, 10);
+    EXPECT_EQ(pool.counters().blocks_in_use, 3u);
+    EXPECT_EQ(pool.blocks_needed(c, 12), 0u);
+    EXPECT_EQ(pool.blocks_needed(c, 13), 1u);
+    pool.append(c, iota_tokens(3, 77));
+    EXPECT_EQ(pool.counters().blocks_in_use, 4u);
+}
+
+TEST(PoolTurns, ReclaimableBlocksCountSharedBlocksOnceAndOnlyWhenAllHoldersGo) {
+    Pool pool(small_config(32));
+    const SequenceId a = pool.create_sequence(iota_tokens(12), {});
+    pool.allocate(a, 12);
+    const SequenceId b = pool.create_sequence(iota_tokens(14), {});
+    pool.allocate(b, 14);  // shares a's 3 full blocks, one of its own
+    const SequenceId c = pool.create_sequence(iota_tokens(5, 500), {});
+    pool.allocate(c, 5);
+    const std::vector<SequenceId> ab{a, b}, just_a{a}, abc{a, b, c};
+    EXPECT_EQ(pool.reclaimable_blocks(just_a), 0u);
+    EXPECT_EQ(pool.reclaimable_blocks(ab), 4u);
+    EXPECT_EQ(pool.reclaimable_blocks(abc), 6u);
+    const uint32_t in_use = pool.counters().blocks_in_use;
+    pool.free_sequence(a);
+    pool.free_sequence(b);
+    EXPECT_EQ(pool.counters().blocks_in_use, in_use - 4);
+}
+
+TEST(PoolTurns, DeferredCachingRegistersBlocksOnlyAtCommit) {
+    Pool pool(small_config(32));
+    SequenceOptions deferred;
+    deferred.defer_caching = true;
+    const SequenceId a = pool.create_sequence(iota_tokens(9), deferred);
+    pool.allocate(a, 9);
+    pool.append(a, iota_tokens(4, 9));
+    EXPECT_EQ(pool.counters().cached_blocks, 0u);  // K/V not written yet: nobody may hit them
+    const SequenceId probe = pool.create_sequence(iota_tokens(13), {});
+    EXPECT_EQ(pool.cached_prefix_tokens(probe), 0u);
+    pool.commit(a, 6);
+    EXPECT_EQ(pool.counters().cached_blocks, 1u);
+    EXPECT_EQ(pool.cached_prefix_tokens(probe), 4u);
+    pool.commit(a, 13);
+    EXPECT_EQ(pool.counters().cached_blocks, 3u);
+    EXPECT_EQ(pool.cached_prefix_tokens(probe), 12u);
+    EXPECT_EQ(status_of([&] { pool.commit(a, 14); }), KVC_ERR_OUT_OF_RANGE);
+    pool.check_invariants();
+}
