@@ -87,6 +87,10 @@ KVC_API kvc_status kvc_pool_options_set_window_requests(kvc_pool_options* option
  * --disable-log-stats): kvc_pool_snapshot fails with KVC_ERR_INVALID_STATE and
  * kvc_pool_window_token_hit_rate returns NaN. */
 KVC_API kvc_status kvc_pool_options_set_statistics(kvc_pool_options* options, uint32_t enabled);
+/* Which free cached block is evicted first (default KVC_EVICTION_LRU, vLLM's order). Blocks without a
+ * cached hash always go first, then lower retention priorities; the policy picks within a priority.
+ * Blocks are freed tail first, so among blocks with the same history a chain's tail goes before its head. */
+KVC_API kvc_status kvc_pool_options_set_eviction_policy(kvc_pool_options* options, kvc_eviction_policy policy);
 
 /* ---- sequence options: extra keys and retention ------------------------------------------------ */
 KVC_API kvc_status kvc_sequence_options_create(kvc_sequence_options** out);

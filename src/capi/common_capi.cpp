@@ -4,6 +4,7 @@
 
 #include "capi/guard.h"
 #include "common/error.h"
+#include "capi/eviction.h"
 #include "common/eviction/policy.h"
 
 #define KVC_STR2(x) #x
@@ -37,7 +38,7 @@ const char* kvc_status_string(kvc_status status) {
 
 const char* kvc_eviction_policy_name(kvc_eviction_policy policy) {
     const uint32_t raw = kvcore::capi::enum_bits(policy);
-    if (raw > kvcore::eviction::kLastKind) return "unknown";
+    if (raw > kvcore::capi::kLastOfferedEviction) return "unknown";
     return kvcore::eviction::kind_name(static_cast<kvcore::eviction::Kind>(raw));
 }
 

@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "capi/eviction.h"
 #include "capi/guard.h"
 #include "capi/stats_handles.h"
 #include "pool/pool.h"
@@ -30,6 +31,8 @@ struct kvc_pool {
     explicit kvc_pool(pool::PoolConfig config) : impl(std::move(config)) {}
     pool::Pool impl;
 };
+
+void kvcore::capi::set_pool_eviction_for_tools(kvc_pool_options* o, kvcore::eviction::Kind kind) { o->config.eviction = kind; }
 
 extern "C" {
 
@@ -66,6 +69,9 @@ kvc_status kvc_pool_options_set_hash(kvc_pool_options* o, kvc_hash_algo algo, co
         c.hash_algo = checked_enum<pool::HashAlgo>(algo, KVC_HASH_SHA256_CBOR, "hash algorithm");
         c.hash_seed = seed;
     });
+}
+kvc_status kvc_pool_options_set_eviction_policy(kvc_pool_options* o, kvc_eviction_policy policy) {
+    return edit_validated(o, [&](pool::PoolConfig& c) { c.eviction = kvcore::capi::eviction_kind(policy); });
 }
 kvc_status kvc_pool_options_set_prefix_caching(kvc_pool_options* o, uint32_t enabled) {
     return edit_validated(o, [&](pool::PoolConfig& c) { c.prefix_caching = enabled != 0; });

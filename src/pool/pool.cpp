@@ -69,6 +69,7 @@ void PoolConfig::validate() const {
     range("sliding_window", sliding_window, 0, 1u << 30);
     range("max_pending_events", max_pending_events, 1, 1u << 30);
     range("window_requests", window_requests, 1, 1u << 20);
+    range("eviction", static_cast<uint32_t>(eviction), 0, eviction::kLastKind);
     KVC_ENSURE(dtype_bytes(dtype) != 0, KVC_ERR_INVALID_ARGUMENT, "unknown dtype " + std::to_string(uint32_t(dtype)));
     KVC_ENSURE(memory == Memory::kMetadataOnly || memory == Memory::kHost || memory == Memory::kDevice,
             KVC_ERR_INVALID_ARGUMENT, "unknown memory kind " + std::to_string(uint32_t(memory)));
@@ -105,6 +106,9 @@ Pool::Pool(PoolConfig config, Clock clock, Clock wall_clock)
         recorder_ = std::make_unique<stats::Recorder>(rc);
         lookup_writer_.emplace(*recorder_);
     }
+    if (config_.eviction != eviction::Kind::kLru) {
+        policy_levels_ = std::make_unique<PolicyLevels>(config_.eviction, kMaxPriority + 1, config_.num_blocks - 1);
+    }
     // Block 0 is the null block; the rest start free, in id order.
     for (uint32_t b = 1; b < config_.num_blocks; ++b) push_free(static_cast<int32_t>(b), kDefaultPriority);
     if (config_.memory == Memory::kHost) {
@@ -127,6 +131,14 @@ inline void Pool::push_free(int32_t block, uint32_t level) {
     Block& b = blocks_[block];
     Link& l = links_[block];
     FreeList& list = free_lists_[level];
+    if (b.cached && policy_levels_ != nullptr) [[unlikely]] {
+        policy_levels_->free_block(block, b.level, level, map_key(b.hash, b.domain));
+        b.free = true;
+        b.level = static_cast<uint8_t>(level);
+        nonempty_levels_[level / 64] |= uint64_t{1} << (level % 64);
+        ++num_free_;
+        return;
+    }
     b.free = true;
     b.level = static_cast<uint8_t>(level);
     if (!b.cached && list.head != -1 && level == 0) {
@@ -145,16 +157,33 @@ inline void Pool::push_free(int32_t block, uint32_t level) {
     ++num_free_;
 }
 
-inline void Pool::unlink_free(int32_t block) noexcept {
+inline void Pool::unlink_free(int32_t block) {
     Block& b = blocks_[block];
     Link& l = links_[block];
     FreeList& list = free_lists_[b.level];
+    if (b.cached && policy_levels_ != nullptr) [[unlikely]] {
+        policy_levels_->hold(block, b.level);
+        b.free = false;
+        if (list.head == -1 && policy_levels_->evictable(b.level) == 0) clear_level_bit(b.level);
+        --num_free_;
+        return;
+    }
     (l.prev != -1 ? links_[l.prev].next : list.head) = l.next;
     (l.next != -1 ? links_[l.next].prev : list.tail) = l.prev;
     l.prev = l.next = -1;
     b.free = false;
-    if (list.head == -1) nonempty_levels_[b.level / 64] &= ~(uint64_t{1} << (b.level % 64));
+    if (list.head == -1 && (policy_levels_ == nullptr || policy_levels_->evictable(b.level) == 0)) {
+        clear_level_bit(b.level);
+    }
     --num_free_;
+}
+
+int32_t Pool::take_policy_victim(uint32_t level) {
+    const int32_t block = *policy_levels_->evict(level);  // the level's bit says it has one
+    blocks_[block].free = false;
+    if (policy_levels_->evictable(level) == 0) clear_level_bit(level);  // its free list is empty
+    --num_free_;
+    return block;
 }
 
 void Pool::refuse_for_memory(const std::string& message) {
@@ -188,8 +217,12 @@ inline int32_t Pool::pop_free() {
     if (!expiries_.empty()) [[unlikely]] expire_priorities();
     const uint32_t level = nonempty_levels_[0] != 0 ? std::countr_zero(nonempty_levels_[0])
                                                     : 64 + std::countr_zero(nonempty_levels_[1]);
-    const int32_t block = free_lists_[level].head;
-    unlink_free(block);
+    int32_t block = free_lists_[level].head;
+    if (block != -1) [[likely]] {
+        unlink_free(block);
+    } else {
+        block = take_policy_victim(level);
+    }
     Block& b = blocks_[block];
     if (b.cached) uncache(block);
     b.expiry_stamp = 0;
@@ -212,6 +245,7 @@ void Pool::uncache(int32_t block) {
 void Pool::acquire(int32_t block) {
     if (block == kNullBlock) return;
     Block& b = blocks_[block];
+    if (b.cached && policy_levels_ != nullptr) [[unlikely]] policy_levels_->touch(block, b.level);
     if (b.ref == 0) {
         unlink_free(block);
         ++blocks_in_use_;
@@ -354,6 +388,17 @@ void Pool::reset_prefix_cache() {
     totals_.cleared_by_reset += map_.size();
     map_.clear();
     for (Block& b : blocks_) b.cached = false;
+    if (policy_levels_ != nullptr) {
+        // The policies held every cached free block: back to the free lists, as blocks without a hash.
+        std::vector<int32_t> freed;
+        policy_levels_->clear(freed);
+        nonempty_levels_[0] = nonempty_levels_[1] = 0;
+        for (uint32_t level = 0; level <= kMaxPriority; ++level) {
+            if (free_lists_[level].head != -1) nonempty_levels_[level / 64] |= uint64_t{1} << (level % 64);
+        }
+        num_free_ -= static_cast<uint32_t>(freed.size());
+        for (int32_t block : freed) push_free(block, 0);
+    }
     events_.push(KvEvent{.kind = KvEvent::Kind::kAllBlocksCleared});
 }
 
@@ -867,11 +912,14 @@ void Pool::check_invariants() const {
     for (uint32_t level = 0; level < free_lists_.size(); ++level) {
         const FreeList& list = free_lists_[level];
         const bool marked = (nonempty_levels_[level / 64] >> (level % 64)) & 1;
-        if (marked != (list.head != -1)) broken("non-empty bitmap at level " + std::to_string(level));
+        const size_t by_policy = policy_levels_ != nullptr ? policy_levels_->evictable(level) : 0;
+        if (marked != (list.head != -1 || by_policy > 0)) broken("non-empty bitmap at level " + std::to_string(level));
+        listed += static_cast<uint32_t>(by_policy);
         int32_t prev = -1;
         for (int32_t b = list.head; b != -1; prev = b, b = links_[b].next) {
             const Block& blk = blocks_[b];
-            if (!blk.free || blk.ref != 0 || blk.level != level || links_[b].prev != prev) {
+            if (!blk.free || blk.ref != 0 || blk.level != level || links_[b].prev != prev ||
+                (blk.cached && policy_levels_ != nullptr)) {
                 broken("free list entry " + std::to_string(b));
             }
             if (++listed > config_.num_blocks) broken("free list cycle");
@@ -893,6 +941,9 @@ void Pool::check_invariants() const {
         const Block& blk = blocks_[b];
         if (blk.ref != refs[b] + (blk.raw ? 1 : 0)) broken("ref count of block " + std::to_string(b));
         if ((blk.ref == 0) != blk.free) broken("free flag of block " + std::to_string(b));
+        if (policy_levels_ != nullptr && blk.free && blk.cached && !policy_levels_->contains(static_cast<int32_t>(b), blk.level)) {
+            broken("free cached block " + std::to_string(b) + " is not in its level's policy");
+        }
         if (blk.ref > 0) {
             ++in_use;
             stored += blk.filled;

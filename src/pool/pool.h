@@ -4,9 +4,13 @@
 // release, KV events and statistics.
 //
 // Blocks: block 0 is the reserved null block (the placeholder for blocks a sliding window released);
-// 1..num_blocks-1 are usable. A block with ref == 0 sits in the free list of its retention priority;
-// the free lists are also the LRU order (evict from the head of the lowest non-empty priority). A free
-// block keeps its hash and stays hit-able until it is taken for new data.
+// 1..num_blocks-1 are usable. A block with ref == 0 is free and sits at its retention priority's level;
+// a block without a cached hash goes first, then the lowest non-empty level's victim, which the
+// eviction policy (PoolConfig::eviction) picks within that level. Under LRU (the default, vLLM's order)
+// the levels are the free lists themselves, evicted from the head; other policies keep a level's cached
+// blocks in a policy (pool/policy_levels.h). Blocks are freed tail first, so among blocks with the same
+// history a chain's tail goes before its head. A free block keeps its hash and stays hit-able until it
+// is taken for new data.
 //
 // Sequences are named by 64-bit ids (stamp 40 | slot 24), not pointers, so a freed, stale or foreign id
 // is detected and reported instead of corrupting memory. Stamps come from one process-wide counter
@@ -25,8 +29,10 @@
 #include <utility>
 #include <vector>
 
+#include "common/eviction/policy.h"
 #include "pool/block_hash.h"
 #include "pool/events.h"
+#include "pool/policy_levels.h"
 #include "pool/prefix_map.h"
 #include "stats/recorder.h"
 
@@ -53,6 +59,8 @@ struct PoolConfig {
     // Off: no recorder and no request window, so the pool pays nothing for them (vLLM's log_stats,
     // RocksDB's optional Statistics); snapshot() then fails with KVC_ERR_INVALID_STATE.
     bool statistics = true;
+    // Which free cached block goes first within a retention level.
+    eviction::Kind eviction = eviction::Kind::kLru;
 
     void validate() const;  // throws kvcore::Error naming the bad field
     // K and V of every layer for one block.
@@ -236,8 +244,13 @@ private:
     // The per-block steps of every allocate and free: inlined into their loops (a call each cost ~20 %
     // of a batched allocate + free).
     [[gnu::always_inline]] inline void push_free(int32_t block, uint32_t level);
-    [[gnu::always_inline]] inline void unlink_free(int32_t block) noexcept;
+    [[gnu::always_inline]] inline void unlink_free(int32_t block);
     [[gnu::always_inline]] inline int32_t pop_free();  // evicts the block's hash if it had one
+    // Not LRU: the policy's victim of a level whose free list is empty, out of the free blocks.
+    int32_t take_policy_victim(uint32_t level);
+    void clear_level_bit(uint32_t level) noexcept {
+        nonempty_levels_[level / 64] &= ~(uint64_t{1} << (level % 64));
+    }
     void expire_priorities();
     void acquire(int32_t block);  // ref++, leaving the free list on 0 -> 1
     [[gnu::always_inline]] inline void release(int32_t block, uint32_t priority, uint64_t duration_ms);
@@ -278,6 +291,8 @@ private:
     std::vector<FreeList> free_lists_;  // one per priority level
     uint64_t nonempty_levels_[2] = {0, 0};
     uint32_t num_free_ = 0;
+    // Null under LRU; otherwise the cached free blocks, which the free lists then never hold.
+    std::unique_ptr<PolicyLevels> policy_levels_;
     PrefixMap map_;
     std::vector<Expiry> expiries_;  // min-heap on at_ns
     uint64_t next_expiry_stamp_ = 1;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "kvcore/common.h"
 
@@ -53,8 +54,11 @@ struct SimulateOptions {
     uint32_t blocks = 8192;
     uint32_t block_size = 512;
     std::string algo = "xxh3";
+    std::string policy = "lru";  // an eviction::Kind name, or "opt" (the offline optimum)
     bool json = false;
 };
+// What --policy accepts: every eviction policy's name, then "opt".
+std::vector<std::string> simulate_policies();
 int run_simulate(const SimulateOptions& options);
 
 }  // namespace kvcore::cli

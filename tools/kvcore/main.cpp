@@ -116,6 +116,10 @@ int main(int argc, char** argv) {
     sim_cmd->add_option("--blocks", sim.blocks, "Blocks in the pool (block 0 reserved)")->check(CLI::Range(2, 1 << 30));
     sim_cmd->add_option("--block-size", sim.block_size, "Tokens per block")->check(CLI::Range(1, 4096));
     sim_cmd->add_option("--algo", sim.algo, "sha256_cbor or xxh3")->check(CLI::IsMember({"sha256_cbor", "xxh3"}));
+    sim_cmd->add_option("--policy", sim.policy,
+                        "Eviction policy of the pool's free cached blocks; opt: the offline optimum (Belady: evict the "
+                        "block next used farthest ahead), the ceiling for every policy, computed from the whole trace")
+        ->check(CLI::IsMember(simulate_policies()));
     sim_cmd->add_flag("--json", sim.json, "Print the summary as JSON (the pool's snapshot and the run's figures)");
     sim_cmd->callback([&] { exit_code = run_simulate(sim); });
 

@@ -7,14 +7,18 @@
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
+#include <optional>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "capi/eviction.h"
 #include "commands.h"
+#include "common/eviction/policy.h"
 #include "input.h"
 #include "kvcore/kvcore.h"
+#include "pool/replay_model.h"
 #include "trace_record.h"
 
 namespace kvcore::cli {
@@ -104,6 +108,47 @@ std::string percent(double rate) {
     return b;
 }
 
+// The offline optimum's summary: the figures the pool's summary gives for the same replay.
+int print_optimum(const SimulateOptions& o, const std::string& trace_name, const pool::ReplayTrace::Result& r,
+                  double seconds) {
+    const double block_rate = r.blocks_queried > 0 ? double(r.blocks_hit) / double(r.blocks_queried) : 0.0;
+    const double token_rate = r.tokens_queried > 0 ? double(r.tokens_hit) / double(r.tokens_queried) : 0.0;
+    if (o.json) {
+        const json out = {
+            {"trace", trace_name},
+            {"pool", {{"blocks", o.blocks}, {"block_size", o.block_size}, {"hash", o.algo}, {"policy", "opt"}}},
+            {"requests", r.requests},
+            {"requests_longer_than_pool", r.too_long},
+            {"prompt_tokens", r.tokens_queried},
+            {"token_hit_rate", token_rate},
+            {"block_hit_rate", block_rate},
+            {"blocks_hit", r.blocks_hit},
+            {"blocks_missed", r.blocks_queried - r.blocks_hit},
+            {"evictions", r.evictions},
+            {"seconds", seconds},
+            {"max_rss_bytes", max_rss_bytes()},
+        };
+        std::printf("%s\n", out.dump(2).c_str());
+        return kExitOk;
+    }
+    auto row = [](const char* name, const std::string& v) { std::printf("  %-30s %s\n", name, v.c_str()); };
+    std::printf("kvcore simulate: %s through %u blocks of %u tokens (%s, opt: the offline optimum, Belady)\n",
+                trace_name.c_str(), o.blocks, o.block_size, o.algo.c_str());
+    row("requests", std::to_string(r.requests));
+    if (r.too_long > 0) row("requests longer than the pool", std::to_string(r.too_long) + " (counted, not admitted)");
+    row("token hit rate", percent(token_rate) + " (" + std::to_string(r.tokens_hit) + " of " +
+                              std::to_string(r.tokens_queried) + " prompt tokens)");
+    row("block hit rate", percent(block_rate) + " (" + std::to_string(r.blocks_hit) + " reused, " +
+                              std::to_string(r.blocks_queried - r.blocks_hit) + " missed): the ceiling");
+    row("evictions", std::to_string(r.evictions));
+    char b[96];
+    std::snprintf(b, sizeof b, "%.2f s", seconds);
+    row("time (reading the trace too)", b);
+    std::snprintf(b, sizeof b, "%.1f MB", static_cast<double>(max_rss_bytes()) / 1e6);
+    row("peak memory (RSS)", b);
+    return kExitOk;
+}
+
 int print_summary(const SimulateOptions& o, const std::string& trace_name, kvc_pool* pool, const Totals& t) {
     kvc_stats* s = nullptr;
     if (!ok(kvc_pool_snapshot(pool, &s), "simulate", "snapshot")) return kExitFailure;
@@ -121,7 +166,7 @@ int print_summary(const SimulateOptions& o, const std::string& trace_name, kvc_p
         if (!good) return kExitFailure;
         json out = {
             {"trace", trace_name},
-            {"pool", {{"blocks", o.blocks}, {"block_size", o.block_size}, {"hash", o.algo}}},
+            {"pool", {{"blocks", o.blocks}, {"block_size", o.block_size}, {"hash", o.algo}, {"policy", o.policy}}},
             {"requests", t.requests},
             {"requests_longer_than_pool", t.too_long},
             {"prompt_tokens", t.prompt_tokens},
@@ -138,8 +183,8 @@ int print_summary(const SimulateOptions& o, const std::string& trace_name, kvc_p
         return kExitOk;
     }
     auto row = [](const char* name, const std::string& v) { std::printf("  %-30s %s\n", name, v.c_str()); };
-    std::printf("kvcore simulate: %s through %u blocks of %u tokens (%s)\n", trace_name.c_str(), o.blocks, o.block_size,
-                o.algo.c_str());
+    std::printf("kvcore simulate: %s through %u blocks of %u tokens (%s, %s eviction)\n", trace_name.c_str(), o.blocks,
+                o.block_size, o.algo.c_str(), o.policy.c_str());
     row("requests", std::to_string(t.requests));
     if (t.too_long > 0) row("requests longer than the pool", std::to_string(t.too_long) + " (counted, not admitted)");
     row("token hit rate", percent(kvc_stats_token_hit_rate(s)) + " (" + std::to_string(kvc_stats_tokens_hit(s)) +
@@ -163,6 +208,13 @@ int print_summary(const SimulateOptions& o, const std::string& trace_name, kvc_p
 
 }  // namespace
 
+std::vector<std::string> simulate_policies() {
+    std::vector<std::string> names;
+    for (uint32_t k = 0; k <= eviction::kLastKind; ++k) names.emplace_back(eviction::kind_name(static_cast<eviction::Kind>(k)));
+    names.emplace_back("opt");
+    return names;
+}
+
 int run_simulate(const SimulateOptions& o) {
     LineReader reader(o.trace);
     if (!reader.open()) {
@@ -177,6 +229,8 @@ int run_simulate(const SimulateOptions& o) {
                          ok(kvc_pool_options_set_hash(options, o.algo == "sha256_cbor" ? KVC_HASH_SHA256_CBOR
                                                                                        : KVC_HASH_XXH3, "42"),
                             "simulate", "--algo") &&
+                         (o.policy == "opt" ||
+                          (kvcore::capi::set_pool_eviction_for_tools(options, *eviction::kind_from_name(o.policy)), true)) &&
                          ok(kvc_pool_create(options, &pool), "simulate", "pool");
     kvc_pool_options_destroy(options);
     if (!created) return kExitFailure;
@@ -185,6 +239,11 @@ int run_simulate(const SimulateOptions& o) {
         ~PoolOwner() { kvc_pool_destroy(pool); }
     } owner{pool};
 
+    // opt: pass 1 records the trace's blocks, pass 2 (below) replays them knowing every next use.
+    std::optional<kvcore::pool::ReplayTrace> recorded;
+    if (o.policy == "opt") {
+        recorded.emplace(o.block_size, o.algo == "sha256_cbor" ? kvcore::pool::HashAlgo::kSha256Cbor : kvcore::pool::HashAlgo::kXxh3, "42");
+    }
     Totals totals;
     std::string line;
     std::vector<int32_t> tokens;
@@ -214,6 +273,10 @@ int run_simulate(const SimulateOptions& o) {
             ++totals.requests;
             totals.prompt_tokens += tokens.size();
             progress.update(totals.requests);
+            if (recorded) {
+                recorded->add(tokens);
+                continue;
+            }
             const char* failed = "";
             if (const kvc_status st = replay(pool, tokens, o.block_size, totals, &failed); st != KVC_OK) {
                 progress.clear();
@@ -226,6 +289,11 @@ int run_simulate(const SimulateOptions& o) {
     if (totals.requests == 0) {
         std::fprintf(stderr, "kvcore simulate: %s: no trace records (the trace is empty)\n", reader.name().c_str());
         return kExitBadInput;
+    }
+    if (recorded) {
+        const auto r = recorded->replay(o.blocks, kvcore::pool::ReplayTrace::Order::kFarthestNextUse);
+        return print_optimum(o, reader.name(), r,
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     return print_summary(o, reader.name(), pool, totals);
 }

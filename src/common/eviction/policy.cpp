@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "common/eviction/policy.h"
 
+#include "common/eviction/arc.h"
 #include "common/eviction/lru.h"
+#include "common/eviction/s3fifo.h"
+#include "common/eviction/sieve.h"
+#include "common/eviction/wtinylfu.h"
 #include "common/error.h"
 
 namespace kvcore::eviction {
 
 namespace {
-constexpr const char* kNames[] = {"lru", "s3fifo", "sieve", "arc"};
+constexpr const char* kNames[] = {"lru", "s3fifo", "sieve", "arc", "wtinylfu"};
 static_assert(std::size(kNames) == kLastKind + 1);
 }  // namespace
 
@@ -23,13 +27,15 @@ const char* kind_name(Kind kind) noexcept {
     return i <= kLastKind ? kNames[i] : "unknown";
 }
 
-std::unique_ptr<Policy> make_policy(Kind kind, size_t /*capacity*/) {
+std::unique_ptr<Policy> make_policy(Kind kind, size_t capacity) {
     switch (kind) {
-        case Kind::kLru:
-            return std::make_unique<Lru>();
-        default:
-            throw Error(KVC_ERR_UNSUPPORTED, std::string("eviction policy ") + kind_name(kind) + " is not built yet");
+        case Kind::kLru: return std::make_unique<Lru>();
+        case Kind::kS3Fifo: return std::make_unique<S3Fifo>(capacity);
+        case Kind::kSieve: return std::make_unique<Sieve>();
+        case Kind::kArc: return std::make_unique<Arc>(capacity);
+        case Kind::kWTinyLfu: return std::make_unique<WTinyLfu>(capacity);
     }
+    throw Error(KVC_ERR_INVALID_ARGUMENT, "unknown eviction policy " + std::to_string(static_cast<uint32_t>(kind)));
 }
 
 }  // namespace kvcore::eviction

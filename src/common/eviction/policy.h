@@ -18,9 +18,9 @@
 
 namespace kvcore::eviction {
 
-// The C API's kvc_eviction_policy, value for value.
-enum class Kind : uint32_t { kLru = 0, kS3Fifo = 1, kSieve = 2, kArc = 3 };
-inline constexpr uint32_t kLastKind = 3;
+// Every policy kvcore has; kvc_eviction_policy offers those that beat LRU (see common_capi.cpp).
+enum class Kind : uint32_t { kLru = 0, kS3Fifo = 1, kSieve = 2, kArc = 3, kWTinyLfu = 4 };
+inline constexpr uint32_t kLastKind = 4;
 
 // "lru", "s3fifo", ...; nullopt for an unknown name.
 std::optional<Kind> kind_from_name(std::string_view name) noexcept;
