@@ -232,7 +232,7 @@ KVC_ARRAY(, Out, 0, CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTY
 #if defined(SWIGCSHARP) || defined(SWIGJAVA)
 %rename(Status) kvc_status;
 #endif
-%rename("%(regex:/^KVC_(ERR_|MEMORY_|DTYPE_|HASH_|EVENTS_)?(.*)$/\\2/)s", %$isenumitem) "";
+%rename("%(regex:/^KVC_(ERR_|MEMORY_|DTYPE_|HASH_|EVENTS_|EVICTION_)?(.*)$/\\2/)s", %$isenumitem) "";
 
 #if defined(SWIGJAVA)
 %include "enums.swg"
@@ -394,6 +394,10 @@ typedef struct {} Stats;
   uint64_t tokens_queried() { return kvc_stats_tokens_queried($self); }
   uint64_t tokens_hit() { return kvc_stats_tokens_hit($self); }
   uint64_t tokens_reused() { return kvc_stats_tokens_reused($self); }
+  uint64_t negative_hits() { return kvc_stats_negative_hits($self); }
+  uint64_t loads() { return kvc_stats_loads($self); }
+  uint64_t load_failures() { return kvc_stats_load_failures($self); }
+  uint64_t expirations() { return kvc_stats_expirations($self); }
   double token_hit_rate() { return kvc_stats_token_hit_rate($self); }
   uint32_t window_size() { return kvc_stats_window_size($self); }
   uint64_t window_lookups() { return kvc_stats_window_lookups($self); }
@@ -775,5 +779,579 @@ typedef struct {} Pool;
   static void hash_blocks_into(kvc_hash_algo algo, const char* seed, uint32_t block_size, const int32_t* tokens,
                                size_t n, const SequenceOptions* options, uint64_t* out_hashes, size_t capacity) {
     kvc_bind_check(kvc_hash_blocks(algo, seed, block_size, tokens, n, options, out_hashes, capacity, NULL));
+  }
+}
+
+/* ---- eviction policy, shared by the store and the TTL cache -------------------------------------- */
+
+#if defined(SWIGCSHARP) || defined(SWIGJAVA)
+%rename(EvictionPolicy) kvc_eviction_policy;
+#endif
+
+/* ---- TTL cache --------------------------------------------------------------------------------- */
+
+%rename("$ignore", regextarget=1, %$isfunction) "^kvc_ttl_";
+%ignore kvc_ttl_options;
+%ignore kvc_ttl_cache;
+%ignore kvc_ttl_ticket;
+%ignore kvc_ttl_entries;
+%ignore kvc_ttl_value;
+%include "kvcore/ttl.h"
+
+/* A value whose size the caller cannot know beforehand comes back as a one-entry TtlEntries that the
+   library allocated, so each lookup is one call and counts once in the statistics. A TtlLoad is one
+   get-or-load: it holds either the result or the ticket that makes its holder the loader, so the
+   loader runs in the calling language (a C# delegate, a Java lambda, a Go func) without a callback
+   crossing the boundary. */
+%{
+typedef struct kvc_ttl_options TtlOptions;
+typedef struct kvc_ttl_cache TtlCache;
+typedef struct kvc_ttl_entries TtlEntries;
+typedef struct TtlLoad {
+    kvc_ttl_entries* result;  /* the value found, or another thread's load result */
+    kvc_ttl_ticket* ticket;   /* non-NULL: this caller loads */
+} TtlLoad;
+
+/* A string field of an entries copy, sized then filled. */
+static char* kvc_bind_entry_string(const kvc_ttl_entries* entries, size_t index,
+                                   kvc_status (*read)(const kvc_ttl_entries*, size_t, char*, size_t, size_t*)) {
+    size_t length = 0;
+    kvc_status status = read(entries, index, NULL, 0, &length);
+    if (status != KVC_OK) {
+        kvc_bind_check(status);
+        return NULL;
+    }
+    char* text = (char*)malloc(length + 1);
+    if (text == NULL) {
+        kvc_bind_pending = KVC_ERR_NO_MEMORY;
+        return NULL;
+    }
+    status = read(entries, index, text, length + 1, NULL);
+    if (status != KVC_OK) {
+        free(text);
+        kvc_bind_check(status);
+        return NULL;
+    }
+    return text;
+}
+%}
+KVC_BIND_HANDLE(TtlOptions)
+KVC_BIND_HANDLE(TtlCache)
+KVC_BIND_HANDLE(TtlEntries)
+KVC_BIND_HANDLE(TtlLoad)
+KVC_CLOSEABLE(TtlOptions)
+KVC_CLOSEABLE(TtlCache)
+KVC_CLOSEABLE(TtlEntries)
+KVC_CLOSEABLE(TtlLoad)
+KVC_INPUT_ARRAY(uint8_t, value, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_INTERNAL(TtlCache::set_raw)
+KVC_INTERNAL(TtlCache::get_entry)
+KVC_INTERNAL(TtlCache::get_all_entries)
+#if defined(SWIGCSHARP)
+/* Their convenience members are written in bindings/csharp/src. */
+%typemap(csclassmodifiers) TtlCache "public partial class"
+%typemap(csclassmodifiers) Store "public partial class"
+%typemap(csclassmodifiers) Session "public partial class"
+%typemap(csclassmodifiers) TtlLoad "internal class"
+%typemap(csclassmodifiers) TtlEntries "internal class"
+#elif defined(SWIGJAVA)
+/* Used by TtlCache's own methods only. */
+%typemap(javaclassmodifiers) TtlLoad "final class"
+%typemap(javaclassmodifiers) TtlEntries "final class"
+#endif
+
+#if defined(SWIGJAVA)
+%typemap(javacode) TtlCache %{
+  /** A cache with the defaults: TTL 30 s, negative TTL 5 s, 10,000 entries, LRU. */
+  public TtlCache() {
+    this(null);
+  }
+
+  /** Frees the cache; using it afterwards throws KvcoreException(INVALID_STATE). */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /** Stores value under (ns, key); valid false stores a cached failure (negative TTL). */
+  public void set(String ns, String key, byte[] value, boolean valid) {
+    setRaw(ns, key, value, KvcoreException.requireNonNull(value, "value").length, valid);
+  }
+
+  public void set(String ns, String key, String value) {
+    set(ns, key, KvcoreException.requireNonNull(value, "value").getBytes(java.nio.charset.StandardCharsets.UTF_8), true);
+  }
+
+  /** The live entry (valid() false: a cached failure), or null on a miss. */
+  public TtlEntry get(String ns, String key) {
+    try (TtlEntries entry = getEntry(ns, key)) {
+      return entry == null ? null : new TtlEntry(entry, 0);
+    }
+  }
+
+  /**
+   * The live entry, or the loader's value stored under (ns, key). Concurrent misses of one key run the
+   * loader once; the others wait and get its result. A loader that throws is a failed load: the failure
+   * (its message) is cached for the negative TTL and returned to the waiters with valid() false, and the
+   * exception goes on to this caller, wrapped in a RuntimeException when it is checked.
+   */
+  public TtlEntry getOrLoad(String ns, String key, TtlLoader loader) {
+    KvcoreException.requireNonNull(loader, "loader");
+    try (TtlLoad load = new TtlLoad(this, ns, key)) {
+      if (!load.mustLoad()) {
+        return new TtlEntry(load.result(), 0);
+      }
+      byte[] value;
+      try {
+        value = loader.load();
+      } catch (Exception e) {
+        byte[] failure = String.valueOf(e.getMessage()).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        load.finishRaw(failure, failure.length, false);
+        if (e instanceof RuntimeException) {
+          throw (RuntimeException) e;
+        }
+        throw new RuntimeException(e);
+      }
+      if (value == null) {
+        value = new byte[0];
+      }
+      load.finishRaw(value, value.length, true);
+      return new TtlEntry(ns, key, value, true);
+    }
+  }
+
+  /** Copies of every live entry, sorted by (namespace, key). */
+  public java.util.List<TtlEntry> getAll() {
+    try (TtlEntries entries = getAllEntries()) {
+      java.util.List<TtlEntry> all = new java.util.ArrayList<>();
+      for (long i = 0; i < entries.count(); i++) {
+        all.add(new TtlEntry(entries, i));
+      }
+      return all;
+    }
+  }
+%}
+#endif
+
+/* Options for a TtlCache: TTLs, size bound, eviction policy, background cleanup, stats label. */
+typedef struct {} TtlOptions;
+%extend TtlOptions {
+  TtlOptions() {
+    kvc_ttl_options* options = NULL;
+    kvc_bind_check(kvc_ttl_options_create(&options));
+    return options;
+  }
+  ~TtlOptions() { kvc_ttl_options_destroy($self); }
+  void set_ttl_ms(uint64_t ms) { kvc_bind_check(kvc_ttl_options_set_ttl_ms($self, ms)); }
+  void set_negative_ttl_ms(uint64_t ms) { kvc_bind_check(kvc_ttl_options_set_negative_ttl_ms($self, ms)); }
+  void set_max_entries(uint64_t entries) { kvc_bind_check(kvc_ttl_options_set_max_entries($self, entries)); }
+  void set_eviction_policy(kvc_eviction_policy policy) {
+    kvc_bind_check(kvc_ttl_options_set_eviction_policy($self, policy));
+  }
+  void set_cleanup_interval_ms(uint64_t ms) { kvc_bind_check(kvc_ttl_options_set_cleanup_interval_ms($self, ms)); }
+  void set_component(const char* component) { kvc_bind_check(kvc_ttl_options_set_component($self, component)); }
+}
+
+/* A deep copy of entries (GetAll, or one lookup's result), read by index. */
+%nodefaultctor TtlEntries;
+typedef struct {} TtlEntries;
+%extend TtlEntries {
+  ~TtlEntries() { kvc_ttl_entries_destroy($self); }
+  size_t count() { return kvc_ttl_entries_count($self); }
+  %newobject namespace_at;
+  char* namespace_at(size_t index) { return kvc_bind_entry_string($self, index, kvc_ttl_entries_namespace); }
+  %newobject key_at;
+  char* key_at(size_t index) { return kvc_bind_entry_string($self, index, kvc_ttl_entries_key); }
+  bool valid_at(size_t index) {
+    uint32_t valid = 0;
+    kvc_bind_check(kvc_ttl_entries_value($self, index, NULL, 0, NULL, &valid));
+    return valid != 0;
+  }
+  size_t value_size(size_t index) {
+    size_t length = 0;
+    kvc_bind_check(kvc_ttl_entries_value($self, index, NULL, 0, &length, NULL));
+    return length;
+  }
+  void value_into(size_t index, uint8_t* out_bytes, size_t capacity) {
+    if (capacity == 0) return; /* an empty value: nothing to copy */
+    kvc_bind_check(kvc_ttl_entries_value($self, index, out_bytes, capacity, NULL, NULL));
+  }
+  uint64_t age_ms(size_t index) {
+    uint64_t age = 0;
+    kvc_bind_check(kvc_ttl_entries_times($self, index, &age, NULL));
+    return age;
+  }
+  uint64_t expires_in_ms(size_t index) {
+    uint64_t left = 0;
+    kvc_bind_check(kvc_ttl_entries_times($self, index, NULL, &left));
+    return left;
+  }
+}
+
+/* A TTL cache of byte strings keyed by (namespace, key); every method may run on any thread. */
+typedef struct {} TtlCache;
+%extend TtlCache {
+  TtlCache(const TtlOptions* options) {
+    kvc_ttl_cache* cache = NULL;
+    kvc_bind_check(kvc_ttl_create(options, &cache));
+    return cache;
+  }
+  ~TtlCache() { kvc_ttl_destroy($self); }
+  void set_raw(const char* ns, const char* key, const uint8_t* value, size_t n, bool valid) {
+    kvc_bind_check(kvc_ttl_set($self, ns, key, value, n, valid ? 1u : 0u));
+  }
+  /* The live entry as a one-entry copy, or NULL on a miss. */
+  %newobject get_entry;
+  TtlEntries* get_entry(const char* ns, const char* key) {
+    kvc_ttl_entries* entry = NULL;
+    kvc_status status = kvc_ttl_get_entry($self, ns, key, &entry);
+    if (status != KVC_ERR_NOT_FOUND) kvc_bind_check(status);
+    return entry;
+  }
+  /* True when a live entry was removed. */
+  bool invalidate(const char* ns, const char* key) {
+    kvc_status status = kvc_ttl_invalidate($self, ns, key);
+    if (status == KVC_ERR_NOT_FOUND) return false;
+    kvc_bind_check(status);
+    return status == KVC_OK;
+  }
+  void clear() { kvc_bind_check(kvc_ttl_clear($self)); }
+  uint64_t size() { return kvc_ttl_size($self); }
+  uint64_t cleanup() {
+    uint64_t removed = 0;
+    kvc_bind_check(kvc_ttl_cleanup($self, &removed));
+    return removed;
+  }
+  %newobject get_all_entries;
+  TtlEntries* get_all_entries() {
+    kvc_ttl_entries* entries = NULL;
+    kvc_bind_check(kvc_ttl_get_all($self, &entries));
+    return entries;
+  }
+  %newobject snapshot;
+  Stats* snapshot() {
+    kvc_stats* stats = NULL;
+    kvc_bind_check(kvc_ttl_snapshot($self, &stats));
+    return stats;
+  }
+}
+
+/* One get-or-load (see above). MustLoad() true: run the loader, then Finish(value, valid); closing it
+   unfinished is a failed load. Otherwise Result() holds the value found or loaded by another thread. */
+%nodefaultctor TtlLoad;
+typedef struct {} TtlLoad;
+%extend TtlLoad {
+  TtlLoad(TtlCache* cache, const char* ns, const char* key) {
+    TtlLoad* load = (TtlLoad*)calloc(1, sizeof(TtlLoad));
+    if (load == NULL) {
+      kvc_bind_pending = KVC_ERR_NO_MEMORY;
+      return NULL;
+    }
+    kvc_status status = kvc_ttl_begin_load_entry(cache, ns, key, &load->result, &load->ticket);
+    if (status != KVC_OK) {
+      free(load);
+      kvc_bind_check(status);
+      return NULL;
+    }
+    return load;
+  }
+  ~TtlLoad() {
+    kvc_ttl_ticket_destroy($self->ticket); /* unfinished: a failed load, so waiters never hang */
+    kvc_ttl_entries_destroy($self->result);
+    free($self);
+  }
+  bool must_load() { return $self->ticket != NULL; }
+  /* The result (must_load() false); the TtlLoad keeps ownership. */
+  const TtlEntries* result() { return $self->result; }
+  void finish_raw(const uint8_t* value, size_t n, bool valid) {
+    if ($self->ticket == NULL) {
+      kvc_bind_pending = KVC_ERR_INVALID_STATE;
+      return;
+    }
+    kvc_bind_check(kvc_ttl_ticket_finish($self->ticket, value, n, valid ? 1u : 0u));
+  }
+}
+
+/* ---- session store ----------------------------------------------------------------------------- */
+
+%rename("$ignore", regextarget=1, %$isfunction) "^kvc_(store|session)_";
+%ignore kvc_store_options;
+%ignore kvc_store;
+%ignore kvc_session;
+%include "kvcore/store.h"
+
+%{
+typedef struct kvc_store_options StoreOptions;
+typedef struct kvc_store Store;
+typedef struct kvc_session Session;
+
+/* Bytes of one layer's K (or V) rows for n tokens of the session: what write_kv reads, read_kv writes. */
+static size_t kvc_bind_kv_bytes(kvc_session* session, uint32_t layer, size_t first, size_t n) {
+    size_t bytes = 0;
+    kvc_bind_check(kvc_session_read_kv(session, layer, first, n, NULL, NULL, 0, &bytes));
+    return bytes;
+}
+%}
+KVC_BIND_HANDLE(StoreOptions)
+KVC_BIND_HANDLE(Store)
+KVC_BIND_HANDLE(Session)
+KVC_CLOSEABLE(StoreOptions)
+KVC_CLOSEABLE(Store)
+KVC_CLOSEABLE(Session)
+KVC_INPUT_ARRAY(float, keys, float, float, jfloatArray, jfloat, Float, float32)
+KVC_INPUT_ARRAY(float, values, float, float, jfloatArray, jfloat, Float, float32)
+KVC_OUTPUT_ARRAY(float, out_keys, float, float, jfloatArray, jfloat, Float, float32)
+KVC_OUTPUT_ARRAY(float, out_values, float, float, jfloatArray, jfloat, Float, float32)
+KVC_INPUT_ARRAY(uint8_t, key_bytes, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_INPUT_ARRAY(uint8_t, value_bytes, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_OUTPUT_ARRAY(uint8_t, out_key_bytes, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_OUTPUT_ARRAY(uint8_t, out_value_bytes, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_INTERNAL(Store::get_or_create_raw)
+KVC_INTERNAL(Session::begin_turn_raw)
+KVC_INTERNAL(Session::append_raw)
+KVC_INTERNAL(Session::write_kv_raw)
+KVC_INTERNAL(Session::read_kv_raw)
+KVC_INTERNAL(Session::write_kv_bytes_raw)
+KVC_INTERNAL(Session::read_kv_bytes_raw)
+KVC_INTERNAL(Session::block_table_size)
+KVC_INTERNAL(Session::block_table_into)
+KVC_INTERNAL(Session::kv_bytes)
+
+#if defined(SWIGJAVA)
+%typemap(javacode) Store %{
+  /** A store with the defaults (SmallMind's: 4096 tokens per session, 1000 sessions, 1 GiB, LRU). */
+  public Store() {
+    this(null);
+  }
+
+  /** Frees the store; sessions still leased live until their close(). */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /** A lease on session id, created empty if absent; close it to end the lease. maxTokens 0 = the store's bound. */
+  public Session getOrCreate(String id, int layers, int kvHeads, int headDim, DType dtype, int maxTokens) {
+    return getOrCreateRaw(id, layers, kvHeads, headDim, dtype, maxTokens);
+  }
+%}
+%typemap(javacode) Session %{
+  /** Ends the lease. */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /** Starts a turn with the whole conversation; returns the tokens whose K/V are already there. */
+  public long beginTurn(int[] conversation) {
+    return beginTurnRaw(conversation, KvcoreException.requireNonNull(conversation, "conversation").length);
+  }
+
+  /** Adds generated tokens (decode). */
+  public void append(int... tokens) {
+    appendRaw(tokens, KvcoreException.requireNonNull(tokens, "tokens").length);
+  }
+
+  /** Writes one layer's K and V rows ([token][kv head][head dim], fp32) for tokens [first, first + n). */
+  public void writeKv(int layer, long first, long n, float[] keys, float[] values) {
+    KvcoreException.requireNonNull(keys, "keys");
+    KvcoreException.requireNonNull(values, "values");
+    writeKvRaw(layer, first, n, keys, keys.length, values, values.length);
+  }
+
+  /** Floats of one layer's K (or V) rows for n tokens: the size of readKv's arrays. */
+  public int kvFloats(int layer, long first, long n) {
+    return (int) (kvBytes(layer, first, n) / 4);
+  }
+
+  /** Reads one layer's K and V rows (fp32) for tokens [first, first + n) into keys and values. */
+  public void readKv(int layer, long first, long n, float[] keys, float[] values) {
+    KvcoreException.requireNonNull(keys, "keys");
+    KvcoreException.requireNonNull(values, "values");
+    readKvRaw(layer, first, n, keys, values, Math.min(keys.length, values.length));
+  }
+
+  /** The block table (block ids in the storage). */
+  public int[] blockTable() {
+    int[] blocks = new int[(int) blockTableSize()];
+    blockTableInto(blocks, blocks.length);
+    return blocks;
+  }
+%}
+#endif
+
+/* Options for a Store, with SmallMind's names and defaults (see kvcore/store.h). */
+typedef struct {} StoreOptions;
+%extend StoreOptions {
+  StoreOptions() {
+    kvc_store_options* options = NULL;
+    kvc_bind_check(kvc_store_options_create(&options));
+    return options;
+  }
+  ~StoreOptions() { kvc_store_options_destroy($self); }
+  void set_enabled(bool enabled) { kvc_bind_check(kvc_store_options_set_enabled($self, enabled ? 1u : 0u)); }
+  void set_max_tokens_per_session(uint32_t tokens) {
+    kvc_bind_check(kvc_store_options_set_max_tokens_per_session($self, tokens));
+  }
+  void set_max_sessions(uint32_t sessions) { kvc_bind_check(kvc_store_options_set_max_sessions($self, sessions)); }
+  void set_max_bytes_total(uint64_t bytes) { kvc_bind_check(kvc_store_options_set_max_bytes_total($self, bytes)); }
+  void set_max_bytes_per_session(uint64_t bytes) {
+    kvc_bind_check(kvc_store_options_set_max_bytes_per_session($self, bytes));
+  }
+  void set_eviction_policy(kvc_eviction_policy policy) {
+    kvc_bind_check(kvc_store_options_set_eviction_policy($self, policy));
+  }
+  void set_persist_across_requests(bool persist) {
+    kvc_bind_check(kvc_store_options_set_persist_across_requests($self, persist ? 1u : 0u));
+  }
+  void set_prefix_sharing(bool enabled) { kvc_bind_check(kvc_store_options_set_prefix_sharing($self, enabled ? 1u : 0u)); }
+  void set_block_size(uint32_t tokens) { kvc_bind_check(kvc_store_options_set_block_size($self, tokens)); }
+  void set_memory(kvc_memory memory) { kvc_bind_check(kvc_store_options_set_memory($self, memory)); }
+  void set_component(const char* component) { kvc_bind_check(kvc_store_options_set_component($self, component)); }
+}
+
+/* Sessions that keep their KV between requests; every method may run on any thread. */
+typedef struct {} Store;
+%extend Store {
+  Store(const StoreOptions* options) {
+    kvc_store* store = NULL;
+    kvc_bind_check(kvc_store_create(options, &store));
+    return store;
+  }
+  ~Store() { kvc_store_destroy($self); }
+  /* A lease on the session, created empty if absent. */
+  %newobject get_or_create_raw;
+  Session* get_or_create_raw(const char* id, uint32_t layers, uint32_t kv_heads, uint32_t head_dim, kvc_dtype dtype,
+                             uint32_t max_tokens) {
+    kvc_session* session = NULL;
+    uint32_t created = 0;
+    kvc_bind_check(kvc_store_get_or_create($self, id, layers, kv_heads, head_dim, dtype, max_tokens, &session,
+                                           &created));
+    return session;
+  }
+  /* A lease on an existing session, or NULL (a miss). */
+  %newobject try_get;
+  Session* try_get(const char* id) {
+    kvc_session* session = NULL;
+    kvc_status status = kvc_store_try_get($self, id, &session);
+    if (status != KVC_ERR_NOT_FOUND) kvc_bind_check(status);
+    return session;
+  }
+  /* True when the session was there. */
+  bool remove(const char* id) {
+    kvc_status status = kvc_store_remove($self, id);
+    if (status == KVC_ERR_NOT_FOUND) return false;
+    kvc_bind_check(status);
+    return status == KVC_OK;
+  }
+  void clear() { kvc_bind_check(kvc_store_clear($self)); }
+  uint64_t num_sessions() { return kvc_store_num_sessions($self); }
+  uint64_t bytes_in_use() { return kvc_store_bytes_in_use($self); }
+  uint64_t peak_bytes() { return kvc_store_peak_bytes($self); }
+  %newobject snapshot;
+  Stats* snapshot() {
+    kvc_stats* stats = NULL;
+    kvc_bind_check(kvc_store_snapshot($self, &stats));
+    return stats;
+  }
+}
+
+/* A lease on one session; closing it (Dispose / close / Close) releases the lease. */
+%nodefaultctor Session;
+typedef struct {} Session;
+%extend Session {
+  ~Session() { kvc_session_release($self); }
+  /* Returns the reused tokens. */
+  size_t begin_turn_raw(const int32_t* tokens, size_t n) {
+    size_t reused = 0;
+    kvc_bind_check(kvc_session_begin_turn($self, tokens, n, &reused));
+    return reused;
+  }
+  void append_raw(const int32_t* tokens, size_t n) { kvc_bind_check(kvc_session_append_tokens($self, tokens, n)); }
+  size_t kv_bytes(uint32_t layer, size_t first, size_t n) { return kvc_bind_kv_bytes($self, layer, first, n); }
+  /* Managed arrays carry their lengths so that a short one is an error, never an over-read. */
+  void write_kv_raw(uint32_t layer, size_t first, size_t n, const float* keys, size_t keys_len, const float* values,
+                    size_t values_len) {
+    size_t bytes = kvc_bind_kv_bytes($self, layer, first, n);
+    if (kvc_bind_pending != KVC_OK) return;
+    if (keys_len * sizeof(float) < bytes || values_len * sizeof(float) < bytes) {
+      kvc_bind_pending = KVC_ERR_BUFFER_TOO_SMALL;
+      return;
+    }
+    kvc_bind_check(kvc_session_write_kv($self, layer, first, n, keys, values));
+  }
+  void read_kv_raw(uint32_t layer, size_t first, size_t n, float* out_keys, float* out_values, size_t len) {
+    kvc_bind_check(kvc_session_read_kv($self, layer, first, n, out_keys, out_values, len * sizeof(float), NULL));
+  }
+  void write_kv_bytes_raw(uint32_t layer, size_t first, size_t n, const uint8_t* key_bytes, size_t keys_len,
+                          const uint8_t* value_bytes, size_t values_len) {
+    size_t bytes = kvc_bind_kv_bytes($self, layer, first, n);
+    if (kvc_bind_pending != KVC_OK) return;
+    if (keys_len < bytes || values_len < bytes) {
+      kvc_bind_pending = KVC_ERR_BUFFER_TOO_SMALL;
+      return;
+    }
+    kvc_bind_check(kvc_session_write_kv($self, layer, first, n, key_bytes, value_bytes));
+  }
+  void read_kv_bytes_raw(uint32_t layer, size_t first, size_t n, uint8_t* out_key_bytes, uint8_t* out_value_bytes,
+                         size_t len) {
+    kvc_bind_check(kvc_session_read_kv($self, layer, first, n, out_key_bytes, out_value_bytes, len, NULL));
+  }
+  void commit() { kvc_bind_check(kvc_session_commit($self)); }
+  size_t tokens() {
+    size_t tokens = 0;
+    kvc_bind_check(kvc_session_tokens($self, &tokens, NULL));
+    return tokens;
+  }
+  size_t committed_tokens() {
+    size_t committed = 0;
+    kvc_bind_check(kvc_session_tokens($self, NULL, &committed));
+    return committed;
+  }
+  size_t max_tokens() {
+    size_t max_tokens = 0;
+    kvc_bind_check(kvc_session_max_tokens($self, &max_tokens));
+    return max_tokens;
+  }
+  %newobject id;
+  char* id() {
+    size_t length = 0;
+    kvc_status status = kvc_session_id($self, NULL, 0, &length);
+    if (status != KVC_OK) {
+      kvc_bind_check(status);
+      return NULL;
+    }
+    char* text = (char*)malloc(length + 1);
+    if (text == NULL) {
+      kvc_bind_pending = KVC_ERR_NO_MEMORY;
+      return NULL;
+    }
+    kvc_bind_check(kvc_session_id($self, text, length + 1, NULL));
+    return text;
+  }
+  size_t block_table_size() {
+    size_t count = 0;
+    kvc_bind_check(kvc_session_block_table($self, NULL, 0, &count));
+    return count;
+  }
+  void block_table_into(int32_t* out_blocks, size_t capacity) {
+    if (capacity == 0) return;
+    kvc_bind_check(kvc_session_block_table($self, out_blocks, capacity, NULL));
+  }
+  /* The storage's address (host or device), the bytes of one block, and tokens per block. */
+  uint64_t storage_address() {
+    void* base = NULL;
+    kvc_bind_check(kvc_session_storage($self, &base, NULL, NULL));
+    return (uint64_t)(uintptr_t)base;
+  }
+  uint64_t bytes_per_block() {
+    uint64_t bytes = 0;
+    kvc_bind_check(kvc_session_storage($self, NULL, &bytes, NULL));
+    return bytes;
+  }
+  uint32_t block_size() {
+    uint32_t tokens = 0;
+    kvc_bind_check(kvc_session_storage($self, NULL, NULL, &tokens));
+    return tokens;
   }
 }

@@ -143,6 +143,8 @@ func statsFrom(raw capi.Stats) *Stats {
 		MemoryPressureEvents: raw.MemoryPressureEvents(), BytesInUse: raw.BytesInUse(),
 		PeakBytes: raw.PeakBytes(), TokensQueried: raw.TokensQueried(), TokensHit: raw.TokensHit(),
 		TokensReused: raw.TokensReused(), TokenHitRate: raw.TokenHitRate(),
+		NegativeHits: raw.NegativeHits(), Loads: raw.Loads(), LoadFailures: raw.LoadFailures(),
+		Expirations: raw.Expirations(),
 		WindowSize: uint32(raw.WindowSize()), WindowLookups: raw.WindowLookups(),
 		WindowHits: raw.WindowHits(), WindowHitRate: raw.WindowHitRate(),
 		WindowSeconds: uint32(raw.WindowSeconds()), TimeWindowLookups: raw.TimeWindowLookups(),
@@ -247,6 +249,10 @@ type Stats struct {
 	TokensHit            uint64
 	TokensReused         uint64
 	TokenHitRate         float64
+	NegativeHits         uint64 // cached failures served (TTL cache)
+	Loads                uint64 // backend loads started (TTL cache)
+	LoadFailures         uint64
+	Expirations          uint64 // entries removed because their time ran out
 	WindowSize           uint32 // the count window: the last WindowSize accesses
 	WindowLookups        uint64
 	WindowHits           uint64
@@ -267,7 +273,7 @@ func (r *Recorder) Snapshot() (*Stats, error) {
 	return s, err
 }
 
-// Snapshotter is what PrometheusText scrapes: a *Recorder or a *Pool (each has a Snapshot).
+// Snapshotter is what PrometheusText scrapes: a *Recorder, *Pool, *Store or *TTLCache (each has a Snapshot).
 type Snapshotter interface {
 	addTo(exposition capi.Exposition) error
 }

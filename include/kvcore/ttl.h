@@ -139,6 +139,10 @@ KVC_API kvc_status kvc_ttl_set(kvc_ttl_cache* cache, const char* ns, const char*
  */
 KVC_API kvc_status kvc_ttl_get(kvc_ttl_cache* cache, const char* ns, const char* key, uint8_t* buf,
                                size_t capacity, size_t* len, uint32_t* valid);
+/* kvc_ttl_get with the entry copied into a one-entry kvc_ttl_entries that the library allocates (read it
+ * with the kvc_ttl_entries_* getters, free it with kvc_ttl_entries_destroy): for callers that cannot size a
+ * buffer beforehand, such as the bindings. One lookup, counted once. Miss: KVC_ERR_NOT_FOUND, *out NULL. */
+KVC_API kvc_status kvc_ttl_get_entry(kvc_ttl_cache* cache, const char* ns, const char* key, kvc_ttl_entries** out);
 /* Removes (ns, key); KVC_ERR_NOT_FOUND when no live entry was there (an expired one is still removed). */
 KVC_API kvc_status kvc_ttl_invalidate(kvc_ttl_cache* cache, const char* ns, const char* key);
 /* Removes every entry. Loads in flight continue and store their results when finished. */
@@ -166,6 +170,11 @@ KVC_API kvc_status kvc_ttl_snapshot(const kvc_ttl_cache* cache, kvc_stats** out)
  */
 KVC_API kvc_status kvc_ttl_begin_load(kvc_ttl_cache* cache, const char* ns, const char* key, uint8_t* buf,
                                       size_t capacity, size_t* len, uint32_t* valid, kvc_ttl_ticket** ticket);
+/* kvc_ttl_begin_load with the result (a live entry, or another thread's load) copied into a one-entry
+ * kvc_ttl_entries, *ticket NULL; or, when the caller must load, *out NULL and *ticket set. A result handed
+ * over by another thread's load carries the times of an entry written at this call. */
+KVC_API kvc_status kvc_ttl_begin_load_entry(kvc_ttl_cache* cache, const char* ns, const char* key,
+                                            kvc_ttl_entries** out, kvc_ttl_ticket** ticket);
 /* Ends the load: stores value like kvc_ttl_set(valid) and hands it to every waiter. valid == 0 is a failed
  * load (cached for the negative ttl; value may carry an error text or be empty). A second finish is
  * KVC_ERR_INVALID_STATE and changes nothing. */

@@ -74,6 +74,20 @@ const ttl::EntryCopy& entry_at(const kvc_ttl_entries* e, size_t index) {
     return e->entries[index];
 }
 
+// A lookup's result as a one-entry copy. A result handed over by another thread's load was stored just
+// now, so its times are those of a fresh entry.
+kvc_ttl_entries* result_copy(const kvc_ttl_cache* c, const char* ns, const char* key, ttl::EntryCopy&& copy) {
+    const uint64_t now = c->impl->now_ns();
+    copy.ns = ns;
+    copy.key = key;
+    if (copy.expires_ns == 0) {
+        const auto& config = c->impl->config();
+        copy.written_ns = now;
+        copy.expires_ns = now + (copy.valid ? config.ttl_ms : config.negative_ttl_ms) * 1000000;
+    }
+    return new kvc_ttl_entries{{std::move(copy)}, now};
+}
+
 }  // namespace
 
 #define KVC_REQUIRE_KEY(ns, key) \
@@ -157,6 +171,22 @@ kvc_status kvc_ttl_get(kvc_ttl_cache* c, const char* ns, const char* key, uint8_
     });
 }
 
+kvc_status kvc_ttl_get_entry(kvc_ttl_cache* c, const char* ns, const char* key, kvc_ttl_entries** out) {
+    KVC_REQUIRE_HANDLE(out, "out");
+    *out = nullptr;
+    KVC_REQUIRE_HANDLE(c, "cache");
+    KVC_REQUIRE_KEY(ns, key);
+    return guard([&] {
+        ttl::EntryCopy copy;
+        ttl::ValueOut value;
+        value.copy = &copy;
+        if (c->impl->get(key_of(ns, key), value) == ttl::Outcome::kMiss) {
+            fail(KVC_ERR_NOT_FOUND, "no live entry for this namespace and key");
+        }
+        *out = result_copy(c, ns, key, std::move(copy));
+    });
+}
+
 kvc_status kvc_ttl_invalidate(kvc_ttl_cache* c, const char* ns, const char* key) {
     KVC_REQUIRE_HANDLE(c, "cache");
     KVC_REQUIRE_KEY(ns, key);
@@ -216,6 +246,27 @@ kvc_status kvc_ttl_begin_load(kvc_ttl_cache* c, const char* ns, const char* key,
             return;
         }
         deliver(out, len, valid);
+    });
+}
+
+kvc_status kvc_ttl_begin_load_entry(kvc_ttl_cache* c, const char* ns, const char* key, kvc_ttl_entries** out,
+                                    kvc_ttl_ticket** ticket) {
+    KVC_REQUIRE_HANDLE(out, "out");
+    KVC_REQUIRE_HANDLE(ticket, "ticket");
+    *out = nullptr;
+    *ticket = nullptr;
+    KVC_REQUIRE_HANDLE(c, "cache");
+    KVC_REQUIRE_KEY(ns, key);
+    return guard([&] {
+        ttl::EntryCopy copy;
+        ttl::ValueOut value;
+        value.copy = &copy;
+        auto begun = c->impl->begin_load(key_of(ns, key), value);
+        if (begun.ticket) {
+            *ticket = new kvc_ttl_ticket{std::move(begun.ticket)};  // on bad_alloc the ticket fails its load
+            return;
+        }
+        *out = result_copy(c, ns, key, std::move(copy));
     });
 }
 

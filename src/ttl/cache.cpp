@@ -276,7 +276,7 @@ Outcome Cache::get(const Key& k, ValueOut& out) {
         if (slot != kNone) {
             const Entry& e = s.entries[slot];
             if (now < e.expires_ns) {
-                out.take(e.value, e.valid);
+                out.take(e.value, e.valid, e.written_ns, e.expires_ns);
                 if (s.policy) s.policy->touch(slot);
                 outcome = e.valid ? Outcome::kHit : Outcome::kNegativeHit;
             } else {
@@ -373,7 +373,7 @@ Cache::BeginResult Cache::begin_load(const Key& k, ValueOut& out) {
         if (slot != kNone) {
             const Entry& e = s.entries[slot];
             if (now < e.expires_ns) {
-                out.take(e.value, e.valid);
+                out.take(e.value, e.valid, e.written_ns, e.expires_ns);
                 if (s.policy) s.policy->touch(slot);
                 const Outcome outcome = e.valid ? Outcome::kHit : Outcome::kNegativeHit;
                 if (e.valid) {

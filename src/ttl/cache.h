@@ -47,27 +47,37 @@ struct Key {
 
 enum class Outcome { kMiss, kHit, kNegativeHit };
 
-// Where a lookup's value goes: copied into buf under the shard lock when it fits.
+// A copy of one entry (get_all, and a lookup's result for callers without a buffer).
+struct EntryCopy {
+    std::string ns, key, value;
+    bool valid = false;
+    uint64_t written_ns = 0, expires_ns = 0;  // 0: not from a stored entry (another thread's load)
+};
+
+// Where a lookup's value goes: copied into buf under the shard lock when it fits, or, when copy is set,
+// into that EntryCopy whatever its size.
 struct ValueOut {
     uint8_t* buf = nullptr;
     size_t capacity = 0;
     size_t len = 0;
     bool valid = false;
     bool fits = false;  // the value was copied (or is empty)
+    EntryCopy* copy = nullptr;
 
-    void take(std::string_view value, bool is_valid) noexcept {
+    void take(std::string_view value, bool is_valid, uint64_t written_ns = 0, uint64_t expires_ns = 0) {
         len = value.size();
         valid = is_valid;
+        if (copy != nullptr) {
+            copy->value.assign(value);
+            copy->valid = is_valid;
+            copy->written_ns = written_ns;
+            copy->expires_ns = expires_ns;
+            fits = true;
+            return;
+        }
         fits = value.size() <= capacity;
         if (fits && !value.empty()) std::memcpy(buf, value.data(), value.size());
     }
-};
-
-// A copy of one entry (get_all).
-struct EntryCopy {
-    std::string ns, key, value;
-    bool valid = false;
-    uint64_t written_ns = 0, expires_ns = 0;
 };
 
 class Cache;
