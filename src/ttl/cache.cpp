@@ -57,6 +57,7 @@ namespace {
 stats::RecorderConfig recorder_config(const TtlConfig& c) {
     stats::RecorderConfig r;
     r.component = c.component;
+    r.loads_values = true;
     return r;
 }
 }  // namespace
