@@ -126,9 +126,10 @@ KVC_API uint64_t kvc_stats_tokens_queried(const kvc_stats* stats);
 KVC_API uint64_t kvc_stats_tokens_hit(const kvc_stats* stats);
 KVC_API uint64_t kvc_stats_tokens_reused(const kvc_stats* stats);
 KVC_API double kvc_stats_token_hit_rate(const kvc_stats* stats); /* tokens_hit / tokens_queried */
-/* Counts of caches that load values (the TTL cache; 0 for components that do not). A negative hit found
- * a cached failure: it is neither a hit nor a miss, so the hit rate leaves it out. Loads are backend loads
- * started, load failures those that failed, expirations the entries removed because their time ran out. */
+/* Counts of caches that load values (the TTL cache; 0 for components that do not, whose Prometheus text
+ * leaves these families out; JSON always has them). A negative hit found a cached failure: it is neither
+ * a hit nor a miss, so the hit rate leaves it out. Loads are backend loads started, load failures those
+ * that failed, expirations the entries removed because their time ran out. */
 KVC_API uint64_t kvc_stats_negative_hits(const kvc_stats* stats);
 KVC_API uint64_t kvc_stats_loads(const kvc_stats* stats);
 KVC_API uint64_t kvc_stats_load_failures(const kvc_stats* stats);

@@ -316,6 +316,7 @@ void Recorder::set_bytes(uint64_t bytes) noexcept {
 Snapshot Recorder::snapshot() const {
     Snapshot s;
     s.component = config_.component;
+    s.loads_values = config_.loads_values;
     s.window_size = config_.window_accesses;
     s.window_seconds = config_.window_seconds;
     s.layer_hits.assign(config_.layers, 0);

@@ -25,6 +25,9 @@ struct RecorderConfig {
     uint32_t window_accesses = 1000;
     uint32_t window_seconds = 60;
     uint32_t layers = 0;
+    // The component loads values on a miss (the TTL cache): its Prometheus text carries the negative-hit,
+    // load, load-failure and expiration families. Others leave them out of a scrape (they read 0).
+    bool loads_values = false;
     Clock clock = coarse_monotonic_ns;  // tests inject a fake one
 
     // Throws kvcore::Error(KVC_ERR_INVALID_ARGUMENT) naming the bad field.

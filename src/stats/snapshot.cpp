@@ -81,12 +81,25 @@ std::string to_prometheus(std::span<const Snapshot> snapshots) {
     w.count("tokens_hit_total", "counter", "Prompt tokens found in the cache.", &Snapshot::tokens_hit);
     w.count("tokens_reused_total", "counter", "Tokens whose KV was reused instead of recomputed.",
             &Snapshot::tokens_reused);
-    w.count("negative_hits_total", "counter", "Lookups that found a cached failure (neither hits nor misses).",
-            &Snapshot::negative_hits);
-    w.count("loads_total", "counter", "Values loaded from the backend on a miss.", &Snapshot::loads);
-    w.count("load_failures_total", "counter", "Loads that failed (cached as failures).", &Snapshot::load_failures);
-    w.count("expirations_total", "counter", "Entries removed because their time to live ran out.",
-            &Snapshot::expirations);
+    // Families of caches that load values, when any snapshot is one; only those snapshots add samples.
+    if (std::any_of(snapshots.begin(), snapshots.end(), [](const Snapshot& s) { return s.loads_values; })) {
+        const struct {
+            const char* name;
+            const char* help;
+            uint64_t Snapshot::*field;
+        } loading_metrics[] = {
+            {"negative_hits_total", "Lookups that found a cached failure (neither hits nor misses).",
+             &Snapshot::negative_hits},
+            {"loads_total", "Values loaded from the backend on a miss.", &Snapshot::loads},
+            {"load_failures_total", "Loads that failed (cached as failures).", &Snapshot::load_failures},
+            {"expirations_total", "Entries removed because their time to live ran out.", &Snapshot::expirations},
+        };
+        for (const auto& m : loading_metrics) {
+            w.family(m.name, "counter", m.help, [&](const Snapshot& s) {
+                if (s.loads_values) w.sample(m.name, "", std::to_string(s.*(m.field)));
+            });
+        }
+    }
 
     w.family("hit_rate", "gauge", "Hits / lookups over the window named by the window label (0 with no lookups).",
              [&](const Snapshot& s) {

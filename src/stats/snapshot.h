@@ -31,7 +31,8 @@ struct Snapshot {
     uint64_t tokens_queried = 0;
     uint64_t tokens_hit = 0;
     uint64_t tokens_reused = 0;
-    // Caches that load values (the TTL cache); 0 elsewhere.
+    // Caches that load values (the TTL cache); 0 elsewhere. Exported to Prometheus when loads_values.
+    bool loads_values = false;
     uint64_t negative_hits = 0;  // lookups that found a cached failure: neither hits nor misses
     uint64_t loads = 0;
     uint64_t load_failures = 0;

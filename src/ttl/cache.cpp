@@ -57,6 +57,7 @@ namespace {
 stats::RecorderConfig recorder_config(const TtlConfig& c) {
     stats::RecorderConfig r;
     r.component = c.component;
+    r.loads_values = true;
     return r;
 }
 }  // namespace
@@ -186,10 +187,10 @@ void Cache::insert_locked(Shard& s, const Key& k, std::string_view value, bool v
         s.free_slots.pop_back();
     } else {
         if (s.entries.size() >= UINT32_MAX - 1) fail(KVC_ERR_CAPACITY, "ttl cache shard is full");
+        // Room for every slot in the free list first, so that remove_locked never allocates.
+        s.free_slots.reserve(s.entries.size() + 1);
         s.entries.emplace_back();
         slot = static_cast<uint32_t>(s.entries.size() - 1);
-        // remove_locked pushes a freed slot without allocating.
-        s.free_slots.reserve(s.entries.size());
     }
     Entry& e = s.entries[slot];
     try {

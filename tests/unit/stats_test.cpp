@@ -432,7 +432,7 @@ TEST(Snapshot, PrometheusTextIsWellFormed) {
     EXPECT_NE(text.find("kvcore_hits_total{component=\"cache\"} 1\n"), std::string::npos);
     EXPECT_NE(text.find("kvcore_hit_rate{component=\"cache\",window=\"cumulative\"} 0.5\n"), std::string::npos);
     EXPECT_NE(text.find("kvcore_layer_hits_total{component=\"cache\",layer=\"1\"} 1\n"), std::string::npos);
-    EXPECT_EQ(samples, 14 + 3 + 1 + 3 * 2);
+    EXPECT_EQ(samples, 10 + 3 + 1 + 3 * 2);
 }
 
 // One scrape of several components: each family's # HELP and # TYPE once (Prometheus rejects a second),
@@ -467,8 +467,8 @@ TEST(Snapshot, SeveralComponentsShareEachFamilyOnce) {
         const size_t start = family.size() + 12, end = line.find('"', start);
         ++samples_per_component[line.substr(start, end - start)];
     }
-    EXPECT_EQ(samples_per_component["pool"], 14 + 3 + 1 + 3 * 2);
-    EXPECT_EQ(samples_per_component["store"], 14 + 3 + 1);
+    EXPECT_EQ(samples_per_component["pool"], 10 + 3 + 1 + 3 * 2);
+    EXPECT_EQ(samples_per_component["store"], 10 + 3 + 1);
     EXPECT_NE(text.find("kvcore_misses_total{component=\"store\"} 2\n"), std::string::npos);
     EXPECT_NE(text.find("kvcore_layer_hits_total{component=\"pool\",layer=\"1\"} 1\n"), std::string::npos);
     // One snapshot's text is the same exposition of one.
@@ -494,7 +494,9 @@ TEST(Snapshot, JsonParsesAndMatches) {
 // The counts of caches that load values: summed over threads, exported under their own families, left
 // out of the hit rate.
 TEST(Recorder, LoadingCacheCountsReachEveryExport) {
-    Recorder r{config_with(1000)};
+    RecorderConfig config = config_with(1000);
+    config.loads_values = true;
+    Recorder r{config};
     r.record_access(true);
     std::thread other([&] {
         r.record_negative_hits(3);
@@ -518,6 +520,16 @@ TEST(Recorder, LoadingCacheCountsReachEveryExport) {
                              "kvcore_hit_rate{component=\"cache\",window=\"cumulative\"} 1\n"}) {
         EXPECT_NE(text.find(line), std::string::npos) << line;
     }
+    // In one scrape with a component that loads nothing, that one adds no samples to these families.
+    RecorderConfig pool_config = config_with(1000);
+    pool_config.component = "pool";
+    Recorder pool{pool_config};
+    pool.record_access(true);
+    const std::vector<Snapshot> both = {pool.snapshot(), s};
+    const std::string joint = kvcore::stats::to_prometheus(both);
+    EXPECT_EQ(joint.find("kvcore_loads_total{component=\"pool\"}"), std::string::npos);
+    EXPECT_NE(joint.find("kvcore_loads_total{component=\"cache\"} 2\n"), std::string::npos);
+    EXPECT_EQ(pool.snapshot().to_prometheus().find("kvcore_loads_total"), std::string::npos);
     const auto j = nlohmann::json::parse(s.to_json());
     EXPECT_EQ(j["negative_hits"], 4);
     EXPECT_EQ(j["loads"], 2);
