@@ -201,7 +201,7 @@ Lease Store::get_or_create(std::string_view id, const Shape& shape, uint32_t max
     }
     std::lock_guard lock(mu_);
     if (config_.enabled) {
-        if (auto it = by_id_.find(std::string(id)); it != by_id_.end()) {
+        if (auto it = by_id_.find(id); it != by_id_.end()) {
             Session& s = *slots_[it->second];
             if (!(s.shape == shape)) {
                 fail(KVC_ERR_INVALID_STATE, quoted(id) + " exists with another model shape");
@@ -234,7 +234,7 @@ Lease Store::get_or_create(std::string_view id, const Shape& shape, uint32_t max
 
 Lease Store::try_get(std::string_view id) {
     std::lock_guard lock(mu_);
-    const auto it = config_.enabled ? by_id_.find(std::string(id)) : by_id_.end();
+    const auto it = config_.enabled ? by_id_.find(id) : by_id_.end();
     if (it == by_id_.end()) {
         recorder_.record_access(false);
         fail(KVC_ERR_NOT_FOUND, quoted(id) + " is not in the store");
@@ -245,7 +245,7 @@ Lease Store::try_get(std::string_view id) {
 
 void Store::remove(std::string_view id) {
     std::lock_guard lock(mu_);
-    const auto it = by_id_.find(std::string(id));
+    const auto it = by_id_.find(id);
     if (it == by_id_.end()) fail(KVC_ERR_NOT_FOUND, quoted(id) + " is not in the store");
     detach(*slots_[it->second]);
     update_gauges();
@@ -269,7 +269,8 @@ void Store::release(Session* session) noexcept {
     } else if (!config_.persist_across_requests) {
         detach(s);  // frees it: nobody holds it
     } else {
-        policy_->release(s.slot);
+        policy_->release(s.slot);  // kept: no block changes hands
+        return;
     }
     update_gauges();
 }
