@@ -92,12 +92,10 @@ PoolEntry& Store::pool_for(const Shape& shape) {
     if (pools_.size() == kMaxShapes) {
         fail(KVC_ERR_CAPACITY, "a store serves at most " + std::to_string(kMaxShapes) + " model shapes");
     }
-    // Enough blocks that the byte bound, not the pool, limits what is in use; no more than every session at
-    // its token bound could hold, so that small shapes do not get millions of blocks of metadata.
+    // As many blocks as the byte bound allows: blocks in use never pass it (make_room), so the pool never
+    // runs out first. The host reservation is virtual until written; a device pool takes it all.
     const uint64_t by_bytes = config_.max_bytes_total / bpb;
-    const uint64_t by_sessions =
-        uint64_t{config_.max_sessions} * blocks_for(config_.max_tokens_per_session, config_.block_size);
-    pc.num_blocks = static_cast<uint32_t>(std::min<uint64_t>({by_bytes, by_sessions, (uint64_t{1} << 30) - 1}) + 1);
+    pc.num_blocks = static_cast<uint32_t>(std::min<uint64_t>(by_bytes, (uint64_t{1} << 30) - 1) + 1);
     auto pe = std::make_unique<PoolEntry>();
     pe->shape = shape;
     pe->bytes_per_block = bpb;

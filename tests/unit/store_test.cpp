@@ -173,6 +173,10 @@ TEST(StoreOptions, MaxTokensPerSessionBoundsEverySession) {
     EXPECT_EQ(a->session->tokens.size(), 32u);
     auto b = get(*store, "b", 8);  // get_or_create's max_tokens lowers it for that session
     EXPECT_EQ(status_of([&] { store->begin_turn(*b->session, seq(1, 9)); }), KVC_ERR_CAPACITY);
+    // A hit sets it anew, but never below what the session holds.
+    EXPECT_EQ(status_of([&] { get(*store, "a", 16); }), KVC_ERR_INVALID_STATE);
+    get(*store, "b", 24);
+    EXPECT_EQ(store->max_tokens(*b->session), 24u);
     store->check_invariants();
 }
 
@@ -363,9 +367,14 @@ TEST(StoreLeases, EveryCandidateHeldRefusesWithOnePressureEventAndChangesNothing
     EXPECT_EQ(x->session->tokens.size(), 0u);
     EXPECT_EQ(x->session->blocks, blocks_before);
     expect_kv(*store, *a, seq(1, 48));
+    // A session that holds tokens and would grow past the room left: its tokens and K/V stay as they were.
+    EXPECT_EQ(status_of([&] { store->begin_turn(*a->session, seq(1, 80)); }), KVC_ERR_CAPACITY);
+    EXPECT_EQ(a->session->tokens.size(), 48u);
+    EXPECT_EQ(a->session->committed, 48u);
+    expect_kv(*store, *a, seq(1, 48));
     // The session bound too: a fourth session while all three are held.
     EXPECT_EQ(status_of([&] { get(*store, "d"); }), KVC_ERR_CAPACITY);
-    EXPECT_EQ(store->snapshot().memory_pressure_events, before.memory_pressure_events + 2);
+    EXPECT_EQ(store->snapshot().memory_pressure_events, before.memory_pressure_events + 3);
     EXPECT_EQ(store->num_sessions(), 3u);
     store->check_invariants();
 }
@@ -494,6 +503,17 @@ TEST(StoreTurns, AppendedTokensAreReusedOnceCommitted) {
     EXPECT_EQ(status_of([&] { store->append(*a->session, std::vector<int32_t>{-1}); }), KVC_ERR_INVALID_ARGUMENT);
     auto b = get(*store, "b");
     EXPECT_EQ(status_of([&] { store->append(*b->session, std::vector<int32_t>{1}); }), KVC_ERR_INVALID_STATE);
+}
+
+TEST(StoreTurns, AnEmptyTurnGivesEverythingBack) {
+    auto store = Store::create(small_config());
+    auto a = get(*store, "a");
+    turn(*store, *a, seq(1, 40));
+    EXPECT_EQ(store->begin_turn(*a->session, {}), 0u);
+    EXPECT_EQ(store->bytes_in_use(), 0u);
+    EXPECT_TRUE(a->session->blocks.empty());
+    EXPECT_EQ(status_of([&] { store->append(*a->session, seq(1, 1)); }), KVC_ERR_INVALID_STATE);
+    store->check_invariants();
 }
 
 TEST(StoreTurns, UncommittedTokensAreNotReused) {
