@@ -106,32 +106,33 @@ PoolEntry& Store::pool_for(const Shape& shape) {
 }
 
 Session& Store::new_session(std::string_view id, const Shape& shape, PoolEntry& pe, uint32_t max_tokens, bool attached) {
-    uint32_t slot;
-    if (!free_slots_.empty()) {
-        slot = free_slots_.back();
-    } else {
-        slot = static_cast<uint32_t>(slots_.size());
-        slots_.emplace_back();
-    }
     auto s = std::make_unique<Session>();
     s->id.assign(id);
     s->shape = shape;
     s->pool = &pe;
     s->max_tokens = max_tokens;
-    s->holders = 1;
-    s->slot = slot;
+    s->holders = 1;  // the creator's lease
     s->attached = attached;
+    // Everything that may throw comes before the first change.
+    if (free_slots_.empty()) slots_.reserve(slots_.size() + 1);
+    free_slots_.reserve(free_slots_.size() + 1);  // free_session must not throw
+    s->slot = free_slots_.empty() ? static_cast<uint32_t>(slots_.size()) : free_slots_.back();
     if (attached) {
-        by_id_.emplace(s->id, slot);
+        const auto [it, inserted] = by_id_.emplace(s->id, s->slot);
         try {
-            policy_->insert(slot, std::hash<std::string>{}(s->id), true);
+            policy_->insert(s->slot, std::hash<std::string>{}(s->id), true);
         } catch (...) {
-            by_id_.erase(s->id);
+            by_id_.erase(it);
             throw;
         }
     }
-    if (!free_slots_.empty() && free_slots_.back() == slot) free_slots_.pop_back();
-    slots_[slot] = std::move(s);
+    const uint32_t slot = s->slot;
+    if (free_slots_.empty()) {
+        slots_.push_back(std::move(s));  // reserved above: cannot throw
+    } else {
+        free_slots_.pop_back();
+        slots_[slot] = std::move(s);
+    }
     num_sessions_.store(by_id_.size(), std::memory_order_relaxed);
     return *slots_[slot];
 }

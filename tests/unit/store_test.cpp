@@ -340,6 +340,14 @@ TEST(StoreLeases, AHeldSessionSurvivesPressureWithItsKvIntact) {
     EXPECT_GE(store->snapshot().evictions, 9u);
     EXPECT_LE(store->bytes_in_use(), 8 * kBlockBytes);
     expect_kv(*store, *a, conversation);
+    // Held again through a hit after being idle: the same protection.
+    a.reset();
+    auto again = get(*store, "a");
+    for (int i = 10; i < 20; ++i) {
+        auto other = get(*store, "other" + std::to_string(i));
+        turn(*store, *other, seq(10000 * (i + 1), 48));
+    }
+    expect_kv(*store, *again, conversation);
     bool created = true;
     get(*store, "a", 0, &created);
     EXPECT_FALSE(created);
@@ -567,6 +575,18 @@ TEST(StoreTurns, AnEvictedSessionsCommittedBlocksServeItsNextTurn) {
 }
 
 // ---- threads ----------------------------------------------------------------------------------------
+
+TEST(StoreThreads, ALeaseIsReleasedOnAnotherThread) {
+    auto store = Store::create(small_config());
+    auto* lease = new Lease(store->get_or_create("a", kShape, 0, nullptr));
+    turn(*store, *lease, seq(1, 20));
+    store->close();  // as kvc_store_destroy: the lease still holds the core
+    std::thread finalizer([lease] { Held released(lease); });  // a GC finalizer thread
+    finalizer.join();
+    EXPECT_EQ(store->bytes_in_use(), 0u);
+    EXPECT_EQ(store->held_sessions(), 0u);
+    store->check_invariants();
+}
 
 TEST(StoreThreads, ManyThreadsGetAndReleaseOnOneStore) {
     auto c = small_config();
