@@ -459,6 +459,21 @@ TEST(StoreMemory, OverBoundRequestFailsAtOnceAndChangesNothing) {
     store->check_invariants();
 }
 
+TEST(StoreMemory, AStoreServesAtMostEightModelShapes) {
+    auto store = Store::create(small_config());
+    for (uint32_t dim = 1; dim <= kvcore::store::kMaxShapes; ++dim) {
+        Lease l = store->get_or_create("s" + std::to_string(dim), Shape{1, 1, dim, kvcore::pool::DType::kF16}, 0, nullptr);
+        store->release(l.session);
+    }
+    const std::string message = message_of([&] {
+        store->get_or_create("s9", Shape{1, 1, 9, kvcore::pool::DType::kF16}, 0, nullptr);
+    });
+    EXPECT_NE(message.find("8 model shapes"), std::string::npos) << message;
+    EXPECT_EQ(store->num_sessions(), kvcore::store::kMaxShapes);
+    EXPECT_EQ(status_of([&] { store->get_or_create("s1", Shape{1, 1, 2, kvcore::pool::DType::kF16}, 0, nullptr); }),
+              KVC_ERR_INVALID_STATE);  // an id is one shape
+}
+
 TEST(StoreMemory, PeakBytesFollowTheMostInUse) {
     auto store = Store::create(small_config());
     {
