@@ -621,7 +621,11 @@ TEST(StoreThreads, ManyThreadsGetAndReleaseOnOneStore) {
                                            : "shared" + std::to_string(i % 4);
                 try {
                     auto lease = get(*store, id);
-                    if (own) turn(*store, *lease, seq(int32_t(t * 100 + i % 3), 16 + size_t(i % 20)));
+                    if (own) {  // a system prompt all threads share (2 blocks), then the thread's own tokens
+                        const auto tokens = concat(seq(1, 32), seq(int32_t(1000 + t * 100 + i % 3), 1 + size_t(i % 20)));
+                        turn(*store, *lease, tokens);
+                        expect_kv(*store, *lease, tokens);
+                    }
                 } catch (const Error& e) {
                     // Every evictable session held by other threads: the store says so and moves on.
                     ASSERT_EQ(e.status(), KVC_ERR_CAPACITY) << e.what();
