@@ -151,8 +151,9 @@ KVC_API void kvc_store_destroy(kvc_store* store);
  * max_tokens: the session's token bound, 1..MaxTokensPerSession, or 0 for MaxTokensPerSession; a hit sets
  * it anew (KVC_ERR_INVALID_STATE if the session holds more tokens). Errors: KVC_ERR_INVALID_STATE when the
  * session exists with another shape; KVC_ERR_CAPACITY when max_tokens exceeds MaxTokensPerSession, when one
- * block of the shape exceeds a byte bound, or when a new session would pass MaxSessions and every session
- * is held. Creating may evict one idle session (MaxSessions).
+ * block of the shape exceeds a byte bound, when the store already serves 8 other model shapes (one pool
+ * each), or when a new session would pass MaxSessions and every session is held. Creating may evict one
+ * idle session (MaxSessions).
  */
 KVC_API kvc_status kvc_store_get_or_create(kvc_store* store, const char* id, uint32_t layers, uint32_t kv_heads,
                                            uint32_t head_dim, kvc_dtype dtype, uint32_t max_tokens, kvc_session** out,

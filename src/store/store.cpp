@@ -92,12 +92,10 @@ PoolEntry& Store::pool_for(const Shape& shape) {
     if (pools_.size() == kMaxShapes) {
         fail(KVC_ERR_CAPACITY, "a store serves at most " + std::to_string(kMaxShapes) + " model shapes");
     }
-    // Enough blocks that the byte bound, not the pool, limits what is in use; no more than every session at
-    // its token bound could hold, so that small shapes do not get millions of blocks of metadata.
+    // As many blocks as the byte bound allows: blocks in use never pass it (make_room), so the pool never
+    // runs out first. The host reservation is virtual until written; a device pool takes it all.
     const uint64_t by_bytes = config_.max_bytes_total / bpb;
-    const uint64_t by_sessions =
-        uint64_t{config_.max_sessions} * blocks_for(config_.max_tokens_per_session, config_.block_size);
-    pc.num_blocks = static_cast<uint32_t>(std::min<uint64_t>({by_bytes, by_sessions, (uint64_t{1} << 30) - 1}) + 1);
+    pc.num_blocks = static_cast<uint32_t>(std::min<uint64_t>(by_bytes, (uint64_t{1} << 30) - 1) + 1);
     auto pe = std::make_unique<PoolEntry>();
     pe->shape = shape;
     pe->bytes_per_block = bpb;
@@ -108,32 +106,33 @@ PoolEntry& Store::pool_for(const Shape& shape) {
 }
 
 Session& Store::new_session(std::string_view id, const Shape& shape, PoolEntry& pe, uint32_t max_tokens, bool attached) {
-    uint32_t slot;
-    if (!free_slots_.empty()) {
-        slot = free_slots_.back();
-    } else {
-        slot = static_cast<uint32_t>(slots_.size());
-        slots_.emplace_back();
-    }
     auto s = std::make_unique<Session>();
     s->id.assign(id);
     s->shape = shape;
     s->pool = &pe;
     s->max_tokens = max_tokens;
-    s->holders = 1;
-    s->slot = slot;
+    s->holders = 1;  // the creator's lease
     s->attached = attached;
+    // Everything that may throw comes before the first change.
+    if (free_slots_.empty()) slots_.reserve(slots_.size() + 1);
+    free_slots_.reserve(free_slots_.size() + 1);  // free_session must not throw
+    s->slot = free_slots_.empty() ? static_cast<uint32_t>(slots_.size()) : free_slots_.back();
     if (attached) {
-        by_id_.emplace(s->id, slot);
+        const auto [it, inserted] = by_id_.emplace(s->id, s->slot);
         try {
-            policy_->insert(slot, std::hash<std::string>{}(s->id), true);
+            policy_->insert(s->slot, std::hash<std::string>{}(s->id), true);
         } catch (...) {
-            by_id_.erase(s->id);
+            by_id_.erase(it);
             throw;
         }
     }
-    if (!free_slots_.empty() && free_slots_.back() == slot) free_slots_.pop_back();
-    slots_[slot] = std::move(s);
+    const uint32_t slot = s->slot;
+    if (free_slots_.empty()) {
+        slots_.push_back(std::move(s));  // reserved above: cannot throw
+    } else {
+        free_slots_.pop_back();
+        slots_[slot] = std::move(s);
+    }
     num_sessions_.store(by_id_.size(), std::memory_order_relaxed);
     return *slots_[slot];
 }
@@ -201,7 +200,7 @@ Lease Store::get_or_create(std::string_view id, const Shape& shape, uint32_t max
     }
     std::lock_guard lock(mu_);
     if (config_.enabled) {
-        if (auto it = by_id_.find(std::string(id)); it != by_id_.end()) {
+        if (auto it = by_id_.find(id); it != by_id_.end()) {
             Session& s = *slots_[it->second];
             if (!(s.shape == shape)) {
                 fail(KVC_ERR_INVALID_STATE, quoted(id) + " exists with another model shape");
@@ -234,7 +233,7 @@ Lease Store::get_or_create(std::string_view id, const Shape& shape, uint32_t max
 
 Lease Store::try_get(std::string_view id) {
     std::lock_guard lock(mu_);
-    const auto it = config_.enabled ? by_id_.find(std::string(id)) : by_id_.end();
+    const auto it = config_.enabled ? by_id_.find(id) : by_id_.end();
     if (it == by_id_.end()) {
         recorder_.record_access(false);
         fail(KVC_ERR_NOT_FOUND, quoted(id) + " is not in the store");
@@ -245,7 +244,7 @@ Lease Store::try_get(std::string_view id) {
 
 void Store::remove(std::string_view id) {
     std::lock_guard lock(mu_);
-    const auto it = by_id_.find(std::string(id));
+    const auto it = by_id_.find(id);
     if (it == by_id_.end()) fail(KVC_ERR_NOT_FOUND, quoted(id) + " is not in the store");
     detach(*slots_[it->second]);
     update_gauges();
@@ -269,7 +268,8 @@ void Store::release(Session* session) noexcept {
     } else if (!config_.persist_across_requests) {
         detach(s);  // frees it: nobody holds it
     } else {
-        policy_->release(s.slot);
+        policy_->release(s.slot);  // kept: no block changes hands
+        return;
     }
     update_gauges();
 }

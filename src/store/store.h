@@ -149,7 +149,12 @@ private:
     std::vector<std::unique_ptr<PoolEntry>> pools_;
     std::vector<std::unique_ptr<Session>> slots_;
     std::vector<uint32_t> free_slots_;
-    std::unordered_map<std::string, uint32_t> by_id_;
+    // Looked up by string_view: a hit builds no std::string (ids past 15 bytes would allocate).
+    struct IdHash {
+        using is_transparent = void;
+        size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
+    };
+    std::unordered_map<std::string, uint32_t, IdHash, std::equal_to<>> by_id_;
     std::unique_ptr<eviction::Policy> policy_;
     mutable stats::Recorder recorder_;
     std::atomic<uint64_t> num_sessions_{0}, bytes_{0}, peak_bytes_{0};

@@ -173,6 +173,10 @@ TEST(StoreOptions, MaxTokensPerSessionBoundsEverySession) {
     EXPECT_EQ(a->session->tokens.size(), 32u);
     auto b = get(*store, "b", 8);  // get_or_create's max_tokens lowers it for that session
     EXPECT_EQ(status_of([&] { store->begin_turn(*b->session, seq(1, 9)); }), KVC_ERR_CAPACITY);
+    // A hit sets it anew, but never below what the session holds.
+    EXPECT_EQ(status_of([&] { get(*store, "a", 16); }), KVC_ERR_INVALID_STATE);
+    get(*store, "b", 24);
+    EXPECT_EQ(store->max_tokens(*b->session), 24u);
     store->check_invariants();
 }
 
@@ -336,6 +340,14 @@ TEST(StoreLeases, AHeldSessionSurvivesPressureWithItsKvIntact) {
     EXPECT_GE(store->snapshot().evictions, 9u);
     EXPECT_LE(store->bytes_in_use(), 8 * kBlockBytes);
     expect_kv(*store, *a, conversation);
+    // Held again through a hit after being idle: the same protection.
+    a.reset();
+    auto again = get(*store, "a");
+    for (int i = 10; i < 20; ++i) {
+        auto other = get(*store, "other" + std::to_string(i));
+        turn(*store, *other, seq(10000 * (i + 1), 48));
+    }
+    expect_kv(*store, *again, conversation);
     bool created = true;
     get(*store, "a", 0, &created);
     EXPECT_FALSE(created);
@@ -363,9 +375,14 @@ TEST(StoreLeases, EveryCandidateHeldRefusesWithOnePressureEventAndChangesNothing
     EXPECT_EQ(x->session->tokens.size(), 0u);
     EXPECT_EQ(x->session->blocks, blocks_before);
     expect_kv(*store, *a, seq(1, 48));
+    // A session that holds tokens and would grow past the room left: its tokens and K/V stay as they were.
+    EXPECT_EQ(status_of([&] { store->begin_turn(*a->session, seq(1, 80)); }), KVC_ERR_CAPACITY);
+    EXPECT_EQ(a->session->tokens.size(), 48u);
+    EXPECT_EQ(a->session->committed, 48u);
+    expect_kv(*store, *a, seq(1, 48));
     // The session bound too: a fourth session while all three are held.
     EXPECT_EQ(status_of([&] { get(*store, "d"); }), KVC_ERR_CAPACITY);
-    EXPECT_EQ(store->snapshot().memory_pressure_events, before.memory_pressure_events + 2);
+    EXPECT_EQ(store->snapshot().memory_pressure_events, before.memory_pressure_events + 3);
     EXPECT_EQ(store->num_sessions(), 3u);
     store->check_invariants();
 }
@@ -442,6 +459,21 @@ TEST(StoreMemory, OverBoundRequestFailsAtOnceAndChangesNothing) {
     store->check_invariants();
 }
 
+TEST(StoreMemory, AStoreServesAtMostEightModelShapes) {
+    auto store = Store::create(small_config());
+    for (uint32_t dim = 1; dim <= kvcore::store::kMaxShapes; ++dim) {
+        Lease l = store->get_or_create("s" + std::to_string(dim), Shape{1, 1, dim, kvcore::pool::DType::kF16}, 0, nullptr);
+        store->release(l.session);
+    }
+    const std::string message = message_of([&] {
+        store->get_or_create("s9", Shape{1, 1, 9, kvcore::pool::DType::kF16}, 0, nullptr);
+    });
+    EXPECT_NE(message.find("8 model shapes"), std::string::npos) << message;
+    EXPECT_EQ(store->num_sessions(), kvcore::store::kMaxShapes);
+    EXPECT_EQ(status_of([&] { store->get_or_create("s1", Shape{1, 1, 2, kvcore::pool::DType::kF16}, 0, nullptr); }),
+              KVC_ERR_INVALID_STATE);  // an id is one shape
+}
+
 TEST(StoreMemory, PeakBytesFollowTheMostInUse) {
     auto store = Store::create(small_config());
     {
@@ -496,6 +528,17 @@ TEST(StoreTurns, AppendedTokensAreReusedOnceCommitted) {
     EXPECT_EQ(status_of([&] { store->append(*b->session, std::vector<int32_t>{1}); }), KVC_ERR_INVALID_STATE);
 }
 
+TEST(StoreTurns, AnEmptyTurnGivesEverythingBack) {
+    auto store = Store::create(small_config());
+    auto a = get(*store, "a");
+    turn(*store, *a, seq(1, 40));
+    EXPECT_EQ(store->begin_turn(*a->session, {}), 0u);
+    EXPECT_EQ(store->bytes_in_use(), 0u);
+    EXPECT_TRUE(a->session->blocks.empty());
+    EXPECT_EQ(status_of([&] { store->append(*a->session, seq(1, 1)); }), KVC_ERR_INVALID_STATE);
+    store->check_invariants();
+}
+
 TEST(StoreTurns, UncommittedTokensAreNotReused) {
     auto store = Store::create(small_config());
     auto a = get(*store, "a");
@@ -548,6 +591,18 @@ TEST(StoreTurns, AnEvictedSessionsCommittedBlocksServeItsNextTurn) {
 
 // ---- threads ----------------------------------------------------------------------------------------
 
+TEST(StoreThreads, ALeaseIsReleasedOnAnotherThread) {
+    auto store = Store::create(small_config());
+    auto* lease = new Lease(store->get_or_create("a", kShape, 0, nullptr));
+    turn(*store, *lease, seq(1, 20));
+    store->close();  // as kvc_store_destroy: the lease still holds the core
+    std::thread finalizer([lease] { Held released(lease); });  // a GC finalizer thread
+    finalizer.join();
+    EXPECT_EQ(store->bytes_in_use(), 0u);
+    EXPECT_EQ(store->held_sessions(), 0u);
+    store->check_invariants();
+}
+
 TEST(StoreThreads, ManyThreadsGetAndReleaseOnOneStore) {
     auto c = small_config();
     c.max_sessions = 8;
@@ -566,7 +621,11 @@ TEST(StoreThreads, ManyThreadsGetAndReleaseOnOneStore) {
                                            : "shared" + std::to_string(i % 4);
                 try {
                     auto lease = get(*store, id);
-                    if (own) turn(*store, *lease, seq(int32_t(t * 100 + i % 3), 16 + size_t(i % 20)));
+                    if (own) {  // a system prompt all threads share (2 blocks), then the thread's own tokens
+                        const auto tokens = concat(seq(1, 32), seq(int32_t(1000 + t * 100 + i % 3), 1 + size_t(i % 20)));
+                        turn(*store, *lease, tokens);
+                        expect_kv(*store, *lease, tokens);
+                    }
                 } catch (const Error& e) {
                     // Every evictable session held by other threads: the store says so and moves on.
                     ASSERT_EQ(e.status(), KVC_ERR_CAPACITY) << e.what();
