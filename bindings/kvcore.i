@@ -231,6 +231,7 @@ KVC_ARRAY(, Out, 0, CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTY
 
 #if defined(SWIGCSHARP) || defined(SWIGJAVA)
 %rename(Status) kvc_status;
+%rename(EvictionPolicy) kvc_eviction_policy; /* shared by the pool, the store and the TTL cache */
 #endif
 %rename("%(regex:/^KVC_(ERR_|MEMORY_|DTYPE_|HASH_|EVENTS_|EVICTION_)?(.*)$/\\2/)s", %$isenumitem) "";
 
@@ -781,12 +782,6 @@ typedef struct {} Pool;
     kvc_bind_check(kvc_hash_blocks(algo, seed, block_size, tokens, n, options, out_hashes, capacity, NULL));
   }
 }
-
-/* ---- eviction policy, shared by the store and the TTL cache -------------------------------------- */
-
-#if defined(SWIGCSHARP) || defined(SWIGJAVA)
-%rename(EvictionPolicy) kvc_eviction_policy;
-#endif
 
 /* ---- TTL cache --------------------------------------------------------------------------------- */
 

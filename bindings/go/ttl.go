@@ -126,6 +126,10 @@ func (c *TTLCache) Get(ns, key string) (entry *TTLEntry, err error) {
 // false; the goroutine that ran load gets that entry and load's error.
 func (c *TTLCache) GetOrLoad(ns, key string, load func() ([]byte, error)) (entry *TTLEntry, err error) {
 	var loadErr error
+	// The C side tells a thread that waits for its own load (a deadlock) by its OS thread; while this
+	// goroutine holds a ticket no other goroutine may run on that thread and look like it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	err = c.do(func(n capi.TtlCache) {
 		l := capi.NewTtlLoad(n, ns, key)
 		defer capi.DeleteTtlLoad(l) // unfinished (load panicked): a failed load, so waiters never hang

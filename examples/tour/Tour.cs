@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// kvcore from C#: a recorder, a pool that reuses a cached prefix, one Prometheus scrape of both.
+// kvcore from C#: a recorder, a pool that reuses a cached prefix, a chat session kept between turns, a TTL
+// cache that loads once, one Prometheus scrape of all four.
 using System;
 using System.Linq;
+using System.Text;
 using Kvcore;
 
 class Tour {
@@ -22,14 +24,44 @@ class Tour {
         int[] table = pool.BlockTable(second);
         Console.WriteLine("reused {0} of 40 prompt tokens; block table [{1}]", cached, string.Join(", ", table));
 
-        using (Stats recorded = recorder.Snapshot())
-        using (Stats pooled = pool.Snapshot())
-        using (var scrape = new Exposition()) {          // each # HELP / # TYPE once for both
-          scrape.Add(recorded);
-          scrape.Add(pooled);
-          Console.Write(scrape.ToPrometheus());
+        using (var store = new Store())                  // SmallMind's defaults (LruKvCacheStore also works)
+        using (var cache = new TtlCache(MetricsOptions())) {
+          var rows = new float[40 * 2 * 4];              // the model's K/V for the new tokens
+          ulong reused = 0;
+          foreach (int length in new[] { 30, 40 }) {     // turn 2 carries the whole conversation
+            using (Session chat = store.GetOrCreate("chat-1", 2, 2, 4, DType.F32)) {  // a lease
+              reused = chat.BeginTurn(prompt.Take(length).ToArray());
+              for (uint layer = 0; layer < 2; layer++) chat.WriteKv(layer, reused, (ulong)length - reused, rows, rows);
+              chat.Commit();
+            }
+          }
+          Console.WriteLine("turn 2 reused {0} of 40 tokens", reused);
+
+          int loads = 0;
+          TtlEntry entry = null;
+          for (int i = 0; i < 2; i++)                    // concurrent misses of a key also load once
+            entry = cache.GetOrLoad("prod", "llama-7b", () => { loads++; return Encoding.UTF8.GetBytes("load=0.7"); });
+          Console.WriteLine("{0} after {1} load for 2 calls", entry.Text, loads);
+
+          using (Stats recorded = recorder.Snapshot())
+          using (Stats pooled = pool.Snapshot())
+          using (Stats stored = store.Snapshot())
+          using (Stats metrics = cache.Snapshot())
+          using (var scrape = new Exposition()) {        // each # HELP / # TYPE once for all four
+            scrape.Add(recorded);
+            scrape.Add(pooled);
+            scrape.Add(stored);
+            scrape.Add(metrics);
+            Console.Write(scrape.ToPrometheus());
+          }
         }
       }
     }
   }   // failures throw KvcoreException { Status, Message }
+
+  static TtlOptions MetricsOptions() {
+    var options = new TtlOptions();
+    options.SetComponent("metrics");
+    return options;
+  }
 }

@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// kvcore from Java: a recorder, a pool that reuses a cached prefix, one Prometheus scrape of both.
+// kvcore from Java: a recorder, a pool that reuses a cached prefix, a chat session kept between turns, a TTL
+// cache that loads once, one Prometheus scrape of all four.
+import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.stream.IntStream;
+import org.kvcore.DType;
 import org.kvcore.Exposition;
 import org.kvcore.Pool;
 import org.kvcore.Recorder;
 import org.kvcore.RecorderOptions;
+import org.kvcore.Session;
 import org.kvcore.Stats;
+import org.kvcore.Store;
+import org.kvcore.TtlCache;
+import org.kvcore.TtlEntry;
+import org.kvcore.TtlOptions;
 
 public class Tour {
   public static void main(String[] args) {
@@ -26,12 +34,45 @@ public class Tour {
         int[] table = pool.blockTable(second);
         System.out.printf("reused %d of 40 prompt tokens; block table %s%n", cached, Arrays.toString(table));
 
-        try (Stats recorded = recorder.snapshot();
-             Stats pooled = pool.snapshot();
-             Exposition scrape = new Exposition()) {     // each # HELP / # TYPE once for both
-          scrape.add(recorded);
-          scrape.add(pooled);
-          System.out.print(scrape.toPrometheus());
+        try (Store store = new Store();                  // SmallMind's defaults
+             TtlOptions ttlOptions = new TtlOptions()) {
+          float[] rows = new float[40 * 2 * 4];          // the model's K/V for the new tokens
+          long reused = 0;
+          for (int length : new int[] {30, 40}) {        // turn 2 carries the whole conversation
+            try (Session chat = store.getOrCreate("chat-1", 2, 2, 4, DType.F32, 0)) {  // a lease
+              reused = chat.beginTurn(Arrays.copyOf(prompt, length));
+              for (int layer = 0; layer < 2; layer++) {
+                chat.writeKv(layer, reused, length - reused, rows, rows);
+              }
+              chat.commit();
+            }
+          }
+          System.out.printf("turn 2 reused %d of 40 tokens%n", reused);
+
+          ttlOptions.setComponent("metrics");
+          try (TtlCache cache = new TtlCache(ttlOptions)) {
+            int[] loads = {0};
+            TtlEntry entry = null;
+            for (int i = 0; i < 2; i++) {                // concurrent misses of a key also load once
+              entry = cache.getOrLoad("prod", "llama-7b", () -> {
+                loads[0]++;
+                return "load=0.7".getBytes(StandardCharsets.UTF_8);
+              });
+            }
+            System.out.printf("%s after %d load for 2 calls%n", entry.text(), loads[0]);
+
+            try (Stats recorded = recorder.snapshot();
+                 Stats pooled = pool.snapshot();
+                 Stats stored = store.snapshot();
+                 Stats metrics = cache.snapshot();
+                 Exposition scrape = new Exposition()) { // each # HELP / # TYPE once for all four
+              scrape.add(recorded);
+              scrape.add(pooled);
+              scrape.add(stored);
+              scrape.add(metrics);
+              System.out.print(scrape.toPrometheus());
+            }
+          }
         }
       }
     }   // failures throw KvcoreException (getStatus())

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* kvcore from C: a recorder, a pool that reuses a cached prefix, one Prometheus scrape of both. */
+/* kvcore from C: a recorder, a pool that reuses a cached prefix, a chat session kept between turns, a TTL
+ * cache that loads once, one Prometheus scrape of all four. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -8,6 +9,13 @@
 /* Every fallible call returns a kvc_status; kvc_last_error_message() says why it failed. */
 #define CHECK(call) do { kvc_status s_ = (call); if (s_ != KVC_OK) { \
     fprintf(stderr, "%s: %s\n", kvc_status_string(s_), kvc_last_error_message()); exit(1); } } while (0)
+
+/* A TTL cache loader: called once for concurrent misses of a key; anything but KVC_OK is a cached failure. */
+static kvc_status load_metrics(void* user, const char* ns, const char* key, kvc_ttl_value* out) {
+    (void)ns, (void)key;
+    ++*(int*)user;
+    return kvc_ttl_value_set(out, (const uint8_t*)"load=0.7", 8);
+}
 
 int main(void) {
     kvc_recorder_options* options = NULL;
@@ -35,13 +43,46 @@ int main(void) {
     CHECK(kvc_pool_block_table(pool, second, table, 8, &blocks));
     printf("reused %zu of 40 prompt tokens; block table [%d, %d, %d]\n", cached, table[0], table[1], table[2]);
 
-    kvc_stats *recorded = NULL, *pooled = NULL;
+    kvc_store* store = NULL;                                  /* NULL options: SmallMind's defaults */
+    CHECK(kvc_store_create(NULL, &store));
+    size_t reused = 0;
+    for (int turn = 1; turn <= 2; turn++) {                   /* turn 2 carries the whole conversation */
+        kvc_session* chat = NULL;                             /* a lease: never evicted while held */
+        CHECK(kvc_store_get_or_create(store, "chat-1", 2, 2, 4, KVC_DTYPE_F32, 0, &chat, NULL));
+        CHECK(kvc_session_begin_turn(chat, prompt, turn == 1 ? 30 : 40, &reused));
+        float rows[40 * 2 * 4] = {0};                         /* the model's K/V for the new tokens */
+        for (uint32_t layer = 0; layer < 2; layer++)
+            CHECK(kvc_session_write_kv(chat, layer, reused, turn == 1 ? 30 : 10, rows, rows));
+        CHECK(kvc_session_commit(chat));
+        kvc_session_release(chat);
+    }
+    printf("turn 2 reused %zu of 40 tokens\n", reused);
+
+    kvc_ttl_options* ttl_options = NULL;
+    CHECK(kvc_ttl_options_create(&ttl_options));
+    CHECK(kvc_ttl_options_set_component(ttl_options, "metrics"));
+    kvc_ttl_cache* cache = NULL;
+    CHECK(kvc_ttl_create(ttl_options, &cache));
+    kvc_ttl_options_destroy(ttl_options);
+    int loads = 0;
+    uint8_t value[16];
+    size_t length = 0;
+    uint32_t valid = 0;
+    for (int i = 0; i < 2; i++)
+        CHECK(kvc_ttl_get_or_load(cache, "prod", "llama-7b", load_metrics, &loads, value, sizeof value, &length, &valid));
+    printf("%.*s after %d load for 2 calls\n", (int)length, (const char*)value, loads);
+
+    kvc_stats *recorded = NULL, *pooled = NULL, *stored = NULL, *cached_metrics = NULL;
     kvc_exposition* scrape = NULL;                            /* each # HELP / # TYPE once for both */
     CHECK(kvc_recorder_snapshot(recorder, &recorded));
     CHECK(kvc_pool_snapshot(pool, &pooled));
     CHECK(kvc_exposition_create(&scrape));
     CHECK(kvc_exposition_add(scrape, recorded));
     CHECK(kvc_exposition_add(scrape, pooled));
+    CHECK(kvc_store_snapshot(store, &stored));
+    CHECK(kvc_exposition_add(scrape, stored));
+    CHECK(kvc_ttl_snapshot(cache, &cached_metrics));
+    CHECK(kvc_exposition_add(scrape, cached_metrics));
     size_t n = 0;
     CHECK(kvc_exposition_to_prometheus(scrape, NULL, 0, &n)); /* size query, then fill n + 1 bytes */
     char* text = malloc(n + 1);
@@ -52,6 +93,10 @@ int main(void) {
     kvc_exposition_destroy(scrape);
     kvc_stats_destroy(pooled);
     kvc_stats_destroy(recorded);
+    kvc_stats_destroy(stored);
+    kvc_stats_destroy(cached_metrics);
+    kvc_ttl_destroy(cache);
+    kvc_store_destroy(store);
     kvc_pool_destroy(pool);                                   /* frees its sequences too */
     kvc_recorder_destroy(recorder);
     return 0;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
-// kvcore from Go: a recorder, a pool that reuses a cached prefix, one Prometheus scrape of both.
+// kvcore from Go: a recorder, a pool that reuses a cached prefix, a chat session kept between turns, a TTL
+// cache that loads once, one Prometheus scrape of all four.
 package main
 
 import (
@@ -44,7 +45,37 @@ func main() {
 	check(err)
 	fmt.Printf("reused %d of 40 prompt tokens; block table %v\n", cached, table)
 
-	text, err := kvcore.PrometheusText(recorder, pool) // each # HELP / # TYPE once for both
+	store, err := kvcore.NewStore(nil) // SmallMind's defaults
+	check(err)
+	defer store.Close()
+	shape := kvcore.ModelShape{Layers: 2, KVHeads: 2, HeadDim: 4, DType: kvcore.F32}
+	rows := make([]float32, 40*2*4) // the model's K/V for the new tokens
+	reused := 0
+	for _, length := range []int{30, 40} { // turn 2 carries the whole conversation
+		chat, err := store.GetOrCreate("chat-1", shape, 0) // a lease: never evicted while held
+		check(err)
+		reused, err = chat.BeginTurn(prompt[:length])
+		check(err)
+		for layer := uint32(0); layer < 2; layer++ {
+			check(chat.WriteKV(layer, reused, length-reused, rows, rows))
+		}
+		check(chat.Commit())
+		check(chat.Close())
+	}
+	fmt.Printf("turn 2 reused %d of 40 tokens\n", reused)
+
+	cache, err := kvcore.NewTTLCache(&kvcore.TTLOptions{Component: "metrics"})
+	check(err)
+	defer cache.Close()
+	loads := 0
+	var entry *kvcore.TTLEntry
+	for i := 0; i < 2; i++ { // concurrent misses of a key would also load once
+		entry, err = cache.GetOrLoad("prod", "llama-7b", func() ([]byte, error) { loads++; return []byte("load=0.7"), nil })
+		check(err)
+	}
+	fmt.Printf("%s after %d load for 2 calls\n", entry.Value, loads)
+
+	text, err := kvcore.PrometheusText(recorder, pool, store, cache) // each # HELP / # TYPE once
 	check(err)
 	fmt.Print(text)
 }

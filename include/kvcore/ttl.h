@@ -36,6 +36,9 @@
  * - While a thread holds the unfinished ticket for a key, kvc_ttl_begin_load / kvc_ttl_get_or_load of that
  *   key from the same thread return KVC_ERR_INVALID_STATE instead of waiting for itself forever.
  *   kvc_ttl_get and kvc_ttl_set never wait: during a load, get is a miss (or the old value if it is live).
+ *   "Thread" is the OS thread: a runtime that runs many tasks on one OS thread (Go goroutines, Java virtual
+ *   threads) keeps the task that holds a ticket on its own thread until it finishes (the Go binding locks
+ *   the goroutine to its thread), or another task there would read as that thread.
  *
  * Size bound: max_entries (default 10000; 0 = unbounded) bounds the entries stored, live or expired but not
  * yet removed. The bound is exact: the number of stored entries (hence kvc_ttl_size) never exceeds it, and
