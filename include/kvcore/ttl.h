@@ -189,7 +189,8 @@ KVC_API void kvc_ttl_ticket_destroy(kvc_ttl_ticket* ticket);
 
 /* Called on the calling thread when kvc_ttl_get_or_load must load (ns, key). It sets the value with
  * kvc_ttl_value_set (not calling it = empty value) and returns KVC_OK; any other status is a failed load,
- * whose value (if set) is cached as the failure's bytes. It must not call the cache for the same key. */
+ * whose value (if set) is cached as the failure's bytes. It must not call the cache for the same key, and
+ * must not throw or longjmp out (a C++ loader catches and returns a status). */
 typedef kvc_status (*kvc_ttl_loader)(void* user, const char* ns, const char* key, kvc_ttl_value* out);
 /* The loader's result: a copy of n bytes (value may be NULL only when n == 0); a second call replaces it. */
 KVC_API kvc_status kvc_ttl_value_set(kvc_ttl_value* out, const uint8_t* value, size_t n);
