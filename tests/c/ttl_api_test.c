@@ -305,12 +305,61 @@ static void test_load_stats(void) {
     kvc_ttl_destroy(c);
 }
 
+/* The bindings' forms: results of unknown size as one-entry copies, counted once. */
+static void test_entry_forms(void) {
+    kvc_ttl_cache* c = make_cache(0);
+    kvc_ttl_entries* e = NULL;
+    kvc_ttl_ticket* t = NULL;
+    kvc_stats* stats = NULL;
+    uint8_t buf[8];
+    size_t len = 0;
+    uint32_t valid = 9;
+    uint64_t age = 0, left = 0;
+    CHECK_STATUS(kvc_ttl_get_entry(c, "ns", "k", &e), KVC_ERR_NOT_FOUND);
+    CHECK(e == NULL);
+    CHECK_STATUS(kvc_ttl_get_entry(NULL, "ns", "k", &e), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_ttl_get_entry(c, "ns", "k", NULL), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_ttl_set(c, "ns", "k", (const uint8_t*)"a longer value than buf", 23, 1), KVC_OK);
+    advance_ms(10);
+    CHECK_STATUS(kvc_ttl_get_entry(c, "ns", "k", &e), KVC_OK);
+    CHECK(kvc_ttl_entries_count(e) == 1);
+    CHECK_STATUS(kvc_ttl_entries_value(e, 0, NULL, 0, &len, &valid), KVC_OK);
+    CHECK(len == 23 && valid == 1);
+    CHECK_STATUS(kvc_ttl_entries_times(e, 0, &age, &left), KVC_OK);
+    CHECK(age == 10 && left == 990);
+    kvc_ttl_entries_destroy(e);
+
+    /* begin_load_entry: a hit is a copy and no ticket; a miss is a ticket and no copy. */
+    CHECK_STATUS(kvc_ttl_begin_load_entry(c, "ns", "k", &e, &t), KVC_OK);
+    CHECK(e != NULL && t == NULL);
+    kvc_ttl_entries_destroy(e);
+    CHECK_STATUS(kvc_ttl_begin_load_entry(c, "ns", "new", &e, &t), KVC_OK);
+    CHECK(e == NULL && t != NULL);
+    CHECK_STATUS(kvc_ttl_ticket_finish(t, (const uint8_t*)"v", 1, 0), KVC_OK);
+    kvc_ttl_ticket_destroy(t);
+    CHECK_STATUS(kvc_ttl_begin_load_entry(c, "ns", "new", &e, &t), KVC_OK);
+    CHECK(e != NULL && t == NULL);
+    CHECK_STATUS(kvc_ttl_entries_value(e, 0, buf, sizeof buf, &len, &valid), KVC_OK);
+    CHECK(len == 1 && buf[0] == 'v' && valid == 0); /* the cached failure */
+    kvc_ttl_entries_destroy(e);
+    CHECK_STATUS(kvc_ttl_begin_load_entry(c, "ns", "x", NULL, &t), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_ttl_begin_load_entry(c, "ns", "x", &e, NULL), KVC_ERR_INVALID_ARGUMENT);
+
+    CHECK_STATUS(kvc_ttl_snapshot(c, &stats), KVC_OK);
+    CHECK(kvc_stats_hits(stats) == 2);          /* get_entry and begin_load_entry of "k" */
+    CHECK(kvc_stats_misses(stats) == 2);        /* the first get_entry, the "new" ticket */
+    CHECK(kvc_stats_negative_hits(stats) == 1); /* the cached failure */
+    kvc_stats_destroy(stats);
+    kvc_ttl_destroy(c);
+}
+
 int main(void) {
     test_options();
     test_get_set();
     test_loads();
     test_entries_and_stats();
     test_load_stats();
+    test_entry_forms();
     printf("ttl c api: %d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;
 }
