@@ -780,10 +780,16 @@ std::vector<std::pair<int32_t, int32_t>> Pool::drain_copies() {
 
 void Pool::allocate_blocks(std::span<int32_t> out) {
     require_free_blocks(out.size());
-    const bool lru = policy_levels_ == nullptr;
-    for (int32_t& b : out) {
-        b = lru ? pop_free<true>() : pop_free();
-        blocks_[b].raw = true;
+    if (policy_levels_ == nullptr) [[likely]] {
+        for (int32_t& b : out) {
+            b = pop_free<true>();
+            blocks_[b].raw = true;
+        }
+    } else {
+        for (int32_t& b : out) {
+            b = pop_free();
+            blocks_[b].raw = true;
+        }
     }
     note_peak();
 }

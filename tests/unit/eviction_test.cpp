@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <map>
 #include <random>
@@ -229,6 +230,11 @@ TEST(EvictionWorkload, ScanResistanceOnScanPlusZipf) {
         for (const double alpha : {0.8, 1.0}) {
             const auto keys = scan_zipf_workload(seed, 400000, 20000, alpha, 5000, 3000);
             const double lru = replay(Kind::kLru, 1000, keys);
+            std::printf("scan + Zipf(%.1f), seed %u: lru %.2f %%", alpha, seed, 100 * lru);  // bench/RESULTS.md
+            for (const Kind kind : {Kind::kS3Fifo, Kind::kArc, Kind::kSieve, Kind::kWTinyLfu}) {
+                std::printf(", %s %.2f %%", kind_name(kind), 100 * replay(kind, 1000, keys));
+            }
+            std::printf("\n");
             for (const Kind kind : {Kind::kS3Fifo, Kind::kArc, Kind::kWTinyLfu}) {
                 const double rate = replay(kind, 1000, keys);
                 EXPECT_GT(rate, lru * 1.05) << kind_name(kind) << " seed " << seed << " alpha " << alpha << ": " << rate
