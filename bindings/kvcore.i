@@ -654,6 +654,8 @@ typedef struct {} PoolOptions;
     kvc_bind_check(kvc_pool_options_set_events($self, enabled ? 1u : 0u, medium, max_pending));
   }
   void set_window_requests(uint32_t requests) { kvc_bind_check(kvc_pool_options_set_window_requests($self, requests)); }
+  /* Which free cached block goes first within a retention priority (default LRU). */
+  void set_eviction_policy(kvc_eviction_policy policy) { kvc_bind_check(kvc_pool_options_set_eviction_policy($self, policy)); }
   /* Off: the pool keeps no statistics and pays nothing for them; Snapshot then throws INVALID_STATE. */
   void set_statistics(bool enabled) { kvc_bind_check(kvc_pool_options_set_statistics($self, enabled ? 1u : 0u)); }
 }

@@ -65,6 +65,7 @@ type PoolOptions struct {
 	MaxEvents      uint32 // pending events kept; default 100000
 	WindowRequests uint32 // requests in the windowed token hit rate; default 1000
 	NoStatistics   bool   // keep no statistics (Snapshot then fails with InvalidState)
+	Eviction       EvictionPolicy // which free cached block goes first within a priority; default LRU
 }
 
 // MultimodalItem is a multimodal input occupying tokens [Offset, Offset+Length).
@@ -138,6 +139,7 @@ func NewPool(opts *PoolOptions) (p *Pool, err error) {
 			o.SetWindowRequests(uint(opts.WindowRequests))
 		}
 		o.SetStatistics(!opts.NoStatistics)
+		o.SetEvictionPolicy(capi.Enum_SS_kvc_eviction_policy(opts.Eviction))
 		raw = capi.NewPool(o)
 	}
 	p = &Pool{native[capi.Pool]{raw: raw, free: capi.DeletePool}}

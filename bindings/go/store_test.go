@@ -105,3 +105,27 @@ func TestStoreOptionsDoWhatTheySay(t *testing.T) {
 		t.Fatalf("block size: %v", err)
 	}
 }
+
+func TestPoliciesPerComponent(t *testing.T) {
+	for _, policy := range []EvictionPolicy{LRU, S3FIFO, ARC} {
+		p, err := NewPool(&PoolOptions{NumBlocks: 9, BlockSize: 4, Eviction: policy})
+		must(t, err)
+		for i := int32(0); i < 20; i++ { // more prompts than blocks: evictions under every policy
+			seq, err := p.CreateSequence(tokenRange(8, 100*i), nil)
+			must(t, err)
+			_, err = p.Allocate(seq, 8)
+			must(t, err)
+			must(t, p.Free(seq))
+		}
+		must(t, p.Close())
+		s, err := NewStore(&StoreOptions{MaxSessions: 1, Policy: policy})
+		must(t, err)
+		must(t, s.Close())
+		c, err := NewTTLCache(&TTLOptions{MaxEntries: 1, Policy: policy})
+		must(t, err)
+		must(t, c.Close())
+	}
+	if _, err := NewPool(&PoolOptions{Eviction: EvictionPolicy(3)}); !IsStatus(err, InvalidArgument) {
+		t.Fatalf("unknown policy: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ type EvictionPolicy int
 const (
 	LRU    EvictionPolicy = 0 // least recently used, the default
 	S3FIFO EvictionPolicy = 1 // scan-resistant: a probation queue, a main queue and a ghost history
+	ARC    EvictionPolicy = 2 // adaptive replacement cache: recency against frequency, tuned by ghost hits
 )
 
 // TTLOptions configure a TTLCache; zero fields keep kvcore's defaults.

@@ -56,13 +56,12 @@ typedef enum kvc_status {
  * default everywhere (vLLM's order); the others resist scans (a burst of one-use items) or adapt.
  * Values never change once released; new ones are appended. */
 typedef enum kvc_eviction_policy {
-    KVC_EVICTION_LRU = 0,    /* least recently used */
-    KVC_EVICTION_S3FIFO = 1, /* S3-FIFO: a small probation queue, a main queue, a ghost history */
-    KVC_EVICTION_SIEVE = 2,  /* SIEVE: one FIFO with a visited bit and a moving hand */
-    KVC_EVICTION_ARC = 3     /* adaptive replacement cache: recency vs frequency, tuned by ghost hits */
+    KVC_EVICTION_LRU = 0,    /* least recently used (vLLM's order) */
+    KVC_EVICTION_S3FIFO = 1, /* S3-FIFO: a small probation queue (sized by ghost hits), a main queue, ghosts */
+    KVC_EVICTION_ARC = 2     /* adaptive replacement cache: recency vs frequency, tuned by ghost hits */
 } kvc_eviction_policy;
 
-/* "lru", "s3fifo", "sieve", "arc"; "unknown" for other values. Never NULL. */
+/* "lru", "s3fifo", "arc"; "unknown" for other values. Never NULL. */
 KVC_API const char* kvc_eviction_policy_name(kvc_eviction_policy policy);
 
 /* A short constant name for a status ("KVC_ERR_CAPACITY"); never NULL, also for unknown values. */

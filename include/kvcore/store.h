@@ -121,8 +121,8 @@ KVC_API kvc_status kvc_store_options_set_max_sessions(kvc_store_options* options
 KVC_API kvc_status kvc_store_options_set_max_bytes_total(kvc_store_options* options, uint64_t bytes);
 /* MaxBytesPerSession: bytes of one session's blocks; 0 (the default) = no bound of its own. */
 KVC_API kvc_status kvc_store_options_set_max_bytes_per_session(kvc_store_options* options, uint64_t bytes);
-/* Policy (default KVC_EVICTION_LRU). A policy this build lacks fails at kvc_store_create with
- * KVC_ERR_UNSUPPORTED; an unknown value here is KVC_ERR_INVALID_ARGUMENT. */
+/* Policy: which idle session goes first (default KVC_EVICTION_LRU). An unknown value is
+ * KVC_ERR_INVALID_ARGUMENT. */
 KVC_API kvc_status kvc_store_options_set_eviction_policy(kvc_store_options* options, kvc_eviction_policy policy);
 /* PersistAcrossRequests (default 1). 0: a session is removed at its last release. */
 KVC_API kvc_status kvc_store_options_set_persist_across_requests(kvc_store_options* options, uint32_t persist);

@@ -110,9 +110,8 @@ KVC_API kvc_status kvc_ttl_options_set_ttl_ms(kvc_ttl_options* options, uint64_t
 KVC_API kvc_status kvc_ttl_options_set_negative_ttl_ms(kvc_ttl_options* options, uint64_t negative_ttl_ms);
 /* The most entries stored at once; 0 = unbounded. */
 KVC_API kvc_status kvc_ttl_options_set_max_entries(kvc_ttl_options* options, uint64_t max_entries);
-/* Which entry a full cache evicts. An unknown value is KVC_ERR_INVALID_ARGUMENT here; a known policy that
- * this build does not provide is accepted here and makes kvc_ttl_create fail with KVC_ERR_UNSUPPORTED
- * naming it (only when max_entries > 0: an unbounded cache evicts nothing). */
+/* Which entry a full cache evicts (default KVC_EVICTION_LRU; an unbounded cache evicts nothing). An unknown
+ * value is KVC_ERR_INVALID_ARGUMENT. */
 KVC_API kvc_status kvc_ttl_options_set_eviction_policy(kvc_ttl_options* options, kvc_eviction_policy policy);
 /* A background thread removes expired entries every interval_ms (1..KVC_TTL_MAX_CLEANUP_INTERVAL_MS); 0 = no
  * thread (the default): expired entries are removed by lookups, writes and kvc_ttl_cleanup. */

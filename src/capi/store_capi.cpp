@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "capi/eviction.h"
 #include "capi/guard.h"
 #include "capi/stats_handles.h"
 #include "store/store.h"
@@ -57,7 +58,7 @@ kvc_status kvc_store_options_set_max_bytes_per_session(kvc_store_options* o, uin
 }
 kvc_status kvc_store_options_set_eviction_policy(kvc_store_options* o, kvc_eviction_policy policy) {
     return edit_validated(o, [&](store::StoreConfig& c) {
-        c.policy = checked_enum<kvcore::eviction::Kind>(policy, kvcore::eviction::kLastKind, "eviction policy");
+        c.policy = kvcore::capi::eviction_kind(policy);
     });
 }
 kvc_status kvc_store_options_set_persist_across_requests(kvc_store_options* o, uint32_t persist) {

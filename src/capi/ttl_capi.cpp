@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "capi/eviction.h"
 #include "capi/guard.h"
 #include "capi/stats_handles.h"
 #include "ttl/cache.h"
@@ -116,7 +117,7 @@ kvc_status kvc_ttl_options_set_max_entries(kvc_ttl_options* o, uint64_t max_entr
 }
 kvc_status kvc_ttl_options_set_eviction_policy(kvc_ttl_options* o, kvc_eviction_policy policy) {
     return edit_validated(o, [&](ttl::TtlConfig& c) {
-        c.policy = checked_enum<kvcore::eviction::Kind>(policy, kvcore::eviction::kLastKind, "eviction policy");
+        c.policy = kvcore::capi::eviction_kind(policy);
     });
 }
 kvc_status kvc_ttl_options_set_cleanup_interval_ms(kvc_ttl_options* o, uint64_t interval_ms) {

@@ -127,18 +127,12 @@ Pool::~Pool() {
 
 // ---- free lists -----------------------------------------------------------------------------------
 
+template <bool kLru>
 inline void Pool::push_free(int32_t block, uint32_t level) {
     Block& b = blocks_[block];
     Link& l = links_[block];
     FreeList& list = free_lists_[level];
-    if (b.cached && policy_levels_ != nullptr) [[unlikely]] {
-        policy_levels_->free_block(block, b.level, level, map_key(b.hash, b.domain));
-        b.free = true;
-        b.level = static_cast<uint8_t>(level);
-        nonempty_levels_[level / 64] |= uint64_t{1} << (level % 64);
-        ++num_free_;
-        return;
-    }
+    if (!kLru && b.cached && policy_levels_ != nullptr) [[unlikely]] return free_to_policy(block, level);
     b.free = true;
     b.level = static_cast<uint8_t>(level);
     if (!b.cached && list.head != -1 && level == 0) {
@@ -158,16 +152,14 @@ inline void Pool::push_free(int32_t block, uint32_t level) {
 }
 
 inline void Pool::unlink_free(int32_t block) {
+    if (blocks_[block].cached && policy_levels_ != nullptr) [[unlikely]] return take_from_policy(block);
+    unlink_listed(block);
+}
+
+inline void Pool::unlink_listed(int32_t block) noexcept {
     Block& b = blocks_[block];
     Link& l = links_[block];
     FreeList& list = free_lists_[b.level];
-    if (b.cached && policy_levels_ != nullptr) [[unlikely]] {
-        policy_levels_->hold(block, b.level);
-        b.free = false;
-        if (list.head == -1 && policy_levels_->evictable(b.level) == 0) clear_level_bit(b.level);
-        --num_free_;
-        return;
-    }
     (l.prev != -1 ? links_[l.prev].next : list.head) = l.next;
     (l.next != -1 ? links_[l.next].prev : list.tail) = l.prev;
     l.prev = l.next = -1;
@@ -175,6 +167,36 @@ inline void Pool::unlink_free(int32_t block) {
     if (list.head == -1 && (policy_levels_ == nullptr || policy_levels_->evictable(b.level) == 0)) {
         clear_level_bit(b.level);
     }
+    --num_free_;
+}
+
+// ---- free cached blocks under a policy other than LRU (pool/policy_levels.h) ----
+
+void Pool::free_to_policy(int32_t block, uint32_t level) {
+    Block& b = blocks_[block];
+    policy_levels_->free_block(block, b.level, level, map_key(b.hash, b.domain));
+    b.free = true;
+    b.level = static_cast<uint8_t>(level);
+    nonempty_levels_[level / 64] |= uint64_t{1} << (level % 64);
+    ++num_free_;
+}
+
+void Pool::acquire_under_policy(int32_t block) {
+    Block& b = blocks_[block];
+    if (b.cached) policy_levels_->touch(block, b.level);  // a hit (or a fork's share) is a use
+    if (b.ref == 0) {
+        unlink_free(block);
+        ++blocks_in_use_;
+        tokens_stored_ += b.filled;
+    }
+    ++b.ref;
+}
+
+void Pool::take_from_policy(int32_t block) {
+    Block& b = blocks_[block];
+    policy_levels_->hold(block, b.level);
+    b.free = false;
+    if (free_lists_[b.level].head == -1 && policy_levels_->evictable(b.level) == 0) clear_level_bit(b.level);
     --num_free_;
 }
 
@@ -213,13 +235,14 @@ void Pool::expire_priorities() {
     }
 }
 
+template <bool kLru>
 inline int32_t Pool::pop_free() {
     if (!expiries_.empty()) [[unlikely]] expire_priorities();
     const uint32_t level = nonempty_levels_[0] != 0 ? std::countr_zero(nonempty_levels_[0])
                                                     : 64 + std::countr_zero(nonempty_levels_[1]);
     int32_t block = free_lists_[level].head;
-    if (block != -1) [[likely]] {
-        unlink_free(block);
+    if (kLru || block != -1) [[likely]] {
+        unlink_listed(block);  // under a policy the lists hold only blocks without a hash
     } else {
         block = take_policy_victim(level);
     }
@@ -244,16 +267,18 @@ void Pool::uncache(int32_t block) {
 
 void Pool::acquire(int32_t block) {
     if (block == kNullBlock) return;
+    // Out of line, so that LRU's acquire stays a leaf function (it cost 13 more instructions a hit).
+    if (policy_levels_ != nullptr) [[unlikely]] return acquire_under_policy(block);
     Block& b = blocks_[block];
-    if (b.cached && policy_levels_ != nullptr) [[unlikely]] policy_levels_->touch(block, b.level);
     if (b.ref == 0) {
-        unlink_free(block);
+        unlink_listed(block);
         ++blocks_in_use_;
         tokens_stored_ += b.filled;
     }
     ++b.ref;
 }
 
+template <bool kLru>
 inline void Pool::release(int32_t block, uint32_t priority, uint64_t duration_ms) {
     if (block == kNullBlock) return;
     Block& b = blocks_[block];
@@ -262,7 +287,7 @@ inline void Pool::release(int32_t block, uint32_t priority, uint64_t duration_ms
     tokens_stored_ -= b.filled;
     b.raw = false;
     // A block without a cached hash holds nothing reusable: it goes first, whatever the priority.
-    push_free(block, b.cached ? priority : 0);
+    push_free<kLru>(block, b.cached ? priority : 0);
     if (b.cached && duration_ms > 0 && priority != kDefaultPriority) [[unlikely]] push_expiry(block, duration_ms);
 }
 
@@ -558,7 +583,11 @@ void Pool::grow(Sequence& seq, size_t new_total, bool copy_on_write) {
         seq.blocks.back() = copy;
     }
     const size_t wanted = blocks_for(new_total);
-    while (seq.blocks.size() < wanted) seq.blocks.push_back(pop_free());
+    if (policy_levels_ == nullptr) [[likely]] {
+        while (seq.blocks.size() < wanted) seq.blocks.push_back(pop_free<true>());
+    } else {
+        while (seq.blocks.size() < wanted) seq.blocks.push_back(pop_free());
+    }
     const size_t from = seq.slotted;
     seq.slotted = std::max(seq.slotted, new_total);
     set_fill(seq, from);
@@ -723,8 +752,14 @@ SequenceId Pool::pin_prefix(SequenceId id) {
 void Pool::free_sequence(SequenceId id) {
     Sequence& seq = live_sequence(id);
     // Tail first: the chain's tail reaches the free lists first and is evicted before its head.
-    for (size_t i = seq.blocks.size(); i-- > 0;) {
-        release(seq.blocks[i], seq.options.priority, seq.options.priority_duration_ms);
+    if (policy_levels_ == nullptr) [[likely]] {
+        for (size_t i = seq.blocks.size(); i-- > 0;) {
+            release<true>(seq.blocks[i], seq.options.priority, seq.options.priority_duration_ms);
+        }
+    } else {
+        for (size_t i = seq.blocks.size(); i-- > 0;) {
+            release(seq.blocks[i], seq.options.priority, seq.options.priority_duration_ms);
+        }
     }
     return_sequence_slot(static_cast<uint32_t>(id & kSlotMask));
     --live_sequences_;
@@ -824,9 +859,16 @@ std::vector<std::pair<int32_t, int32_t>> Pool::drain_copies() {
 
 void Pool::allocate_blocks(std::span<int32_t> out) {
     require_free_blocks(out.size());
-    for (int32_t& b : out) {
-        b = pop_free();
-        blocks_[b].raw = true;
+    if (policy_levels_ == nullptr) [[likely]] {
+        for (int32_t& b : out) {
+            b = pop_free<true>();
+            blocks_[b].raw = true;
+        }
+    } else {
+        for (int32_t& b : out) {
+            b = pop_free();
+            blocks_[b].raw = true;
+        }
     }
     note_peak();
 }
@@ -856,7 +898,7 @@ void Pool::free_blocks(std::span<const int32_t> ids) {
     }
     for (int32_t id : ids) {
         blocks_[id].marked = false;
-        release(id, kDefaultPriority, 0);
+        release<true>(id, kDefaultPriority, 0);  // raw blocks hold no hash: never a policy's
     }
 }
 

@@ -243,16 +243,26 @@ private:
     }
     // The per-block steps of every allocate and free: inlined into their loops (a call each cost ~20 %
     // of a batched allocate + free).
+    // kLru: the caller checked that the pool evicts by LRU (no policy_levels_), so the free lists are
+    // the whole story: the loops that free or take many blocks test that once, not once a block.
+    template <bool kLru = false>
     [[gnu::always_inline]] inline void push_free(int32_t block, uint32_t level);
     [[gnu::always_inline]] inline void unlink_free(int32_t block);
+    [[gnu::always_inline]] inline void unlink_listed(int32_t block) noexcept;  // out of its free list
+    template <bool kLru = false>
     [[gnu::always_inline]] inline int32_t pop_free();  // evicts the block's hash if it had one
-    // Not LRU: the policy's victim of a level whose free list is empty, out of the free blocks.
-    int32_t take_policy_victim(uint32_t level);
+    // Not LRU, out of line so that LRU's inlined paths stay as they were: a cached block freed into its
+    // level's policy, taken out of it (a hit), and the policy's victim of a level whose free list is empty.
+    [[gnu::noinline, gnu::cold]] void free_to_policy(int32_t block, uint32_t level);
+    [[gnu::noinline, gnu::cold]] void take_from_policy(int32_t block);
+    [[gnu::noinline, gnu::cold]] void acquire_under_policy(int32_t block);
+    [[gnu::noinline, gnu::cold]] int32_t take_policy_victim(uint32_t level);
     void clear_level_bit(uint32_t level) noexcept {
         nonempty_levels_[level / 64] &= ~(uint64_t{1} << (level % 64));
     }
     void expire_priorities();
     void acquire(int32_t block);  // ref++, leaving the free list on 0 -> 1
+    template <bool kLru = false>
     [[gnu::always_inline]] inline void release(int32_t block, uint32_t priority, uint64_t duration_ms);
     void push_expiry(int32_t block, uint64_t duration_ms);
     void uncache(int32_t block);

@@ -422,6 +422,45 @@ static void test_enum_values_outside_the_enums(void) {
     kvc_pool_destroy(pool);
 }
 
+/* Every offered policy: a pool over it hits a freed prompt's blocks, and a chain's tail goes first. */
+static void test_eviction_policies(void) {
+    kvc_pool_options* options = NULL;
+    kvc_pool* pool = NULL;
+    kvc_sequence_id seq = 0;
+    int32_t prompt[13];
+    int32_t blocks[3];
+    size_t cached = 0;
+    int policy, i;
+
+    for (i = 0; i < 13; ++i) prompt[i] = 40 + i;
+    CHECK(strcmp(kvc_eviction_policy_name(KVC_EVICTION_LRU), "lru") == 0);
+    CHECK(strcmp(kvc_eviction_policy_name(KVC_EVICTION_S3FIFO), "s3fifo") == 0);
+    CHECK(strcmp(kvc_eviction_policy_name(KVC_EVICTION_ARC), "arc") == 0);
+    CHECK(strcmp(kvc_eviction_policy_name((kvc_eviction_policy)3), "unknown") == 0);
+    CHECK(strcmp(kvc_eviction_policy_name((kvc_eviction_policy)-1), "unknown") == 0);
+    CHECK_STATUS(kvc_pool_options_create(&options), KVC_OK);
+    CHECK_STATUS(kvc_pool_options_set_eviction_policy(options, (kvc_eviction_policy)3), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "eviction policy 3") != NULL);
+    CHECK_STATUS(kvc_pool_options_set_eviction_policy(NULL, KVC_EVICTION_LRU), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_pool_options_set_num_blocks(options, 5), KVC_OK); /* 4 usable */
+    CHECK_STATUS(kvc_pool_options_set_block_size(options, 4), KVC_OK);
+    for (policy = KVC_EVICTION_LRU; policy <= KVC_EVICTION_ARC; ++policy) {
+        CHECK_STATUS(kvc_pool_options_set_eviction_policy(options, (kvc_eviction_policy)policy), KVC_OK);
+        CHECK_STATUS(kvc_pool_create(options, &pool), KVC_OK);
+        CHECK_STATUS(kvc_pool_sequence_create(pool, prompt, 13, NULL, &seq), KVC_OK);
+        CHECK_STATUS(kvc_pool_allocate(pool, seq, 13, NULL), KVC_OK);
+        CHECK_STATUS(kvc_pool_sequence_free(pool, seq), KVC_OK);
+        /* 3 cached blocks and 1 partial: taking 2 takes the partial one and the chain's tail. */
+        CHECK_STATUS(kvc_pool_allocate_blocks(pool, blocks, 2), KVC_OK);
+        CHECK_STATUS(kvc_pool_sequence_create(pool, prompt, 13, NULL, &seq), KVC_OK);
+        CHECK_STATUS(kvc_pool_cached_prefix(pool, seq, &cached), KVC_OK);
+        CHECK(cached == 8);
+        kvc_pool_destroy(pool);
+        pool = NULL;
+    }
+    kvc_pool_options_destroy(options);
+}
+
 int main(void) {
     test_version_and_status();
     test_bad_input();
@@ -429,6 +468,7 @@ int main(void) {
     test_exposition();
     test_pool();
     test_enum_values_outside_the_enums();
+    test_eviction_policies();
     test_prefix_lookup_and_pool_without_statistics();
     test_device_pool();
     printf("c api: %d passed, %d failed\n", checks - failures, failures);

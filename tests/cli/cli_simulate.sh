@@ -110,4 +110,37 @@ expect_bad "$work/blank" "$work/blank: " "no trace records"
 # A line longer than any record (1 MiB) is refused before it is held whole.
 { head -n 2 "$trace"; head -c 1100000 /dev/zero | tr '\0' ' '; echo; } > "$work/long"
 expect_bad "$work/long" "$work/long:3: " "line longer than 1048576 bytes"
-echo "kvcore simulate: summaries as text and JSON, from files and stdin; every saved bad trace refused"
+# --policy: LRU is the default and gives today's figures exactly; opt (the offline optimum) is the
+# ceiling: no policy reuses more blocks, and it reuses more than LRU.
+block_hits() { sed -n 's/^  block hit rate *[0-9.]* % (\([0-9]*\) reused.*/\1/p' "$work/out"; }
+for blocks in 256 1000 4096; do
+  run --trace "$trace" --blocks "$blocks" --policy opt
+  [ "$rc" -eq 0 ] || fail "--policy opt: exit code $rc: $(cat "$work/err")"
+  grep -q 'the ceiling' "$work/out" || fail "opt is not printed as the ceiling: $(cat "$work/out")"
+  opt=$(block_hits)
+  for policy in lru s3fifo sieve arc wtinylfu; do
+    run --trace "$trace" --blocks "$blocks" --policy "$policy"
+    [ "$rc" -eq 0 ] || fail "--policy $policy: exit code $rc: $(cat "$work/err")"
+    hits=$(block_hits)
+    [ -n "$hits" ] && [ "$hits" -le "$opt" ] || fail "$policy reused $hits blocks at --blocks $blocks, over opt's $opt"
+    [ "$policy" != lru ] || [ "$hits" -lt "$opt" ] || fail "opt ($opt) is no better than LRU ($hits) at --blocks $blocks"
+  done
+done
+# Today's LRU figures (before policies existed), with --policy lru and without --policy.
+for args in "--blocks 1000" "--blocks 1000 --policy lru"; do
+  # shellcheck disable=SC2086
+  run --trace "$trace" $args
+  grep -Eq '^  block hit rate +3\.65 % \(299 reused, 7891 missed\)$' "$work/out" || fail "LRU changed ($args): $(cat "$work/out")"
+done
+run --trace "$trace" --blocks 4096 --policy lru
+grep -Eq '^  block hit rate +5\.45 % \(446 reused, 7744 missed\)$' "$work/out" || fail "LRU changed at 4096: $(cat "$work/out")"
+run --trace "$trace" --policy opt --json
+[ "$rc" -eq 0 ] && grep -qF '"policy": "opt"' "$work/out" || fail "--policy opt --json: $(cat "$work/out")"
+if command -v python3 > /dev/null; then python3 -m json.tool "$work/out" > /dev/null || fail "opt's --json is not JSON"; fi
+# An unknown policy is a usage error that names it.
+run --trace "$trace" --policy fifo
+[ "$rc" -eq 1 ] || fail "unknown policy: exit code $rc, want 1"
+grep -q 'fifo' "$work/err" || fail "unknown policy not named: $(cat "$work/err")"
+[ ! -s "$work/out" ] || fail "unknown policy printed a summary"
+
+echo "kvcore simulate: summaries as text and JSON, from files and stdin; every saved bad trace refused; every policy at or under opt, LRU unchanged"

@@ -65,6 +65,7 @@ public partial class Session {
 public enum KvEvictionPolicy {
   LRU = EvictionPolicy.LRU,
   S3FIFO = EvictionPolicy.S3FIFO,
+  ARC = EvictionPolicy.ARC,
 }
 
 /// <summary>SmallMind's KvCacheOptions; every property is read by LruKvCacheStore.</summary>

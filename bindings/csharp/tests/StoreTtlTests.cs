@@ -197,6 +197,25 @@ static class StoreTtlTests {
     }
   }
 
+  static void PoliciesPerComponent() {
+    foreach (EvictionPolicy policy in new[] { EvictionPolicy.LRU, EvictionPolicy.S3FIFO, EvictionPolicy.ARC }) {
+      using (var options = new PoolOptions()) {
+        options.SetNumBlocks(9);
+        options.SetBlockSize(4);
+        options.SetEvictionPolicy(policy);
+        using (var pool = new Pool(options)) {
+          for (int i = 0; i < 20; i++) {  // more prompts than blocks: evictions under every policy
+            ulong seq = pool.CreateSequence(Tokens(8, 100 * i));
+            pool.Allocate(seq, 8);
+            pool.FreeSequence(seq);
+          }
+        }
+      }
+      using (var store = new LruKvCacheStore(new KvCacheOptions { MaxSessions = 1, Policy = (KvEvictionPolicy)policy })) {}
+    }
+    using (var options = new PoolOptions()) Throws(() => options.SetEvictionPolicy((EvictionPolicy)3), Status.INVALID_ARGUMENT);
+  }
+
   static void Errors() {
     using (var options = new TtlOptions()) {
       Throws(() => options.SetTtlMs(0), Status.INVALID_ARGUMENT);
@@ -211,7 +230,7 @@ static class StoreTtlTests {
     var tests = new Dictionary<string, Action> {
       {"TurnsAndKv", TurnsAndKv}, {"HeldSessionsAreNotEvicted", HeldSessionsAreNotEvicted},
       {"SmallMindNames", SmallMindNames}, {"TtlBasics", TtlBasics}, {"TtlSingleFlight", TtlSingleFlight},
-      {"Errors", Errors},
+      {"PoliciesPerComponent", PoliciesPerComponent}, {"Errors", Errors},
     };
     int failed = 0;
     foreach (var test in tests) {

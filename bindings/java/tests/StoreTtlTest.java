@@ -6,6 +6,9 @@ import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.kvcore.DType;
+import org.kvcore.EvictionPolicy;
+import org.kvcore.Pool;
+import org.kvcore.PoolOptions;
 import org.kvcore.KvcoreException;
 import org.kvcore.Session;
 import org.kvcore.Stats;
@@ -176,6 +179,34 @@ public class StoreTtlTest {
     }
   }
 
+  static void policies() {
+    for (EvictionPolicy policy : EvictionPolicy.values()) {
+      try (PoolOptions o = new PoolOptions()) {
+        o.setNumBlocks(9);
+        o.setBlockSize(4);
+        o.setEvictionPolicy(policy);
+        try (Pool pool = new Pool(o)) {
+          for (int i = 0; i < 20; i++) { // more prompts than blocks: evictions under every policy
+            int[] prompt = new int[8];
+            for (int j = 0; j < 8; j++) {
+              prompt[j] = 100 * i + j;
+            }
+            long seq = pool.createSequence(prompt);
+            pool.allocate(seq, 8);
+            pool.freeSequence(seq);
+          }
+        }
+      }
+      try (StoreOptions o = new StoreOptions()) {
+        o.setEvictionPolicy(policy);
+        try (Store store = new Store(o)) {
+          check(store.numSessions() == 0, "store with " + policy);
+        }
+      }
+    }
+    throwsStatus(() -> new TtlOptions().setEvictionPolicy(null), Status.INVALID_ARGUMENT);
+  }
+
   interface Test {
     void run() throws Exception;
   }
@@ -185,6 +216,7 @@ public class StoreTtlTest {
     tests.put("turnsAndKv", StoreTtlTest::turnsAndKv);
     tests.put("options", StoreTtlTest::options);
     tests.put("ttl", StoreTtlTest::ttl);
+    tests.put("policies", StoreTtlTest::policies);
     int failed = 0;
     for (Map.Entry<String, Test> t : tests.entrySet()) {
       try {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "common/eviction/ghosts.h"
 
+#include <algorithm>
 #include <bit>
 
 namespace kvcore::eviction {

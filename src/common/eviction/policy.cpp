@@ -11,7 +11,7 @@
 namespace kvcore::eviction {
 
 namespace {
-constexpr const char* kNames[] = {"lru", "s3fifo", "sieve", "arc", "wtinylfu"};
+constexpr const char* kNames[] = {"lru", "s3fifo", "arc", "sieve", "wtinylfu"};
 static_assert(std::size(kNames) == kLastKind + 1);
 }  // namespace
 

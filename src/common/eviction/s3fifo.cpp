@@ -20,8 +20,9 @@ void S3Fifo::insert(uint32_t slot, uint64_t key, bool held) {
     Node& n = new_node(nodes_, slot);
     // ARC's step sizes: the rarer ghost list's hit moves the target further.
     const size_t sg = small_ghosts_.size(), mg = main_ghosts_.size();
+    // The target stays within 1 .. capacity - 1, so neither queue is ever starved for good.
     if (small_ghosts_.remove(key)) {
-        small_target_ = std::min(capacity_ - std::min<size_t>(capacity_, 1),
+        small_target_ = std::min(std::max<size_t>(capacity_, 2) - 1,
                                  small_target_ + std::max<size_t>(1, mg / std::max<size_t>(sg, 1)));
         n.in_main = true;
     } else if (main_ghosts_.remove(key)) {
@@ -31,7 +32,6 @@ void S3Fifo::insert(uint32_t slot, uint64_t key, bool held) {
     } else {
         n.in_main = false;
     }
-    small_target_ = std::max<size_t>(small_target_, 1);
     n.key = key;
     n.hits = 0;
     ++(n.in_main ? in_main_ : in_small_);
