@@ -399,7 +399,6 @@ TEST(Ttl, EveryPolicyKeepsTheBound) {
         EXPECT_EQ(counts(c.get()).evictions, 900u) << kvc_eviction_policy_name(p);
     }
 }
-}
 
 TEST(Ttl, StatsCountEveryOutcomeAndBytes) {
     FakeClock clock;
