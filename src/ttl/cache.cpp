@@ -267,29 +267,36 @@ void Cache::put(const Key& k, std::string_view value, bool valid) {
 
 // ---- the calls ----
 
-Outcome Cache::get(const Key& k, ValueOut& out) {
-    Shard& s = shard_of(k);
-    const uint64_t now = now_ns();
-    Outcome outcome = Outcome::kMiss;
-    {
-        std::lock_guard lock(s.mu);
-        const uint32_t slot = find(s, k);
-        if (slot != kNone) {
-            const Entry& e = s.entries[slot];
-            if (now < e.expires_ns) {
-                out.take(e.value, e.valid, e.written_ns, e.expires_ns);
-                if (s.policy) s.policy->touch(slot);
-                outcome = e.valid ? Outcome::kHit : Outcome::kNegativeHit;
-            } else {
-                remove_locked(s, slot, Removal::kExpired, now, false, false);
-            }
-        }
+Outcome Cache::lookup_locked(Shard& s, const Key& k, uint64_t now, ValueOut& out) {
+    const uint32_t slot = find(s, k);
+    if (slot == kNone) return Outcome::kMiss;
+    const Entry& e = s.entries[slot];
+    if (now >= e.expires_ns) {
+        remove_locked(s, slot, Removal::kExpired, now, false, false);
+        return Outcome::kMiss;
     }
+    out.take(e.value, e.valid, e.written_ns, e.expires_ns);
+    if (s.policy) s.policy->touch(slot);
+    return e.valid ? Outcome::kHit : Outcome::kNegativeHit;
+}
+
+void Cache::record_lookup(Outcome outcome) {
     if (outcome == Outcome::kNegativeHit) {
         recorder_.record_negative_hits(1);
     } else {
         recorder_.record_access(outcome == Outcome::kHit);
     }
+}
+
+Outcome Cache::get(const Key& k, ValueOut& out) {
+    Shard& s = shard_of(k);
+    const uint64_t now = now_ns();
+    Outcome outcome;
+    {
+        std::lock_guard lock(s.mu);
+        outcome = lookup_locked(s, k, now, out);
+    }
+    record_lookup(outcome);
     return outcome;
 }
 
@@ -370,21 +377,10 @@ Cache::BeginResult Cache::begin_load(const Key& k, ValueOut& out) {
     bool mine = false;
     {
         std::lock_guard lock(s.mu);
-        const uint32_t slot = find(s, k);
-        if (slot != kNone) {
-            const Entry& e = s.entries[slot];
-            if (now < e.expires_ns) {
-                out.take(e.value, e.valid, e.written_ns, e.expires_ns);
-                if (s.policy) s.policy->touch(slot);
-                const Outcome outcome = e.valid ? Outcome::kHit : Outcome::kNegativeHit;
-                if (e.valid) {
-                    recorder_.record_access(true);
-                } else {
-                    recorder_.record_negative_hits(1);
-                }
-                return {outcome, nullptr};
-            }
-            remove_locked(s, slot, Removal::kExpired, now, false, false);
+        const Outcome outcome = lookup_locked(s, k, now, out);
+        if (outcome != Outcome::kMiss) {
+            record_lookup(outcome);
+            return {outcome, nullptr};
         }
         for (const auto& f : s.flights) {
             if (f->hash == k.hash && f->ns == k.ns && f->key == k.key) {
