@@ -14,7 +14,7 @@ namespace kvcore::capi {
 inline constexpr uint32_t kLastOfferedEviction = KVC_EVICTION_ARC;
 
 // kvc_eviction_policy as the policy it names; KVC_ERR_INVALID_ARGUMENT for any other value.
-[[nodiscard]] inline eviction::Kind eviction_kind(kvc_eviction_policy policy) {
+[[nodiscard]] inline eviction::Kind eviction_kind(const kvc_eviction_policy& policy) {
     return checked_enum<eviction::Kind>(policy, kLastOfferedEviction, "eviction policy");
 }
 

@@ -410,13 +410,25 @@ size_t Store::begin_turn(Session& s, std::span<const int32_t> tokens) {
                            int64_t(old ? pool.reclaimable_blocks(std::span(&*old, 1)) : 0);
                 },
                 blocks_for(n, config_.block_size), freed);
-            pool.allocate(fresh, n, &reused);
         } catch (...) {
             pool.free_sequence(fresh);
             update_gauges();
             throw;
         }
-        if (old) pool.free_sequence(*old);
+        // The room was counted with the old sequence's blocks given back, and the pool holds exactly the
+        // store's byte bound, so the old blocks go back before the new ones are taken.
+        if (old) {
+            pool.free_sequence(*old);
+            s.seq.reset();
+        }
+        try {
+            pool.allocate(fresh, n, &reused);
+        } catch (...) {  // out of memory only (room was made): the session is left empty, consistent
+            pool.free_sequence(fresh);
+            refresh_view(s, tokens.first(0), 0);
+            update_gauges();
+            throw;
+        }
         s.seq = fresh;
     }
     refresh_view(s, tokens, reused);

@@ -649,4 +649,30 @@ TEST(StoreThreads, ManyThreadsGetAndReleaseOnOneStore) {
     store->check_invariants();
 }
 
+// Found by the store_ops fuzzer: a turn that shares nothing with the session replaces its sequence. The
+// pool holds exactly the byte bound, so the old blocks must go back before the new ones are taken; the
+// turn fits (alone, or by evicting an idle session) and must not be refused.
+TEST(StoreTurns, ATurnThatSharesNothingReplacesTheSessionWithinTheBound) {
+    auto c = small_config();
+    c.max_bytes_total = 2 * kBlockBytes;
+    auto store = Store::create(c);
+    auto a = get(*store, "a");
+    turn(*store, *a, seq(1, 32));  // both blocks
+    EXPECT_EQ(turn(*store, *a, seq(500, 32)), 0u);  // shares nothing: the same two blocks' worth again
+    expect_kv(*store, *a, seq(500, 32));
+    EXPECT_EQ(store->bytes_in_use(), 2 * kBlockBytes);
+
+    // An idle session makes way for a replacing turn: "a" idle on one block, "b" replaces its one block
+    // with two.
+    EXPECT_EQ(turn(*store, *a, seq(1, 16)), 0u);
+    a.reset();
+    auto b = get(*store, "b");
+    turn(*store, *b, seq(900, 16));
+    EXPECT_EQ(turn(*store, *b, seq(700, 20)), 0u);
+    expect_kv(*store, *b, seq(700, 20));
+    EXPECT_EQ(status_of([&] { store->try_get("a"); }), KVC_ERR_NOT_FOUND);
+    EXPECT_EQ(store->snapshot().evictions, 1u);
+    EXPECT_EQ(store->snapshot().memory_pressure_events, 0u);
+}
+
 }  // namespace
