@@ -589,7 +589,7 @@ void Harness::run() {
     const uint64_t bpb = shapes_[0].bytes_per_block;
     max_bytes_total_ = in_.byte() % 16 == 0 ? 1 + in_.below(static_cast<uint32_t>(bpb)) : bpb * (1 + in_.below(24));
     max_bytes_per_session_ = in_.byte() % 3 == 0 ? bpb * (1 + in_.below(8)) - in_.below(2) : 0;
-    const auto policy = static_cast<kvc_eviction_policy>(in_.below(4));
+    const auto policy = static_cast<kvc_eviction_policy>(in_.below(KVC_EVICTION_ARC + 1));
     FUZZ_REQUIRE(kvc_store_options_set_max_sessions(options, max_sessions_) == KVC_OK);
     FUZZ_REQUIRE(kvc_store_options_set_max_tokens_per_session(options, max_tokens_) == KVC_OK);
     FUZZ_REQUIRE(kvc_store_options_set_block_size(options, block_size_) == KVC_OK);

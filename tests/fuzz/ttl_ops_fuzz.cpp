@@ -476,7 +476,7 @@ void Harness::run() {
     FUZZ_REQUIRE(kvc_ttl_options_set_ttl_ms(options, ttl_ms) == KVC_OK);
     FUZZ_REQUIRE(kvc_ttl_options_set_negative_ttl_ms(options, negative_ms) == KVC_OK);
     FUZZ_REQUIRE(kvc_ttl_options_set_max_entries(options, max_entries_) == KVC_OK);
-    FUZZ_REQUIRE(kvc_ttl_options_set_eviction_policy(options, static_cast<kvc_eviction_policy>(in_.below(4))) == KVC_OK);
+    FUZZ_REQUIRE(kvc_ttl_options_set_eviction_policy(options, static_cast<kvc_eviction_policy>(in_.below(KVC_EVICTION_ARC + 1))) == KVC_OK);
     FUZZ_REQUIRE(kvc_ttl_options_set_clock(options, fake_clock, &now_) == KVC_OK);
     // A cleanup thread that never wakes during the run: created and joined.
     if (in_.byte() % 8 == 0) {
