@@ -441,10 +441,7 @@ TEST(Ttl, OptionsRejectBadValues) {
     EXPECT_EQ(kvc_ttl_options_set_cleanup_interval_ms(o, KVC_TTL_MAX_CLEANUP_INTERVAL_MS + 1), KVC_ERR_INVALID_ARGUMENT);
     EXPECT_EQ(kvc_ttl_options_set_max_entries(o, uint64_t{1} << 32), KVC_ERR_INVALID_ARGUMENT);
     EXPECT_EQ(kvc_ttl_options_set_component(o, "bad name"), KVC_ERR_INVALID_ARGUMENT);
-    kvc_eviction_policy bad;
-    const uint32_t raw = 99;
-    std::memcpy(&bad, &raw, sizeof bad);
-    EXPECT_EQ(kvc_ttl_options_set_eviction_policy(o, bad), KVC_ERR_INVALID_ARGUMENT);
+    // An unknown policy value is tested from C (c_api_ttl): a C++ caller cannot even pass one without UB.
     // Nothing rejected changed the options: the defaults still create a cache with them.
     kvc_ttl_cache* c = nullptr;
     ASSERT_EQ(kvc_ttl_create(o, &c), KVC_OK);
