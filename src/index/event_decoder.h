@@ -58,6 +58,7 @@ struct BlockStored {
     CacheSpecKind spec_kind = CacheSpecKind::kUnspecified;
     std::optional<uint32_t> sliding_window;  // kv_cache_spec_sliding_window, in tokens
     Locality locality = Locality::kUnspecified;
+    friend bool operator==(const BlockStored&, const BlockStored&) = default;
 };
 
 struct BlockRemoved {
@@ -65,9 +66,12 @@ struct BlockRemoved {
     Medium medium = Medium::kGpu;
     uint32_t group_idx = 0;
     Locality locality = Locality::kUnspecified;
+    friend bool operator==(const BlockRemoved&, const BlockRemoved&) = default;
 };
 
-struct AllBlocksCleared {};
+struct AllBlocksCleared {
+    friend bool operator==(const AllBlocksCleared&, const AllBlocksCleared&) = default;
+};
 
 using Event = std::variant<BlockStored, BlockRemoved, AllBlocksCleared>;
 
@@ -78,6 +82,7 @@ struct EventBatch {
     // Events of a type this decoder does not know (a newer vLLM's), skipped and counted so that a
     // router can report them rather than reject the engine's every batch.
     uint32_t unknown_events = 0;
+    friend bool operator==(const EventBatch&, const EventBatch&) = default;
 };
 
 // Decodes one payload. Throws kvcore::Error(KVC_ERR_INVALID_ARGUMENT) on malformed input: truncated or
