@@ -79,6 +79,24 @@ public:
         ::kvcore::fail(KVC_ERR_INVALID_ARGUMENT, message);
     }
 
+    // The non-negative integers that fill token and hash arrays, without the general head(): false, and
+    // nothing consumed, for any other value (or a truncated one, which head() then reports).
+    bool take_uint(uint64_t& v) {
+        if (p_ == end_) return false;
+        const uint8_t b = *p_;
+        if (b <= 0x7f) {
+            v = b;
+            ++p_;
+            return true;
+        }
+        const size_t n = b == 0xcc ? 1 : b == 0xcd ? 2 : b == 0xce ? 4 : b == 0xcf ? 8 : 0;
+        if (n == 0 || remaining() <= n) return false;
+        v = 0;
+        for (size_t i = 1; i <= n; ++i) v = v << 8 | p_[i];
+        p_ += n + 1;
+        return true;
+    }
+
     [[nodiscard]] bool peek_nil() const { return p_ < end_ && *p_ == 0xc0; }
     // Consumes a nil if one is next.
     bool take_nil() {
@@ -244,7 +262,7 @@ enum class Field : uint8_t {
 
 struct FieldName {
     Field field;
-    const char* name;
+    std::string_view name;
 };
 
 // vLLM's declaration order: the positions of the array form and the names of the map form.
@@ -373,6 +391,8 @@ private:
     // 8 bytes big-endian are the value (vLLM's maybe_convert_block_hash; sha256 gives 32 bytes, and 8 is
     // the value itself).
     uint64_t hash() {
+        uint64_t v;
+        if (r_.take_uint(v)) return v;
         const Head h = r_.head();
         if (h.family == Family::kInt) return h.bits;
         if (h.family == Family::kBin) {
@@ -398,12 +418,16 @@ private:
         out.clear();
         out.reserve(h.bits);
         for (uint64_t i = 0; i < h.bits; ++i) {
-            const Head t = r_.head();
-            if (t.family != Family::kInt) r_.wrong(t, ("a token id at element " + std::to_string(i)).c_str());
-            if (t.negative || t.bits > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) {
+            uint64_t v;
+            if (!r_.take_uint(v)) {
+                const Head t = r_.head();
+                if (t.family != Family::kInt) r_.wrong(t, ("a token id at element " + std::to_string(i)).c_str());
+                v = t.negative ? std::numeric_limits<uint64_t>::max() : t.bits;
+            }
+            if (v > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) {
                 r_.fail("token id at element " + std::to_string(i) + " is not in 0..2147483647");
             }
-            out.push_back(static_cast<int32_t>(t.bits));
+            out.push_back(static_cast<int32_t>(v));
         }
     }
 
@@ -533,7 +557,7 @@ private:
     void require(uint32_t seen, uint32_t required, const FieldName (&fields)[N]) {
         for (const FieldName& f : fields) {
             if ((required & bit(f.field)) && !(seen & bit(f.field))) {
-                where_.field = f.name;
+                where_.field = f.name.data();
                 r_.fail("missing (required)");
             }
         }
@@ -545,13 +569,22 @@ private:
     void fields(EventBatch& out, bool as_map, uint64_t count, const FieldName (&table)[N]) {
         E e;
         uint32_t seen = 0;
+        size_t next = 0;  // msgspec writes the fields in order: the one after the last is tried first
         for (uint64_t i = 0; i < count; ++i) {
             const FieldName* f = nullptr;
             if (as_map) {
                 const std::string_view key = map_key();
-                for (const FieldName& candidate : table) {
-                    if (key == candidate.name) f = &candidate;
+                if (next < N && key == table[next].name) {
+                    f = &table[next];
+                } else {
+                    for (const FieldName& candidate : table) {
+                        if (key == candidate.name) {
+                            f = &candidate;
+                            break;
+                        }
+                    }
                 }
+                if (f) next = static_cast<size_t>(f - table) + 1;
             } else if (i < N) {
                 f = &table[i];
             }
@@ -559,7 +592,7 @@ private:
                 r_.skip();
                 continue;
             }
-            where_.field = f->name;
+            where_.field = f->name.data();  // a literal: NUL-terminated
             if (!r_.peek_nil()) seen |= bit(f->field);
             field(f->field, e);
             where_.field = nullptr;
