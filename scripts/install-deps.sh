@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config            # toolchain
   libgtest-dev libgmock-dev libbenchmark-dev valgrind     # tests and benchmarks
+  python3-msgpack                                         # KV event batches written apart from kvcore (tests/index)
   libcli11-dev nlohmann-json3-dev                         # the kvcore CLI
   libssl-dev libxxhash-dev libmimalloc-dev                # hashing, allocator
   libmsgpack-cxx-dev libzmq3-dev cppzmq-dev               # KV events, ZeroMQ
