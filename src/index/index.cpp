@@ -364,9 +364,15 @@ struct EngineBlock {
     uint64_t pos = 0;
     uint8_t tiers = 0;  // bit per Medium the pod holds it in
     bool resolved = false;
+    bool counted = false;  // its keys are reference counted (see KeyRefs)
     std::vector<uint64_t> keys;  // request keys of the complete index blocks overlapping it
     std::unique_ptr<Tail> tail;
 };
+
+// Engine blocks larger than index blocks (or not a multiple of them) can share an index block: two
+// prompts that part in the middle of an engine block both hold its first index block. Such keys are
+// counted per (pod, tier) so that removing one engine block keeps what the other still holds.
+using KeyRefs = std::unordered_map<uint64_t, std::array<uint32_t, kNumTiers>>;
 
 struct Orphan {
     uint64_t parent = 0;
@@ -379,6 +385,7 @@ struct Orphan {
 struct Index::PodState {
     std::mutex mu;
     std::unordered_map<uint64_t, EngineBlock> blocks;
+    KeyRefs key_refs;
     std::unordered_map<uint64_t, std::vector<uint64_t>> orphans_by_parent;  // parent -> orphan ids
     std::unordered_map<uint64_t, Orphan> orphans;
     std::deque<uint64_t> orphan_order;
@@ -523,7 +530,8 @@ namespace {
 // Everything an event's blocks need is in it or in chain.tail, so healing an orphan is the same call.
 template <class AddFn, class TiersFn>
 Chain derive(const pool::BlockHasher& hasher, uint32_t index_block, Chain chain, const BlockStored& ev,
-             std::unordered_map<uint64_t, EngineBlock>& blocks, TiersFn&& tiers_of, AddFn&& add) {
+             std::unordered_map<uint64_t, EngineBlock>& blocks, KeyRefs& refs, TiersFn&& tiers_of, AddFn&& add) {
+    const bool counted = index_block % ev.block_size != 0;
     pool::ExtraKeys keys;
     keys.lora_name = ev.lora_name;
     std::string salt = chain.tail.salt;
@@ -556,8 +564,6 @@ Chain derive(const pool::BlockHasher& hasher, uint32_t index_block, Chain chain,
                 auto it = blocks.find(c.engine_key);  // an earlier block, now part of a complete one
                 if (it != blocks.end() && it->second.resolved) it->second.keys.push_back(key);
             }
-            for (unsigned t = 0; t < kNumTiers; ++t)
-                if (tiers & (1u << t)) add(key, static_cast<Medium>(t));
             tail.tokens.erase(tail.tokens.begin(), tail.tokens.begin() + index_block);
             const uint64_t boundary = s + index_block;
             std::erase_if(tail.contributors, [&](const Contributor& c) { return c.end <= boundary; });
@@ -578,6 +584,16 @@ Chain derive(const pool::BlockHasher& hasher, uint32_t index_block, Chain chain,
             continue;
         }
         EngineBlock& b = blocks[e];
+        // Tiers it was already counted in (a replayed or repeated store) are not counted twice.
+        const uint8_t had = (b.resolved && b.counted) ? b.tiers : 0;
+        for (unsigned t = 0; t < kNumTiers; ++t) {
+            if (!(tiers & (1u << t))) continue;
+            for (uint64_t key : own) {
+                if (counted && !(had & (1u << t))) ++refs[key][t];
+                add(key, static_cast<Medium>(t));
+            }
+        }
+        b.counted = counted;
         b.chain = chain.hash;
         b.pos = chain.pos;
         b.tiers = tiers;
@@ -632,7 +648,7 @@ void Index::plan_batch(PodState& st, PodId pod, uint16_t rank, ModelId model, co
                 size_t j = 0;
                 std::vector<uint64_t> hashes = orphan.event.block_hashes;
                 Chain after = derive(
-                    hasher_, config_.block_size, chain, orphan.event, st.blocks,
+                    hasher_, config_.block_size, chain, orphan.event, st.blocks, st.key_refs,
                     [&](uint64_t) { return tiers[j++]; },
                     [&](uint64_t k, Medium t) { plan.add(Plan::Type::kAdd, k, req_model, make_ref(pod, rank, t, false)); });
                 orphans_healed_.fetch_add(hashes.size(), std::memory_order_relaxed);
@@ -658,9 +674,13 @@ void Index::plan_batch(PodState& st, PodId pod, uint16_t rank, ModelId model, co
             if (stored->token_ids.empty()) {  // an offload: the same blocks in another tier
                 for (uint64_t e : stored->block_hashes) {
                     EngineBlock& b = st.blocks[e];
+                    const bool fresh = !(b.tiers & bit);
                     b.tiers |= bit;
                     if (b.resolved)
-                        for (uint64_t k : b.keys) add_ops_for(k, req_model, bit, Plan::Type::kAdd);
+                        for (uint64_t k : b.keys) {
+                            if (b.counted && fresh) ++st.key_refs[k][size_t(stored->medium)];
+                            add_ops_for(k, req_model, bit, Plan::Type::kAdd);
+                        }
                     else
                         add_ops_for(e, eng_model, bit, Plan::Type::kAdd);
                 }
@@ -712,7 +732,7 @@ void Index::plan_batch(PodState& st, PodId pod, uint16_t rank, ModelId model, co
             }
             size_t j = 0;
             Chain after = derive(
-                hasher_, config_.block_size, std::move(*start), *stored, st.blocks, [&](uint64_t) { return tiers[j++]; },
+                hasher_, config_.block_size, std::move(*start), *stored, st.blocks, st.key_refs, [&](uint64_t) { return tiers[j++]; },
                 [&](uint64_t k, Medium t) { plan.add(Plan::Type::kAdd, k, req_model, make_ref(pod, rank, t, false)); });
             if (!st.orphans_by_parent.empty()) {
                 const auto& hs = stored->block_hashes;
@@ -736,7 +756,19 @@ void Index::plan_batch(PodState& st, PodId pod, uint16_t rank, ModelId model, co
                 if (!(b->second.tiers & bit)) continue;
                 b->second.tiers &= static_cast<uint8_t>(~bit);
                 if (b->second.resolved)
-                    for (uint64_t k : b->second.keys) add_ops_for(k, req_model, bit, Plan::Type::kRemove);
+                    for (uint64_t k : b->second.keys) {
+                        if (auto r = st.key_refs.find(k); b->second.counted && r != st.key_refs.end()) {
+                            uint32_t& n = r->second[size_t(removed->medium)];
+                            if (n > 1) {  // another engine block of this pod still holds it
+                                --n;
+                                continue;
+                            }
+                            n = 0;
+                            if (std::all_of(r->second.begin(), r->second.end(), [](uint32_t x) { return x == 0; }))
+                                st.key_refs.erase(r);
+                        }
+                        add_ops_for(k, req_model, bit, Plan::Type::kRemove);
+                    }
                 else
                     add_ops_for(e, eng_model, bit, Plan::Type::kRemove);
                 // A mapping nobody holds is dropped, unless an orphan still needs it as its parent.
@@ -745,6 +777,7 @@ void Index::plan_batch(PodState& st, PodId pod, uint16_t rank, ModelId model, co
         } else {
             clears_.fetch_add(1, std::memory_order_relaxed);
             st.blocks.clear();
+            st.key_refs.clear();
             st.orphans.clear();
             st.orphans_by_parent.clear();
             st.orphan_order.clear();
@@ -851,6 +884,7 @@ void Index::remove_pod(PodId pod) {
     for (PodState* s : states) locks.emplace_back(s->mu);
     for (PodState* s : states) {
         s->blocks.clear();
+        s->key_refs.clear();
         s->orphans.clear();
         s->orphans_by_parent.clear();
         s->orphan_order.clear();
