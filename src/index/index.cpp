@@ -44,6 +44,20 @@ inline uint64_t mix(uint64_t key, uint16_t model) noexcept {
     return x;
 }
 
+// The shards a batch or a window of keys touches, visited in ascending order (the lock order).
+struct ShardSet {
+    std::array<uint64_t, 4096 / 64> bits{};
+    void add(uint32_t shard) noexcept { bits[shard >> 6] |= uint64_t{1} << (shard & 63); }
+    void add_all(uint32_t n) noexcept {
+        for (uint32_t i = 0; i < n; ++i) add(i);
+    }
+    template <class Fn>
+    void each(Fn&& fn) const {
+        for (uint32_t w = 0; w < bits.size(); ++w)
+            for (uint64_t x = bits[w]; x != 0; x &= x - 1) fn(w * 64 + static_cast<uint32_t>(__builtin_ctzll(x)));
+    }
+};
+
 uint64_t steady_ns() noexcept {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -790,15 +804,14 @@ void Index::plan_batch(PodState& st, PodId pod, uint16_t rank, ModelId model, co
 
 void Index::execute(Plan& plan) {
     if (plan.ops.empty()) return;
-    std::vector<uint32_t> ids;
+    ShardSet set;
     if (plan.all_shards) {
-        for (uint32_t i = 0; i < shards_.size(); ++i) ids.push_back(i);
+        set.add_all(static_cast<uint32_t>(shards_.size()));
     } else {
-        ids.reserve(plan.ops.size());
-        for (const auto& op : plan.ops) ids.push_back(shard_shift_ == 64 ? 0 : static_cast<uint32_t>(op.h >> shard_shift_));
-        std::sort(ids.begin(), ids.end());
-        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+        for (const auto& op : plan.ops) set.add(shard_shift_ == 64 ? 0 : static_cast<uint32_t>(op.h >> shard_shift_));
     }
+    std::vector<uint32_t> ids;
+    set.each([&](uint32_t id) { ids.push_back(id); });
     // Ascending order for every writer and reader: no deadlock.
     for (uint32_t id : ids) shards_[id]->mu.lock();
     struct Unlock {
@@ -867,6 +880,12 @@ void Index::apply(PodId pod, ModelId model, const EventBatch& batch) {
     PodState& st = pod_state(pod, rank, model);
     std::lock_guard lock(st.mu);  // batches of one (pod, rank, model) apply in order
     Plan plan;
+    size_t blocks = 0;
+    for (const Event& e : batch.events) {
+        if (const auto* s = std::get_if<BlockStored>(&e)) blocks += s->block_hashes.size();
+        else if (const auto* r = std::get_if<BlockRemoved>(&e)) blocks += r->block_hashes.size();
+    }
+    plan.ops.reserve(blocks);
     plan_batch(st, pod, rank, model, batch, plan);
     execute(plan);
     batches_.fetch_add(1, std::memory_order_relaxed);
@@ -935,18 +954,16 @@ std::vector<uint64_t> Index::request_keys(std::span<const int32_t> tokens, const
 namespace {
 // Shared locks of the shards of a window of keys, ascending (the writers' order).
 struct ReadWindow {
-    std::vector<uint32_t> ids;
+    ShardSet set;
     const std::vector<std::unique_ptr<Index::Shard>>* shards = nullptr;
     void lock(const std::vector<std::unique_ptr<Index::Shard>>& all, std::span<const uint32_t> shard_of) {
         shards = &all;
-        ids.assign(shard_of.begin(), shard_of.end());
-        std::sort(ids.begin(), ids.end());
-        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-        for (uint32_t id : ids) all[id]->mu.lock_shared();
+        for (uint32_t id : shard_of) set.add(id);
+        set.each([&](uint32_t id) { all[id]->mu.lock_shared(); });
     }
     void unlock() {
         if (!shards) return;
-        for (auto it = ids.rbegin(); it != ids.rend(); ++it) (*shards)[*it]->mu.unlock_shared();
+        set.each([&](uint32_t id) { (*shards)[id]->mu.unlock_shared(); });
         shards = nullptr;
     }
     ~ReadWindow() { unlock(); }
