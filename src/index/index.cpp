@@ -980,9 +980,12 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
         fail(KVC_ERR_INVALID_ARGUMENT, "index: decode_load needs one value per candidate");
     const uint16_t mf = model_field(model, kind);
     // Per-thread scratch: candidate slot by pod id (0xFFFF: not a candidate), reset before returning.
-    thread_local std::vector<uint16_t> slot_of(kMaxPods + 1, 0xFFFF);
-    thread_local std::vector<uint32_t> shard_of;
-    thread_local std::vector<uint64_t> hash_of;
+    thread_local std::vector<uint16_t> tl_slot_of(kMaxPods + 1, 0xFFFF);
+    thread_local std::vector<uint32_t> tl_shard_of;
+    thread_local std::vector<uint64_t> tl_hash_of;
+    auto& slot_of = tl_slot_of;  // one thread-local lookup, not one per holder
+    auto& shard_of = tl_shard_of;
+    auto& hash_of = tl_hash_of;
     struct Cand {
         PodId pod;
         uint32_t blocks;
@@ -1010,7 +1013,11 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
         hash_of[i] = mix(keys[i], mf);
         shard_of[i] = shard_shift_ == 64 ? 0 : static_cast<uint32_t>(hash_of[i] >> shard_shift_);
     }
-    const uint64_t t = now();
+    uint64_t t = 0;  // read only when a speculative holder is met
+    const auto live = [&](const Shard& s, uint32_t idx, Ref r) {
+        if (t == 0) t = now();
+        return s.spec_live(idx, r, t);
+    };
     const auto weight = [&](Ref r) { return ref_spec(r) ? params.tier_weight[0] : params.tier_weight[size_t(ref_tier(r))]; };
     size_t i = 0;
     for (size_t window_end = std::min(keys.size(), kFirstWindow); i < keys.size() && (open || !active.empty());
@@ -1030,7 +1037,7 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
             const Ref* rs = s.refs(e);
             for (uint32_t h = 0; h < e.count(); ++h) {
                 const Ref r = rs[h];
-                if (ref_spec(r) && !s.spec_live(idx, r, t)) continue;
+                if (ref_spec(r) && !live(s, idx, r)) continue;
                 uint16_t slot = slot_of[ref_pod(r)];
                 if (slot == 0xFFFF) {
                     if (!open) continue;
