@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+// The cluster KV-block index (issue 13): which pod holds which KV blocks, fed by the engines' decoded KV
+// event batches (event_decoder.h), and the scoring of pods by cached prefix. Internal C++ for now; the C
+// API maps onto it one to one: models and pods are small integer handles (ModelId, PodId) interned from
+// names, every call either completes or throws kvcore::Error before changing anything it validates, and
+// results go to caller-sized outputs (no callbacks).
+//
+// Keys. Entries are (model, key kind, 64-bit key) -> the pods holding the block, each with its tier
+// (Medium) and data-parallel rank. Request keys are what the router computes from a prompt with the
+// index's BlockHasher (algorithm, seed, block size); engine keys are the hashes in the events. In
+// direct mode (IndexConfig::engine_keys_direct: the engines hash with sha256_cbor and the same seed and
+// block size) an engine key is the request key and ingest hashes nothing. Otherwise each pod's engine
+// keys map to request keys recomputed from the event's tokens, 1:1, many:1 (engine blocks smaller) or
+// 1:many (engine blocks larger): see PodState in index.cpp.
+//
+// Unknown parents. A BlockStored whose parent the pod never reported (a router restart) is not dropped:
+// its blocks are indexed at once under their engine keys (KeyKind::kEngine), and the event is kept
+// (bounded) until its parent is stored; then request keys are derived, the engine-key entries move to
+// them, and the orphans chained below it heal too.
+//
+// Concurrency. Entries live in `shards` shards (32 by default) by key hash, each with a reader-writer lock, an
+// open-addressing table of 4-byte slots into a slab of 16-byte entries, an arena of pod sets, its LRU
+// and its share of the byte budget. A batch is planned under its (pod, rank, model)'s mutex without any
+// shard lock (hashing, engine-key mapping), then applied holding the exclusive locks of every shard it
+// touches, taken in ascending order: other threads see a batch whole or not at all. Scoring takes the
+// shared locks of the shards of a window of keys in ascending order (the first 16 keys, then the rest),
+// so readers and writers never deadlock and scoring runs alongside ingest of other shards. Lookups
+// cannot reorder an LRU under a shared lock: they set a reference byte, and eviction gives a
+// referenced key a second chance (LRU with second chance).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "index/event_decoder.h"
+#include "pool/block_hash.h"
+
+namespace kvcore::index {
+
+using ModelId = uint16_t;
+using PodId = uint16_t;
+inline constexpr uint32_t kMaxModels = 1u << 15;       // one bit of the model field is the key kind
+inline constexpr uint32_t kMaxPods = 65535;            // PodId 0xFFFF is "none"
+inline constexpr uint32_t kMaxRank = (1u << 12) - 1;   // data-parallel ranks 0..4095
+inline constexpr size_t kNumTiers = 5;                 // Medium's values
+
+enum class KeyKind : uint8_t { kRequest = 0, kEngine = 1 };
+
+struct IndexConfig {
+    pool::HashAlgo hash_algo = pool::HashAlgo::kXxh3;
+    std::string hash_seed = "42";
+    uint32_t block_size = 16;  // tokens per request key
+    // Engine keys are request keys (the engines use sha256_cbor, hash_seed and block_size); events of
+    // another block size still go through the mapping.
+    bool engine_keys_direct = false;
+    // Power of two, 1..4096. A clear locks every shard (plus its pod's mutex): ThreadSanitizer tracks at
+    // most 64 locks held at once, so tests under it stay at or below 32.
+    uint32_t shards = 32;
+    uint64_t byte_budget = 0;        // 0: unbounded; split evenly between shards
+    uint32_t max_orphan_blocks = 1u << 16;  // per (pod, rank, model): kept for healing, oldest dropped
+    using Clock = uint64_t (*)() noexcept;  // monotonic ns; tests inject one (speculative TTLs)
+    Clock clock = nullptr;
+    void validate() const;
+};
+
+// What a holder of a key is: a pod, its rank, the tier, and whether it is a routing decision awaiting
+// the engine's event.
+struct Holder {
+    PodId pod = 0;
+    uint16_t rank = 0;
+    Medium tier = Medium::kGpu;
+    bool speculative = false;
+    friend bool operator==(const Holder&, const Holder&) = default;
+};
+
+struct ScoreParams {
+    // Weight of a block by tier, indexed by Medium. Speculative holders count as GPU.
+    std::array<float, kNumTiers> tier_weight{1.0f, 0.8f, 0.6f, 0.4f, 0.5f};
+    // Load-aware cost: (prompt blocks - cached run) x prefill_weight + decode_load[i].
+    double prefill_weight = 1.0;
+};
+
+struct PodScore {
+    PodId pod = 0;
+    uint32_t blocks = 0;  // consecutive cached blocks from block 0
+    double score = 0;     // the same run, each block weighted by the best tier the pod holds it in
+    double cost = 0;      // load-aware cost (lower is better); 0 unless decode loads were given
+};
+
+// llm-d's Lookup: per key, in order, the holders among the filter; stops at the first key without one.
+struct LookupResult {
+    size_t keys_found = 0;          // keys [0, keys_found) have at least one holder
+    std::vector<uint32_t> offsets;  // keys_found + 1 offsets into holders
+    std::vector<Holder> holders;
+};
+
+struct IndexCounters {
+    uint64_t keys = 0;                 // (model, kind, key) entries
+    uint64_t holders = 0;              // (key, holder) pairs
+    uint64_t speculative = 0;          // live speculative holders
+    uint64_t charged_bytes = 0;        // what the budget counts (see Index::kKeyCharge)
+    uint64_t memory_bytes = 0;         // allocated by the shards (capacities), engine maps estimated
+    uint64_t engine_blocks = 0;        // engine keys mapped (mapping mode)
+    uint64_t orphan_blocks = 0;        // blocks waiting for their parent
+    uint64_t evictions = 0;            // keys evicted by the byte budget
+    uint64_t expired = 0;              // speculative holders expired
+    uint64_t batches = 0, blocks_stored = 0, blocks_removed = 0, clears = 0;
+    uint64_t orphans_healed = 0, orphans_dropped = 0, unknown_events = 0;
+};
+
+class Index {
+public:
+    // Each key costs its slab entry (16 B), its reference byte, its LRU node (12 B) and two table slots
+    // (4 B each: the table is kept between 3/8 and 3/4 full); a pod set beyond the first holder costs
+    // 4 B per slot of its power-of-two capacity. The budget counts exactly this.
+    static constexpr uint64_t kKeyCharge = 16 + 1 + 12 + 8;
+    static constexpr uint64_t kHolderSlotCharge = 4;
+
+    explicit Index(IndexConfig config);
+    ~Index();
+    Index(const Index&) = delete;
+    Index& operator=(const Index&) = delete;
+
+    [[nodiscard]] const IndexConfig& config() const noexcept { return config_; }
+    [[nodiscard]] const pool::BlockHasher& hasher() const noexcept { return hasher_; }
+
+    // Interning: the same name always gives the same id while it is known. KVC_ERR_CAPACITY past the
+    // limits; find_* return nullopt-like 0xFFFF for an unknown name.
+    ModelId intern_model(std::string_view name);
+    PodId intern_pod(std::string_view name);
+    [[nodiscard]] PodId find_pod(std::string_view name) const;
+    [[nodiscard]] std::string pod_name(PodId pod) const;
+    static constexpr PodId kNoPod = 0xFFFF;
+
+    // Applies one decoded batch from (pod, model): wholly or, on a validation error
+    // (KVC_ERR_INVALID_ARGUMENT), not at all. Batches of one pod must be applied in order (one thread
+    // per pod at a time; IngestPool does this); batches of different pods may run concurrently.
+    void apply(PodId pod, ModelId model, const EventBatch& batch);
+
+    // Removes every entry of the pod (all models, ranks, tiers) and its engine-key state; the id may be
+    // reused by the next new name.
+    void remove_pod(PodId pod);
+
+    // The router's routing decision: the pod (rank 0, GPU) holds these request keys for ttl_ns, or until
+    // the engine's event for the key arrives from that pod.
+    void add_speculative(ModelId model, std::span<const uint64_t> keys, PodId pod, uint64_t ttl_ns);
+    // Removes expired speculative holders now (they are ignored by scoring from their expiry anyway).
+    void expire_speculative();
+
+    // Request keys of a prompt: the chain of its full blocks with the index's hasher.
+    [[nodiscard]] std::vector<uint64_t> request_keys(std::span<const int32_t> tokens,
+                                                     const pool::ExtraKeys& keys) const;
+
+    // Scores candidates (empty: every pod holding key 0) by their longest run of cached blocks from
+    // key 0. out must have candidates.size() elements (or, with no candidates, receives at most
+    // out.size() pods, best first); returns how many were written. decode_load: empty, or one per
+    // candidate (then cost is computed).
+    size_t score(ModelId model, std::span<const uint64_t> keys, std::span<const PodId> candidates,
+                 std::span<PodScore> out, const ScoreParams& params = {}, KeyKind kind = KeyKind::kRequest,
+                 std::span<const double> decode_load = {}) const;
+    size_t score_tokens(ModelId model, std::span<const int32_t> tokens, const pool::ExtraKeys& extra,
+                        std::span<const PodId> candidates, std::span<PodScore> out, const ScoreParams& params = {},
+                        std::span<const double> decode_load = {}) const;
+
+    // filter: empty for every pod.
+    [[nodiscard]] LookupResult lookup(ModelId model, std::span<const uint64_t> keys, std::span<const PodId> filter,
+                                      KeyKind kind = KeyKind::kRequest) const;
+    // Every holder of one key (no filter, no stopping), for tests and tools.
+    [[nodiscard]] std::vector<Holder> holders(ModelId model, uint64_t key, KeyKind kind = KeyKind::kRequest) const;
+
+    [[nodiscard]] IndexCounters counters() const;
+
+    // For tests: throws kvcore::Error(INTERNAL) on the first broken invariant (tables, charges, LRU).
+    void check_invariants() const;
+
+    struct Shard;
+    struct PodState;
+    struct Plan;
+
+private:
+    [[nodiscard]] uint64_t now() const noexcept;
+    PodState& pod_state(PodId pod, uint16_t rank, ModelId model);
+    void plan_batch(PodState& state, PodId pod, uint16_t rank, ModelId model, const EventBatch& batch, Plan& plan);
+    void execute(Plan& plan);
+
+    IndexConfig config_;
+    pool::BlockHasher hasher_;
+    std::vector<std::unique_ptr<Shard>> shards_;
+    uint32_t shard_shift_;
+
+    mutable std::mutex names_mutex_;
+    std::vector<std::string> models_;
+    std::vector<std::string> pods_;  // "" for a free id
+    std::vector<PodId> free_pods_;
+
+    mutable std::mutex states_mutex_;
+    std::vector<std::unique_ptr<PodState>> states_;  // per (pod, rank, model), found by a small map
+    struct StateMap;
+    std::unique_ptr<StateMap> state_map_;
+
+    std::atomic<uint64_t> batches_{0}, blocks_stored_{0}, blocks_removed_{0}, clears_{0}, orphans_healed_{0},
+        orphans_dropped_{0}, unknown_events_{0};
+};
+
+}  // namespace kvcore::index
