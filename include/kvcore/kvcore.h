@@ -8,5 +8,6 @@
 #include "kvcore/pool.h"
 #include "kvcore/ttl.h"
 #include "kvcore/store.h"
+#include "kvcore/index.h"
 
 #endif /* KVCORE_KVCORE_H */

@@ -8,6 +8,7 @@
 
 #include "capi/eviction.h"
 #include "capi/guard.h"
+#include "capi/pool_handles.h"
 #include "capi/stats_handles.h"
 #include "pool/pool.h"
 
@@ -23,9 +24,6 @@ using kvcore::capi::reject;
 
 struct kvc_pool_options {
     pool::PoolConfig config;
-};
-struct kvc_sequence_options {
-    pool::SequenceOptions options;
 };
 struct kvc_pool {
     explicit kvc_pool(pool::PoolConfig config) : impl(std::move(config)) {}

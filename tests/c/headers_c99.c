@@ -4,5 +4,6 @@
 /* Each header also compiles on its own. */
 #include "kvcore/ttl.h"
 #include "kvcore/store.h"
+#include "kvcore/index.h"
 
 int main(void) { return kvc_version_number() == KVC_VERSION_NUMBER ? 0 : 1; }
