@@ -71,7 +71,7 @@ namespace {
 constexpr uint32_t kLastTier = KVC_INDEX_TIER_OTHER;
 static_assert(kLastTier + 1 == idx::kNumTiers, "kvc_index_tier mirrors kvcore::index::Medium");
 
-idx::KeyKind key_kind(kvc_index_key_kind kind) {
+idx::KeyKind key_kind(const kvc_index_key_kind& kind) {  // by reference: an unknown value is never loaded as the enum
     return checked_enum<idx::KeyKind>(kind, KVC_INDEX_KEY_ENGINE, "key kind");
 }
 
