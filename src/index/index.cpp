@@ -125,28 +125,6 @@ struct Index::Shard {
             if (v != 0) place(v - 1);
     }
 
-    // Reads ahead of a walk over keys (the shard's shared lock held): each key costs a table slot, a
-    // slab entry, its reference byte and maybe a pod set, each a cache miss on random keys, and each
-    // read depends on the one before. Stage 0 fetches the key's table slot; stage 1 reads that slot and
-    // fetches the entry it names and its reference byte; stage 2 reads the entry and fetches its pod
-    // set. Run a few keys apart, the misses overlap instead of following one another.
-    void prefetch(uint64_t h, int stage) const noexcept {
-        const uint32_t* slot = table.data() + slot_of(h);
-        if (stage == 0) {
-            __builtin_prefetch(slot);
-            return;
-        }
-        const uint32_t v = *slot;
-        if (v == 0) return;
-        if (stage == 1) {
-            __builtin_prefetch(slab.data() + (v - 1));
-            __builtin_prefetch(referenced.data() + (v - 1));
-            return;
-        }
-        const Entry& e = slab[v - 1];
-        if (e.cls() != 0) __builtin_prefetch(arena.data() + e.pods);
-    }
-
     [[nodiscard]] Ref* refs(Entry& e) noexcept { return e.cls() == 0 ? &e.pods : arena.data() + e.pods; }
     [[nodiscard]] const Ref* refs(const Entry& e) const noexcept {
         return e.cls() == 0 ? &e.pods : arena.data() + e.pods;
@@ -991,8 +969,6 @@ struct ReadWindow {
     ~ReadWindow() { unlock(); }
 };
 constexpr size_t kFirstWindow = 16;
-// How many keys ahead a walk fetches a key's table slot, its entry and its pod set (Shard::prefetch).
-constexpr size_t kAheadSlot = 16, kAheadEntry = 8, kAheadPods = 4;
 }  // namespace
 
 size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<const PodId> candidates,
@@ -1060,20 +1036,13 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
         const uint32_t tier = (b >> 1) & 7;
         weight_of[b] = (b & 1) ? params.tier_weight[0] : tier < kNumTiers ? params.tier_weight[tier] : 0.0f;
     }
-    const auto ahead = [&](size_t j, int stage) { shards_[shard_of[j]]->prefetch(hash_of[j], stage); };
     bool running = !keys.empty() && (open || !cands.empty());
     size_t i = 0;
     for (size_t window_end = std::min(keys.size(), kFirstWindow); running && i < keys.size();
          window_end = keys.size()) {
         ReadWindow window;
         window.lock(shards_, std::span<const uint32_t>(shard_of + i, window_end - i));
-        for (size_t j = i; j < std::min(window_end, i + kAheadSlot); ++j) ahead(j, 0);
-        for (size_t j = i; j < std::min(window_end, i + kAheadEntry); ++j) ahead(j, 1);
-        for (size_t j = i; j < std::min(window_end, i + kAheadPods); ++j) ahead(j, 2);
         for (; i < window_end; ++i) {
-            if (i + kAheadSlot < window_end) ahead(i + kAheadSlot, 0);
-            if (i + kAheadEntry < window_end) ahead(i + kAheadEntry, 1);
-            if (i + kAheadPods < window_end) ahead(i + kAheadPods, 2);
             const Shard& s = *shards_[shard_of[i]];
             const uint32_t idx = s.find(hash_of[i], keys[i], mf);
             if (idx == kNone) {
