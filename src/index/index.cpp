@@ -978,64 +978,83 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
         fail(KVC_ERR_BUFFER_TOO_SMALL, "index: score needs one output per candidate");
     if (!decode_load.empty() && decode_load.size() != candidates.size())
         fail(KVC_ERR_INVALID_ARGUMENT, "index: decode_load needs one value per candidate");
+    if (candidates.size() > 0xFFFE) fail(KVC_ERR_INVALID_ARGUMENT, "index: too many candidates");
+    for (PodId p : candidates)
+        if (p == kNoPod) fail(KVC_ERR_INVALID_ARGUMENT, "index: candidate is not a pod");
     const uint16_t mf = model_field(model, kind);
-    // Per-thread scratch: candidate slot by pod id (0xFFFF: not a candidate), reset before returning.
-    thread_local std::vector<uint16_t> tl_slot_of(kMaxPods + 1, 0xFFFF);
-    thread_local std::vector<uint32_t> tl_shard_of;
-    thread_local std::vector<uint64_t> tl_hash_of;
-    auto& slot_of = tl_slot_of;  // one thread-local lookup, not one per holder
-    auto& shard_of = tl_shard_of;
-    auto& hash_of = tl_hash_of;
+    // A candidate's run covers keys [0, blocks); it is still running at key i while blocks == i. best:
+    // the best tier weight it holds key i in so far (0: none yet).
     struct Cand {
         PodId pod;
         uint32_t blocks;
         double score;
         float best;
-        bool active;
     };
-    if (candidates.size() > 0xFFFE) fail(KVC_ERR_INVALID_ARGUMENT, "index: too many candidates");
-    std::vector<Cand> cands;
-    std::vector<uint16_t> active;     // candidate slots still in their run
-    std::vector<uint16_t> slot_for;   // per candidate (duplicates share a slot)
-    bool open = candidates.empty();   // candidates come from key 0's holders
+    // Per-thread scratch, so a call allocates nothing once warm: candidate slot by pod id (0xFFFF: not
+    // a candidate, restored before returning), keys' hashes and shards, candidates, the candidates
+    // holding the current key.
+    struct Scratch {
+        std::vector<uint16_t> slot_of = std::vector<uint16_t>(kMaxPods + 1, 0xFFFF);
+        std::vector<uint32_t> shard_of;
+        std::vector<uint64_t> hash_of;
+        std::vector<Cand> cands;
+        std::vector<uint16_t> slot_for;  // per candidate (duplicates share a slot)
+        std::vector<uint16_t> hits = std::vector<uint16_t>(kMaxPods + 1);  // at most one per candidate
+    };
+    thread_local Scratch tl;
+    Scratch& sc = tl;  // one thread-local lookup, not one per use
+    auto& slot_of = sc.slot_of;
+    auto& cands = sc.cands;
+    uint16_t* const hits = sc.hits.data();
+    cands.clear();
+    sc.slot_for.clear();
+    bool open = candidates.empty();  // candidates come from key 0's holders
     for (PodId p : candidates) {
-        if (p == kNoPod) fail(KVC_ERR_INVALID_ARGUMENT, "index: candidate is not a pod");
         if (slot_of[p] == 0xFFFF) {
             slot_of[p] = static_cast<uint16_t>(cands.size());
-            active.push_back(static_cast<uint16_t>(cands.size()));
-            cands.push_back(Cand{p, 0, 0, 0, true});
+            cands.push_back(Cand{p, 0, 0, 0});
         }
-        slot_for.push_back(slot_of[p]);
+        sc.slot_for.push_back(slot_of[p]);
     }
-    hash_of.resize(keys.size());
-    shard_of.resize(keys.size());
+    sc.hash_of.resize(keys.size());
+    sc.shard_of.resize(keys.size());
+    const uint64_t* hash_of = sc.hash_of.data();
+    const uint32_t* shard_of = sc.shard_of.data();
     for (size_t i = 0; i < keys.size(); ++i) {
-        hash_of[i] = mix(keys[i], mf);
-        shard_of[i] = shard_shift_ == 64 ? 0 : static_cast<uint32_t>(hash_of[i] >> shard_shift_);
+        sc.hash_of[i] = mix(keys[i], mf);
+        sc.shard_of[i] = shard_shift_ == 64 ? 0 : static_cast<uint32_t>(sc.hash_of[i] >> shard_shift_);
     }
     uint64_t t = 0;  // read only when a speculative holder is met
     const auto live = [&](const Shard& s, uint32_t idx, Ref r) {
         if (t == 0) t = now();
         return s.spec_live(idx, r, t);
     };
-    const auto weight = [&](Ref r) { return ref_spec(r) ? params.tier_weight[0] : params.tier_weight[size_t(ref_tier(r))]; };
+    // A holder's weight by its low 4 bits (tier, speculative), copied out of params so that the
+    // stores into cands cannot make the compiler reload it per holder.
+    std::array<float, 16> weight_of{};
+    for (uint32_t b = 0; b < 16; ++b) {
+        const uint32_t tier = (b >> 1) & 7;
+        weight_of[b] = (b & 1) ? params.tier_weight[0] : tier < kNumTiers ? params.tier_weight[tier] : 0.0f;
+    }
+    bool running = !keys.empty() && (open || !cands.empty());
     size_t i = 0;
-    for (size_t window_end = std::min(keys.size(), kFirstWindow); i < keys.size() && (open || !active.empty());
+    for (size_t window_end = std::min(keys.size(), kFirstWindow); running && i < keys.size();
          window_end = keys.size()) {
         ReadWindow window;
-        window.lock(shards_, std::span<const uint32_t>(shard_of.data() + i, window_end - i));
-        for (; i < window_end && (open || !active.empty()); ++i) {
+        window.lock(shards_, std::span<const uint32_t>(shard_of + i, window_end - i));
+        for (; i < window_end; ++i) {
             const Shard& s = *shards_[shard_of[i]];
             const uint32_t idx = s.find(hash_of[i], keys[i], mf);
             if (idx == kNone) {
-                active.clear();
-                open = false;
+                running = false;
                 break;
             }
             s.mark_referenced(idx);
             const Shard::Entry& e = s.slab[idx];
             const Ref* rs = s.refs(e);
-            for (uint32_t h = 0; h < e.count(); ++h) {
+            size_t nhits = 0;
+            const uint32_t count = e.count();
+            for (uint32_t h = 0; h < count; ++h) {
                 const Ref r = rs[h];
                 if (ref_spec(r) && !live(s, idx, r)) continue;
                 uint16_t slot = slot_of[ref_pod(r)];
@@ -1043,25 +1062,28 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
                     if (!open) continue;
                     slot = static_cast<uint16_t>(cands.size());
                     slot_of[ref_pod(r)] = slot;
-                    active.push_back(slot);
-                    cands.push_back(Cand{ref_pod(r), 0, 0, 0, true});
+                    cands.push_back(Cand{ref_pod(r), 0, 0, 0});
                 }
                 Cand& c = cands[slot];
-                if (c.active) c.best = std::max(c.best, weight(r));
+                if (c.blocks != i) continue;  // its run ended before this key
+                if (c.best == 0) hits[nhits++] = slot;  // once per candidate: best is 0 until committed
+                c.best = std::max(c.best, weight_of[r & 15]);
             }
             open = false;
-            for (size_t a = 0; a < active.size();) {
-                Cand& c = cands[active[a]];
+            // Only the candidates holding this key with a positive weight go on; none: the walk is over.
+            size_t going = 0;
+            for (size_t k = 0; k < nhits; ++k) {
+                Cand& c = cands[hits[k]];
                 if (c.best > 0) {
                     c.score += c.best;
                     ++c.blocks;
-                    c.best = 0;
-                    ++a;
-                } else {
-                    c.active = false;  // its run ended: stop looking at it
-                    active[a] = active.back();
-                    active.pop_back();
+                    ++going;
                 }
+                c.best = 0;
+            }
+            if (going == 0) {
+                running = false;
+                break;
             }
         }
     }
@@ -1072,7 +1094,7 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
     };
     if (!candidates.empty()) {
         for (size_t k = 0; k < candidates.size(); ++k) {
-            const Cand& c = cands[slot_for[k]];
+            const Cand& c = cands[sc.slot_for[k]];
             out[k] = PodScore{candidates[k], c.blocks, c.score, cost(c, k)};
         }
         return candidates.size();

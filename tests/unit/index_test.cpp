@@ -324,6 +324,12 @@ TEST(IndexPods, TiersWeighScoresAndRemovalIsPerTier) {
     EXPECT_NEAR(out[1].score, 2.5, 1e-6);
     EXPECT_DOUBLE_EQ(out[0].cost, 10.0);
     EXPECT_DOUBLE_EQ(out[1].cost, 1.0);
+    // A tier of weight 0 ends a run: b holds blocks 2 and 3 on CPU only.
+    params.tier_weight[size_t(Medium::kCpu)] = 0.0f;
+    index.score_tokens(m, prompt, {}, cands, out, params);
+    EXPECT_EQ(out[0].blocks, 4u);
+    EXPECT_EQ(out[1].blocks, 2u);
+    EXPECT_NEAR(out[1].score, 2.0, 1e-6);
     // Removing the CPU copies: b's run stops after block 1.
     BlockRemoved cpu = gone;
     cpu.medium = Medium::kCpu;
@@ -385,6 +391,14 @@ TEST(IndexScore, LookupStopsAtTheFirstKeyWithoutAHolderAmongTheFilter) {
     EXPECT_EQ(out[2].blocks, 3u);
     EXPECT_EQ(out[3].blocks, 6u);
     EXPECT_THROW(index.score(m, keys, cands, std::span(out, 2)), Error);
+    // A candidate that is no pod is refused before anything is set up: the next call scores alike.
+    const PodId with_none[3] = {a, Index::kNoPod, b};
+    EXPECT_THROW(index.score(m, keys, with_none, out), Error);
+    const PodId b_then_c[2] = {b, c};
+    index.score(m, keys, b_then_c, out);
+    EXPECT_EQ(out[0].pod, b);
+    EXPECT_EQ(out[0].blocks, 3u);
+    EXPECT_EQ(out[1].blocks, 0u);
 }
 
 // ---- speculative entries ---------------------------------------------------------------------------------------
