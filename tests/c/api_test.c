@@ -7,19 +7,7 @@
 
 #include "kvcore/kvcore.h"
 
-static int failures = 0;
-static int checks = 0;
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        ++checks;                                                            \
-        if (!(cond)) {                                                       \
-            ++failures;                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                    \
-    } while (0)
-
-#define CHECK_STATUS(expr, expected) CHECK((expr) == (expected))
+#include "check.h"
 
 static void test_version_and_status(void) {
     char expected[32];

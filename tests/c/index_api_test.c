@@ -9,17 +9,7 @@
 
 #include "kvcore/kvcore.h"
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__, __LINE__, #cond, \
-                    kvc_last_error_message());                                                      \
-            ++failures;                                                                            \
-        }                                                                                          \
-    } while (0)
-#define CHECK_STATUS(call, expected) CHECK((call) == (expected))
+#include "check.h"
 
 #define BLOCK 16u
 #define PROMPT 70u  /* 4 full blocks */

@@ -7,17 +7,7 @@
 
 #include "kvcore/kvcore.h"
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__, __LINE__, #cond, \
-                    kvc_last_error_message());                                             \
-            ++failures;                                                                   \
-        }                                                                                 \
-    } while (0)
-#define CHECK_STATUS(call, expected) CHECK((call) == (expected))
+#include "check.h"
 
 /* 2 layers x 2 KV heads x 4 dims of f32, 16-token blocks: 2048 bytes a block, rows of 32 bytes. */
 #define LAYERS 2u

@@ -5,19 +5,7 @@
 
 #include "kvcore/kvcore.h"
 
-static int failures = 0;
-static int checks = 0;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        ++checks;                                                                    \
-        if (!(cond)) {                                                               \
-            ++failures;                                                              \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                            \
-    } while (0)
-
-#define CHECK_STATUS(expr, expected) CHECK((expr) == (expected))
+#include "check.h"
 
 static uint64_t fake_now = 5000000000u;
 static uint64_t read_fake_clock(void* user) {
