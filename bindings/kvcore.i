@@ -903,7 +903,11 @@ KVC_INTERNAL(TtlCache::get_all_entries)
         value = loader.load();
       } catch (Exception e) {
         byte[] failure = String.valueOf(e.getMessage()).getBytes(java.nio.charset.StandardCharsets.UTF_8);
-        load.finishRaw(failure, failure.length, false);
+        try {
+          load.finishRaw(failure, failure.length, false);
+        } catch (KvcoreException ignored) {
+          // The loader's exception is the one to report; closing the load fails it all the same.
+        }
         if (e instanceof RuntimeException) {
           throw (RuntimeException) e;
         }

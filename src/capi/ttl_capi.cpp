@@ -82,9 +82,8 @@ kvc_ttl_entries* result_copy(const kvc_ttl_cache* c, const char* ns, const char*
     copy.ns = ns;
     copy.key = key;
     if (copy.expires_ns == 0) {
-        const auto& config = c->impl->config();
         copy.written_ns = now;
-        copy.expires_ns = now + (copy.valid ? config.ttl_ms : config.negative_ttl_ms) * 1000000;
+        copy.expires_ns = c->impl->expiry(copy.valid, now);
     }
     return new kvc_ttl_entries{{std::move(copy)}, now};
 }
@@ -298,8 +297,6 @@ kvc_status kvc_ttl_get_or_load(kvc_ttl_cache* c, const char* ns, const char* key
     const auto* bytes = reinterpret_cast<const uint8_t*>(result.bytes.data());
     const kvc_status finished = kvc_ttl_ticket_finish(ticket, bytes, result.bytes.size(), loaded ? 1 : 0);
     if (finished != KVC_OK) return finished;
-    if (len != nullptr) *len = result.bytes.size();
-    if (valid != nullptr) *valid = loaded ? 1 : 0;
     return guard([&] {
         ttl::ValueOut out = value_out(buf, capacity);
         out.take(result.bytes, loaded);
@@ -342,7 +339,11 @@ kvc_status kvc_ttl_entries_times(const kvc_ttl_entries* e, size_t index, uint64_
         // A caller's clock may step back; an age is never negative.
         if (age_ms != nullptr) *age_ms = (e->taken_ns - std::min(entry.written_ns, e->taken_ns)) / kNsPerMs;
         // Rounded up: a live entry has time left, however little.
-        if (expires_in_ms != nullptr) *expires_in_ms = (entry.expires_ns - e->taken_ns + kNsPerMs - 1) / kNsPerMs;
+        // The copy's clock reading may follow the lookup's: an entry found live has at least 1 ms left.
+        if (expires_in_ms != nullptr) {
+            *expires_in_ms = std::max<uint64_t>(
+                1, (entry.expires_ns - std::min(entry.expires_ns, e->taken_ns) + kNsPerMs - 1) / kNsPerMs);
+        }
     });
 }
 

@@ -252,10 +252,8 @@ void Store::remove(std::string_view id) {
 
 void Store::clear() {
     std::lock_guard lock(mu_);
-    std::vector<uint32_t> attached;
-    attached.reserve(by_id_.size());
-    for (const auto& [id, slot] : by_id_) attached.push_back(slot);
-    for (uint32_t slot : attached) detach(*slots_[slot]);
+    // Allocates nothing: kvc_store_destroy (a void C function, often a finalizer) calls it.
+    while (!by_id_.empty()) detach(*slots_[by_id_.begin()->second]);
     update_gauges();
 }
 
@@ -454,11 +452,9 @@ void Store::append(Session& s, std::span<const int32_t> tokens) {
     make_room(s, [&] { return int64_t(pool.blocks_needed(seq, n)); }, taken, 0);
     pool.append(seq, tokens);
     apply_copies(*s.pool);
-    const size_t committed = s.committed;
     s.tokens.insert(s.tokens.end(), tokens.begin(), tokens.end());
     const auto table = pool.block_table(seq);
     s.blocks.assign(table.begin(), table.end());
-    s.committed = committed;
     update_gauges();
 }
 

@@ -140,6 +140,10 @@ public:
     [[nodiscard]] std::vector<EntryCopy> get_all(uint64_t now) const;
     [[nodiscard]] stats::Snapshot snapshot() const { return recorder_.snapshot(); }
     [[nodiscard]] uint64_t now_ns() const noexcept;
+    // When an entry written at now (valid or a cached failure) expires.
+    [[nodiscard]] uint64_t expiry(bool valid, uint64_t now) const noexcept {
+        return stats::saturating_add(now, valid ? ttl_ns_ : negative_ttl_ns_);  // a fake clock may start anywhere
+    }
     [[nodiscard]] const TtlConfig& config() const noexcept { return config_; }
 
     // A live entry: kHit/kNegativeHit, value in out, ticket null. Another thread's load in flight: waits
@@ -204,9 +208,6 @@ private:
     bool evict_elsewhere(const Shard& except, uint64_t now) noexcept;
     void insert_locked(Shard& s, const Key& k, std::string_view value, bool valid, uint64_t now);
     void replace_locked(Shard& s, uint32_t slot, std::string_view value, bool valid, uint64_t now);
-    [[nodiscard]] uint64_t expiry(bool valid, uint64_t now) const noexcept {
-        return stats::saturating_add(now, valid ? ttl_ns_ : negative_ttl_ns_);  // a fake clock may start anywhere
-    }
     // set()'s body; also the first half of a ticket's finish.
     void put(const Key& k, std::string_view value, bool valid);
     // The second half: drop the flight from its shard and hand the result to its waiters.

@@ -76,7 +76,11 @@ public partial class TtlCache {
           value = loader();
         } catch (Exception e) {
           byte[] failure = Encoding.UTF8.GetBytes(e.Message);
-          load.FinishRaw(failure, (uint)failure.Length, false);
+          try {
+            load.FinishRaw(failure, (uint)failure.Length, false);
+          } catch (KvcoreException) {
+            // The loader's exception is the one to report; disposing the load fails it all the same.
+          }
           throw;
         }
         if (value == null) value = new byte[0];
