@@ -350,13 +350,20 @@ void Store::apply_copies(PoolEntry& pe) {
     }
 }
 
-size_t Store::begin_turn(Session& s, std::span<const int32_t> tokens) {
+namespace {
+// Token ids are >= 0 (the pool's rule), checked before the store's lock is taken.
+void check_tokens(std::span<const int32_t> tokens) {
     for (size_t i = 0; i < tokens.size(); ++i) {
         if (tokens[i] < 0) {
             fail(KVC_ERR_INVALID_ARGUMENT, "token " + std::to_string(i) + " is " + std::to_string(tokens[i]) +
                                                ": token ids must be >= 0");
         }
     }
+}
+}  // namespace
+
+size_t Store::begin_turn(Session& s, std::span<const int32_t> tokens) {
+    check_tokens(tokens);
     std::lock_guard lock(mu_);
     check_bounds(s, tokens.size());
     pool::Pool& pool = *s.pool->pool;
@@ -436,12 +443,7 @@ size_t Store::begin_turn(Session& s, std::span<const int32_t> tokens) {
 }
 
 void Store::append(Session& s, std::span<const int32_t> tokens) {
-    for (size_t i = 0; i < tokens.size(); ++i) {
-        if (tokens[i] < 0) {
-            fail(KVC_ERR_INVALID_ARGUMENT, "token " + std::to_string(i) + " is " + std::to_string(tokens[i]) +
-                                               ": token ids must be >= 0");
-        }
-    }
+    check_tokens(tokens);
     std::lock_guard lock(mu_);
     if (!s.seq) fail(KVC_ERR_INVALID_STATE, quoted(s.id) + " holds no tokens: begin a turn first");
     const size_t n = s.tokens.size() + tokens.size();

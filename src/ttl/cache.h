@@ -195,11 +195,11 @@ private:
     uint32_t find(const Shard& s, const Key& k) const noexcept;
     void index_insert(Shard& s, uint64_t hash, uint32_t slot);
     void index_erase(Shard& s, uint32_t slot) noexcept;
-    // Takes the entry out of the shard (index, slab, policy unless the policy already dropped it) and
-    // counts it. keep_reservation: the entry's place in the bound passes to the caller's new entry.
     // The live entry of k into out (touching it for the policy), removing it when expired. Shard locked.
     Outcome lookup_locked(Shard& s, const Key& k, uint64_t now, ValueOut& out);
     void record_lookup(Outcome outcome);
+    // Takes the entry out of the shard (index, slab, policy unless the policy already dropped it) and
+    // counts it. keep_reservation: the entry's place in the bound passes to the caller's new entry.
     void remove_locked(Shard& s, uint32_t slot, Removal why, uint64_t now, bool policy_dropped,
                        bool keep_reservation) noexcept;
     // A place under the bound for a new entry, by the counter or by evicting in this shard.
