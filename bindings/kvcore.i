@@ -251,11 +251,13 @@ KVC_ARRAY(, Out, 0, CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTY
 %rename(versionString) kvc_version_string;
 %rename(statusString) kvc_status_string;
 %rename(lastErrorMessage) kvc_last_error_message;
+%rename(evictionPolicyName) kvc_eviction_policy_name;
 #else
 %rename(VersionNumber) kvc_version_number;
 %rename(VersionString) kvc_version_string;
 %rename(StatusString) kvc_status_string;
 %rename(LastErrorMessage) kvc_last_error_message;
+%rename(EvictionPolicyName) kvc_eviction_policy_name;
 #endif
 %include "kvcore/common.h"
 

@@ -125,6 +125,9 @@ func TestPoliciesPerComponent(t *testing.T) {
 		must(t, err)
 		must(t, c.Close())
 	}
+	if ARC.String() != "arc" || EvictionPolicy(3).String() != "unknown" {
+		t.Fatalf("policy names: %s %s", ARC, EvictionPolicy(3))
+	}
 	if _, err := NewPool(&PoolOptions{Eviction: EvictionPolicy(3)}); !IsStatus(err, InvalidArgument) {
 		t.Fatalf("unknown policy: %v", err)
 	}

@@ -18,6 +18,11 @@ const (
 	ARC    EvictionPolicy = 2 // adaptive replacement cache: recency against frequency, tuned by ghost hits
 )
 
+// String returns kvcore's name of the policy ("lru", "s3fifo", "arc"; "unknown" for other values).
+func (p EvictionPolicy) String() string {
+	return capi.EvictionPolicyName(capi.Enum_SS_kvc_eviction_policy(p))
+}
+
 // TTLOptions configure a TTLCache; zero fields keep kvcore's defaults.
 type TTLOptions struct {
 	TTL             time.Duration // how long a valid entry lives; default 30 s (millisecond resolution)

@@ -214,6 +214,7 @@ static class StoreTtlTests {
       using (var store = new LruKvCacheStore(new KvCacheOptions { MaxSessions = 1, Policy = (KvEvictionPolicy)policy })) {}
     }
     using (var options = new PoolOptions()) Throws(() => options.SetEvictionPolicy((EvictionPolicy)3), Status.INVALID_ARGUMENT);
+    Equal("s3fifo", Library.EvictionPolicyName(EvictionPolicy.S3FIFO), "policy name");
   }
 
   static void Errors() {

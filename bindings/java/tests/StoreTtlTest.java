@@ -205,6 +205,7 @@ public class StoreTtlTest {
       }
     }
     throwsStatus(() -> new TtlOptions().setEvictionPolicy(null), Status.INVALID_ARGUMENT);
+    equal("arc", org.kvcore.Library.evictionPolicyName(EvictionPolicy.ARC), "policy name");
   }
 
   interface Test {
