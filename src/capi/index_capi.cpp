@@ -126,6 +126,33 @@ void apply_now(kvc_index* x, const char* pod, const char* model, const idx::Even
     }
 }
 
+// The holders of kvc_index_add / kvc_index_evict, checked before anything is named or changed. intern:
+// name new pods (add); otherwise unknown pods are left out (evict: they hold nothing).
+std::vector<idx::Holder> holders_of(kvc_index* x, const char* const* pods, const uint32_t* ranks,
+                                    const kvc_index_tier* tiers, size_t n, bool intern) {
+    if (n == 0) fail(KVC_ERR_INVALID_ARGUMENT, "index: no entries");
+    std::vector<idx::Holder> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        if (pods[i] == nullptr) fail(KVC_ERR_INVALID_ARGUMENT, "pods[" + std::to_string(i) + "] is NULL");
+        if (pods[i][0] == '\0') fail(KVC_ERR_INVALID_ARGUMENT, "pods[" + std::to_string(i) + "] is empty");
+        const uint32_t rank = ranks != nullptr ? ranks[i] : 0;
+        if (rank > idx::kMaxRank)
+            fail(KVC_ERR_INVALID_ARGUMENT, "ranks[" + std::to_string(i) + "]: data-parallel rank must be 0..4095");
+        const auto tier = tiers != nullptr ? checked_enum<idx::Medium>(tiers[i], kLastTier, "tier") : idx::Medium::kGpu;
+        out.push_back(idx::Holder{0, static_cast<uint16_t>(rank), tier, false});
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const idx::PodId p = intern ? x->impl->intern_pod(pods[i]) : x->impl->find_pod(pods[i]);
+        if (p == idx::Index::kNoPod) continue;
+        out[kept] = out[i];
+        out[kept++].pod = p;
+    }
+    out.resize(kept);
+    return out;
+}
+
 }  // namespace
 
 #define KVC_REQUIRE_NAME(ptr, what) KVC_REQUIRE_HANDLE(ptr, what)
@@ -366,6 +393,42 @@ kvc_status kvc_index_add_speculative(kvc_index* x, const char* model, const uint
         const uint64_t ms = ttl_ms != 0 ? ttl_ms : x->config.speculative_ttl_ms;
         const idx::ModelId m = x->impl->intern_model(model);
         x->impl->add_speculative(m, {keys, n}, x->impl->intern_pod(pod), ms * 1000000u);
+    });
+}
+
+kvc_status kvc_index_add(kvc_index* x, const char* model, const uint64_t* engine_keys, size_t num_engine_keys,
+                         const uint64_t* request_keys, size_t num_request_keys, const char* const* pods,
+                         const uint32_t* ranks, const kvc_index_tier* tiers, size_t num_entries) {
+    KVC_REQUIRE_HANDLE(x, "index");
+    KVC_REQUIRE_NAME(model, "model");
+    KVC_REQUIRE_ARRAY(engine_keys, num_engine_keys, "engine_keys");
+    KVC_REQUIRE_ARRAY(request_keys, num_request_keys, "request_keys");
+    KVC_REQUIRE_ARRAY(pods, num_entries, "pods");
+    return guard([&] {
+        const size_t ne = num_engine_keys, nr = num_request_keys;
+        // The Index checks these too; here they come before any pod or model is named.
+        if (nr == 0) fail(KVC_ERR_INVALID_ARGUMENT, "index: add needs at least one request key");
+        if (ne != 0 && ne % nr != 0 && nr % ne != 0)
+            fail(KVC_ERR_INVALID_ARGUMENT, "index: " + std::to_string(ne) + " engine keys do not map onto " +
+                                               std::to_string(nr) + " request keys");
+        holders_of(x, pods, ranks, tiers, num_entries, false);  // validates without naming anything
+        const idx::ModelId m = x->impl->intern_model(model);
+        const std::vector<idx::Holder> holders = holders_of(x, pods, ranks, tiers, num_entries, true);
+        x->impl->add(m, {engine_keys, ne}, {request_keys, nr}, holders);
+    });
+}
+
+kvc_status kvc_index_evict(kvc_index* x, const char* model, uint64_t key, kvc_index_key_kind kind,
+                           const char* const* pods, const uint32_t* ranks, const kvc_index_tier* tiers,
+                           size_t num_entries) {
+    KVC_REQUIRE_HANDLE(x, "index");
+    KVC_REQUIRE_NAME(model, "model");
+    KVC_REQUIRE_ARRAY(pods, num_entries, "pods");
+    return guard([&] {
+        const idx::KeyKind k = key_kind(kind);
+        const std::vector<idx::Holder> holders = holders_of(x, pods, ranks, tiers, num_entries, false);
+        if (holders.empty()) return;  // only unknown pods: they hold nothing
+        x->impl->evict(x->impl->intern_model(model), key, k, holders);
     });
 }
 
