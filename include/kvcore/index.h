@@ -224,6 +224,10 @@ KVC_API kvc_status kvc_index_add(kvc_index* index, const char* model, const uint
 KVC_API kvc_status kvc_index_evict(kvc_index* index, const char* model, uint64_t key, kvc_index_key_kind kind,
                                    const char* const* pods, const uint32_t* ranks, const kvc_index_tier* tiers,
                                    size_t num_entries);
+/* Withdraws a routing decision (the request was cancelled or went elsewhere): pod's speculative holders
+ * of model's request keys[0..n) go; its confirmed holders stay. An unknown pod holds nothing: KVC_OK. */
+KVC_API kvc_status kvc_index_remove_speculative(kvc_index* index, const char* model, const uint64_t* keys, size_t n,
+                                                const char* pod);
 /* Removes expired speculative holders now (scoring ignores them from their expiry anyway). */
 KVC_API kvc_status kvc_index_expire_speculative(kvc_index* index);
 

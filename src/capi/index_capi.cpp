@@ -432,6 +432,19 @@ kvc_status kvc_index_evict(kvc_index* x, const char* model, uint64_t key, kvc_in
     });
 }
 
+kvc_status kvc_index_remove_speculative(kvc_index* x, const char* model, const uint64_t* keys, size_t n,
+                                        const char* pod) {
+    KVC_REQUIRE_HANDLE(x, "index");
+    KVC_REQUIRE_NAME(model, "model");
+    KVC_REQUIRE_ARRAY(keys, n, "keys");
+    KVC_REQUIRE_NAME(pod, "pod");
+    return guard([&] {
+        const idx::PodId p = x->impl->find_pod(pod);
+        if (p == idx::Index::kNoPod) return;
+        x->impl->remove_speculative(x->impl->intern_model(model), {keys, n}, p);
+    });
+}
+
 kvc_status kvc_index_expire_speculative(kvc_index* x) {
     KVC_REQUIRE_HANDLE(x, "index");
     return guard([&] { x->impl->expire_speculative(); });

@@ -1057,6 +1057,15 @@ void Index::evict(ModelId model, uint64_t key, KeyKind kind, std::span<const Hol
     });
 }
 
+void Index::remove_speculative(ModelId model, std::span<const uint64_t> keys, PodId pod) {
+    const Holder h[1] = {Holder{pod, 0, Medium::kGpu, true}};
+    check_holders(model, h);
+    const uint16_t req_model = model_field(model, KeyKind::kRequest);
+    Plan plan;
+    for (uint64_t k : keys) plan.add(Plan::Type::kRemove, k, req_model, make_ref(pod, 0, Medium::kGpu, true));
+    execute(plan);
+}
+
 void Index::expire_speculative() {
     const uint64_t t = now();
     for (auto& s : shards_) {

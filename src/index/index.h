@@ -174,6 +174,9 @@ public:
     // mapping once no tier is left), else through the events' own mapping, as a BlockRemoved of that pod
     // would. A speculative holder of a pod counts as (rank 0, gpu). Holders that hold nothing are ignored.
     void evict(ModelId model, uint64_t key, KeyKind kind, std::span<const Holder> holders);
+    // Withdraws a routing decision: the pod's speculative holders of these request keys go (its
+    // confirmed ones stay).
+    void remove_speculative(ModelId model, std::span<const uint64_t> keys, PodId pod);
 
     // Request keys of a prompt: the chain of its full blocks with the index's hasher.
     [[nodiscard]] std::vector<uint64_t> request_keys(std::span<const int32_t> tokens,

@@ -548,6 +548,17 @@ static void test_add_evict(void) {
     CHECK_STATUS(kvc_index_evict(NULL, "m", 1, KVC_INDEX_KEY_REQUEST, pods, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(kvc_index_evict(index, "m", 1, KVC_INDEX_KEY_REQUEST, NULL, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
 
+    /* A routing decision is withdrawn without touching confirmed holders. */
+    CHECK_STATUS(kvc_index_add_speculative(index, "m5", request, 2, "pod-a", 60000), KVC_OK);
+    CHECK_STATUS(kvc_index_add(index, "m5", NULL, 0, request, 1, pods, NULL, NULL, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_remove_speculative(index, "m5", request, 2, "pod-a"), KVC_OK);
+    CHECK_STATUS(kvc_index_remove_speculative(index, "m5", request, 2, "pod-z"), KVC_OK);
+    CHECK_STATUS(kvc_index_remove_speculative(index, "m5", NULL, 2, "pod-a"), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_score_keys(index, "m5", request, 2, KVC_INDEX_KEY_REQUEST, pods, 1, scores, blocks), KVC_OK);
+    CHECK(blocks[0] == 1);
+    CHECK(counter(index, KVC_INDEX_COUNTER_SPECULATIVE) == 0);
+    CHECK_STATUS(kvc_index_evict(index, "m5", 201, KVC_INDEX_KEY_REQUEST, pods, NULL, NULL, 1), KVC_OK);
+
     /* Removing the pod drops its holders and its mapping. */
     CHECK_STATUS(kvc_index_remove_pod(index, "pod-b"), KVC_OK);
     CHECK(counter(index, KVC_INDEX_COUNTER_ENGINE_BLOCKS) == 4); /* pod-a's: a request-key evict keeps them */

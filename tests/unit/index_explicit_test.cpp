@@ -166,6 +166,13 @@ TEST(IndexExplicit, ASpeculativeHolderCountsAsRankZeroGpu) {
     index.evict(m, 1, KeyKind::kRequest, gpu);
     EXPECT_TRUE(index.holders(m, 1).empty());
     EXPECT_EQ(index.counters().speculative, 1u);
+    // Withdrawing the decision removes speculative holders only.
+    const std::vector<uint64_t> one{1}, two{2};
+    index.add(m, {}, one, gpu);
+    index.add_speculative(m, one, a, 60'000'000'000ull);  // a confirmed holder: no decision is added
+    index.remove_speculative(m, one, a);
+    EXPECT_TRUE(holds(index, m, 1, holder(a)));
+    index.evict(m, 1, KeyKind::kRequest, gpu);
     // A confirmed add replaces the routing decision, as the engine's event would.
     const std::vector<uint64_t> none, second{2};
     index.add(m, none, second, gpu);
