@@ -1450,6 +1450,226 @@ KVC_INTERNAL(KvIndex::counters_into)
 %typemap(csclassmodifiers) KvIndexLookup "internal class"
 #elif defined(SWIGJAVA)
 %typemap(javaclassmodifiers) KvIndexLookup "final class"
+%typemap(javainterfaces) KvIndex "AutoCloseable"
+%typemap(javacode) KvIndex %{
+  /** An index with the defaults (xxh3 request keys seeded "42", 16-token blocks, mapped engine keys). */
+  public KvIndex() {
+    this(null);
+  }
+
+  /** Frees the index (applying queued batches first); using it afterwards throws KvcoreException(INVALID_STATE). */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /** Applies one vLLM EventBatch (msgpack) published by pod for model, whole or not at all. */
+  public void applyBatch(String pod, String model, byte[] payload) {
+    applyBatchRaw(pod, model, payload, KvcoreException.requireNonNull(payload, "payload").length);
+  }
+
+  /** Queues the batch on the pod's ingest thread (options with ingest threads only). */
+  public void submitBatch(String pod, String model, byte[] payload) {
+    submitBatchRaw(pod, model, payload, KvcoreException.requireNonNull(payload, "payload").length);
+  }
+
+  /** The prompt's request keys (unsigned 64-bit values in a long[]): one per full block. options may be null. */
+  public long[] requestKeys(int[] tokens, SequenceOptions options) {
+    KvcoreException.requireNonNull(tokens, "tokens");
+    long[] keys = new long[(int) requestKeysSize(tokens, tokens.length, options)];
+    requestKeysInto(tokens, tokens.length, options, keys, keys.length);
+    return keys;
+  }
+
+  public long[] requestKeys(int[] tokens) {
+    return requestKeys(tokens, null);
+  }
+
+  /** Scores each candidate pod (in order; unknown pods score 0) for a prompt of model. options may be null. */
+  public PodScore[] scoreTokens(String model, int[] tokens, java.util.List<String> pods, SequenceOptions options) {
+    KvcoreException.requireNonNull(tokens, "tokens");
+    byte[] names = names(pods);
+    double[] scores = new double[pods.size()];
+    int[] blocks = new int[pods.size()];
+    scoreTokensRaw(model, tokens, tokens.length, options, names, names.length, pods.size(), scores, blocks);
+    return scores(pods, scores, blocks);
+  }
+
+  public PodScore[] scoreTokens(String model, int[] tokens, java.util.List<String> pods) {
+    return scoreTokens(model, tokens, pods, null);
+  }
+
+  /** The same for keys already computed (request keys; or engine keys of orphan blocks). */
+  public PodScore[] scoreKeys(String model, long[] keys, IndexKeyKind kind, java.util.List<String> pods) {
+    KvcoreException.requireNonNull(keys, "keys");
+    byte[] names = names(pods);
+    double[] scores = new double[pods.size()];
+    int[] blocks = new int[pods.size()];
+    scoreKeysRaw(model, keys, keys.length, kind, names, names.length, pods.size(), scores, blocks);
+    return scores(pods, scores, blocks);
+  }
+
+  /** Pod -> score for a prompt of model (the scorer a router calls). */
+  public java.util.Map<String, Double> score(String model, int[] tokens, java.util.List<String> pods) {
+    java.util.Map<String, Double> byPod = new java.util.LinkedHashMap<>();
+    for (PodScore s : scoreTokens(model, tokens, pods)) {
+      byPod.put(s.pod(), s.score());
+    }
+    return byPod;
+  }
+
+  /**
+   * llm-d's Lookup: for keys in order, the holders of each among pods (null or empty: every pod), up to
+   * the first key that none holds.
+   */
+  public java.util.List<java.util.List<PodEntry>> lookup(String model, long[] keys, IndexKeyKind kind,
+                                                         java.util.List<String> pods) {
+    KvcoreException.requireNonNull(keys, "keys");
+    byte[] names = names(pods);
+    try (KvIndexLookup found = lookupRaw(model, keys, keys.length, kind, names, names.length,
+                                         pods == null ? 0 : pods.size())) {
+      java.util.List<java.util.List<PodEntry>> perKey = new java.util.ArrayList<>();
+      for (long k = 0; k < found.keysFound(); k++) {
+        java.util.List<PodEntry> holders = new java.util.ArrayList<>();
+        for (long h = 0; h < found.holders(k); h++) {
+          holders.add(new PodEntry(found.pod(k, h), found.tier(k, h), found.rank(k, h), found.speculative(k, h)));
+        }
+        perKey.add(holders);
+      }
+      return perKey;
+    }
+  }
+
+  public java.util.List<java.util.List<PodEntry>> lookup(String model, long[] keys) {
+    return lookup(model, keys, IndexKeyKind.REQUEST, null);
+  }
+
+  /**
+   * llm-d's Add: every entry holds each request key, and each entry's pod maps engineKeys to them (null
+   * or empty: none; the same count 1:1; a multiple of it many:1; a divisor of it 1:many). Speculative
+   * entries are routing decisions (addSpeculative with the default TTL; rank 0 and GPU only).
+   */
+  public void add(String model, long[] engineKeys, long[] requestKeys, PodEntry... entries) {
+    KvcoreException.requireNonNull(requestKeys, "requestKeys");
+    KvcoreException.requireNonNull(entries, "entries");
+    long[] engine = engineKeys == null ? new long[0] : engineKeys;
+    java.util.List<PodEntry> confirmed = new java.util.ArrayList<>();
+    for (PodEntry e : entries) {
+      KvcoreException.requireNonNull(e, "entry");
+      if (!e.speculative()) {
+        confirmed.add(e);
+      } else if (e.rank() != 0 || e.tier() != IndexTier.GPU) {
+        throw new KvcoreException(Status.INVALID_ARGUMENT.swigValue(), "a speculative entry is rank 0 on the GPU");
+      }
+    }
+    if (!confirmed.isEmpty() || entries.length == 0) {
+      byte[] names = names(pods(confirmed));
+      addRaw(model, engine, engine.length, requestKeys, requestKeys.length, names, names.length, ranks(confirmed),
+             tiers(confirmed), confirmed.size());
+    }
+    for (PodEntry e : entries) {
+      if (e.speculative()) {
+        addSpeculative(model, requestKeys, e.pod(), 0);
+      }
+    }
+  }
+
+  /**
+   * llm-d's Evict: removes the entries from one key (REQUEST: the key; ENGINE: resolved through each
+   * pod's mapping). A speculative entry withdraws that pod's routing decision (REQUEST keys only).
+   */
+  public void evict(String model, long key, IndexKeyKind kind, PodEntry... entries) {
+    KvcoreException.requireNonNull(entries, "entries");
+    java.util.List<PodEntry> confirmed = new java.util.ArrayList<>();
+    for (PodEntry e : entries) {
+      if (!KvcoreException.requireNonNull(e, "entry").speculative()) {
+        confirmed.add(e);
+      }
+    }
+    if (!confirmed.isEmpty() || entries.length == 0) {
+      byte[] names = names(pods(confirmed));
+      evictRaw(model, key, kind, names, names.length, ranks(confirmed), tiers(confirmed), confirmed.size());
+    }
+    if (kind != IndexKeyKind.REQUEST) {
+      return;  // routing decisions hold request keys only
+    }
+    for (PodEntry e : entries) {
+      if (e.speculative()) {
+        removeSpeculative(model, new long[] {key}, e.pod());
+      }
+    }
+  }
+
+  /** A routing decision: pod holds model's request keys for ttlMs (0: the options' TTL) or until its event. */
+  public void addSpeculative(String model, long[] keys, String pod, long ttlMs) {
+    addSpeculativeRaw(model, keys, KvcoreException.requireNonNull(keys, "keys").length, pod, ttlMs);
+  }
+
+  /** Withdraws a routing decision: pod's speculative holders of the keys go. */
+  public void removeSpeculative(String model, long[] keys, String pod) {
+    removeSpeculativeRaw(model, keys, KvcoreException.requireNonNull(keys, "keys").length, pod);
+  }
+
+  /** The index's counters by name ("keys", "holders", "batches_applied", ...), in the C API's order. */
+  public java.util.Map<String, Long> counters() {
+    long[] values = new long[(int) counterCount()];
+    countersInto(values, values.length);
+    java.util.Map<String, Long> byName = new java.util.LinkedHashMap<>();
+    for (int i = 0; i < values.length; i++) {
+      byName.put(counterName(i), values[i]);
+    }
+    return byName;
+  }
+
+  // Pod names as the native layer takes them: UTF-8, each ended by a NUL.
+  private static byte[] names(java.util.List<String> pods) {
+    java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+    if (pods == null) {
+      return bytes.toByteArray();
+    }
+    for (String pod : pods) {
+      if (KvcoreException.requireNonNull(pod, "pod").indexOf('\0') >= 0) {
+        throw new KvcoreException(Status.INVALID_ARGUMENT.swigValue(), "a pod name contains NUL");
+      }
+      byte[] name = pod.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      bytes.write(name, 0, name.length);
+      bytes.write(0);
+    }
+    return bytes.toByteArray();
+  }
+
+  private static PodScore[] scores(java.util.List<String> pods, double[] scores, int[] blocks) {
+    PodScore[] all = new PodScore[scores.length];
+    for (int i = 0; i < all.length; i++) {
+      all[i] = new PodScore(pods.get(i), scores[i], blocks[i]);
+    }
+    return all;
+  }
+
+  private static java.util.List<String> pods(java.util.List<PodEntry> entries) {
+    java.util.List<String> pods = new java.util.ArrayList<>();
+    for (PodEntry e : entries) {
+      pods.add(e.pod());
+    }
+    return pods;
+  }
+
+  private static int[] ranks(java.util.List<PodEntry> entries) {
+    int[] ranks = new int[entries.size()];
+    for (int i = 0; i < ranks.length; i++) {
+      ranks[i] = entries.get(i).rank();
+    }
+    return ranks;
+  }
+
+  private static int[] tiers(java.util.List<PodEntry> entries) {
+    int[] tiers = new int[entries.size()];
+    for (int i = 0; i < tiers.length; i++) {
+      tiers[i] = entries.get(i).tier().swigValue();
+    }
+    return tiers;
+  }
+%}
 #endif
 
 /* Options for a KvIndex: request-key hash, direct engine keys, shards, byte budget, tier weights, ... */
