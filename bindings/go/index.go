@@ -213,7 +213,9 @@ func (ix *Index) ClearRank(pod, model string, rank uint32) (known bool, err erro
 }
 
 // ExpireSpeculative removes expired speculative entries now (scoring ignores them from their expiry anyway).
-func (ix *Index) ExpireSpeculative() error { return ix.do(func(n capi.KvIndex) { n.ExpireSpeculative() }) }
+func (ix *Index) ExpireSpeculative() error {
+	return ix.do(func(n capi.KvIndex) { n.ExpireSpeculative() })
+}
 
 // Counters are the index's counters by name: "keys", "holders", "speculative", "engine_blocks",
 // "batches_applied", "batches_failed", ... (kvcore/index.h lists them).
