@@ -405,16 +405,12 @@ kvc_status kvc_index_add(kvc_index* x, const char* model, const uint64_t* engine
     KVC_REQUIRE_ARRAY(request_keys, num_request_keys, "request_keys");
     KVC_REQUIRE_ARRAY(pods, num_entries, "pods");
     return guard([&] {
-        const size_t ne = num_engine_keys, nr = num_request_keys;
-        // The Index checks these too; here they come before any pod or model is named.
-        if (nr == 0) fail(KVC_ERR_INVALID_ARGUMENT, "index: add needs at least one request key");
-        if (ne != 0 && ne % nr != 0 && nr % ne != 0)
-            fail(KVC_ERR_INVALID_ARGUMENT, "index: " + std::to_string(ne) + " engine keys do not map onto " +
-                                               std::to_string(nr) + " request keys");
-        holders_of(x, pods, ranks, tiers, num_entries, false);  // validates without naming anything
+        // Everything is checked before a pod or model is named, so a refused call leaves no new names.
+        idx::Index::check_key_counts(num_engine_keys, num_request_keys);
+        holders_of(x, pods, ranks, tiers, num_entries, false);
         const idx::ModelId m = x->impl->intern_model(model);
         const std::vector<idx::Holder> holders = holders_of(x, pods, ranks, tiers, num_entries, true);
-        x->impl->add(m, {engine_keys, ne}, {request_keys, nr}, holders);
+        x->impl->add(m, {engine_keys, num_engine_keys}, {request_keys, num_request_keys}, holders);
     });
 }
 

@@ -976,14 +976,18 @@ void Index::check_holders(ModelId model, std::span<const Holder> holders) const 
     }
 }
 
-void Index::add(ModelId model, std::span<const uint64_t> engine_keys, std::span<const uint64_t> request_keys,
-                std::span<const Holder> holders) {
-    const size_t ne = engine_keys.size(), nr = request_keys.size();
+void Index::check_key_counts(size_t ne, size_t nr) {
     if (nr == 0) fail(KVC_ERR_INVALID_ARGUMENT, "index: add needs at least one request key");
-    if (holders.empty()) fail(KVC_ERR_INVALID_ARGUMENT, "index: add needs at least one entry");
     if (ne != 0 && ne % nr != 0 && nr % ne != 0)
         fail(KVC_ERR_INVALID_ARGUMENT, "index: " + std::to_string(ne) + " engine keys do not map onto " +
                                            std::to_string(nr) + " request keys (equal counts, or one a multiple of the other)");
+}
+
+void Index::add(ModelId model, std::span<const uint64_t> engine_keys, std::span<const uint64_t> request_keys,
+                std::span<const Holder> holders) {
+    const size_t ne = engine_keys.size(), nr = request_keys.size();
+    check_key_counts(ne, nr);
+    if (holders.empty()) fail(KVC_ERR_INVALID_ARGUMENT, "index: add needs at least one entry");
     for (const Holder& h : holders)
         if (h.speculative) fail(KVC_ERR_INVALID_ARGUMENT, "index: add takes confirmed holders; see add_speculative");
     check_holders(model, holders);

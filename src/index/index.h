@@ -169,6 +169,8 @@ public:
     // Each (pod, rank)'s part is applied whole, one after the other; a failing check changes nothing.
     void add(ModelId model, std::span<const uint64_t> engine_keys, std::span<const uint64_t> request_keys,
              std::span<const Holder> holders);
+    // add's rule on the counts alone (KVC_ERR_INVALID_ARGUMENT), for callers that check before naming anything.
+    static void check_key_counts(size_t engine_keys, size_t request_keys);
     // evict: removes the holders from one key. kRequest: the key itself. kEngine: each holder's pod
     // resolves it through add's mapping (removing the holder from every request key it maps to, and the
     // mapping once no tier is left), else through the events' own mapping, as a BlockRemoved of that pod
