@@ -233,7 +233,7 @@ KVC_ARRAY(, Out, 0, CTYPE, NAME, CSTYPE, JTYPE, JNIARRAY, JNIELEM, JNINAME, GOTY
 %rename(Status) kvc_status;
 %rename(EvictionPolicy) kvc_eviction_policy; /* shared by the pool, the store and the TTL cache */
 #endif
-%rename("%(regex:/^KVC_(ERR_|MEMORY_|DTYPE_|HASH_|EVENTS_|EVICTION_)?(.*)$/\\2/)s", %$isenumitem) "";
+%rename("%(regex:/^KVC_(ERR_|MEMORY_|DTYPE_|HASH_|EVENTS_|EVICTION_|INDEX_KEY_|INDEX_TIER_|INDEX_COUNTER_)?(.*)$/\\2/)s", %$isenumitem) "";
 
 #if defined(SWIGJAVA)
 %include "enums.swg"
@@ -1356,5 +1356,479 @@ typedef struct {} Session;
     uint32_t tokens = 0;
     kvc_bind_check(kvc_session_storage($self, NULL, NULL, &tokens));
     return tokens;
+  }
+}
+
+/* ---- cluster index ----------------------------------------------------------------------------- */
+
+/* The enums come from kvcore/index.h; its functions are bound through the classes below. */
+#if defined(SWIGCSHARP) || defined(SWIGJAVA)
+%rename(IndexKeyKind) kvc_index_key_kind;
+%rename(IndexTier) kvc_index_tier;
+%rename(IndexCounter) kvc_index_counter;
+#endif
+%rename("$ignore", regextarget=1, %$isfunction) "^kvc_index_";
+%ignore kvc_index_options;
+%ignore kvc_index;
+%ignore kvc_index_lookup_result;
+%include "kvcore/index.h"
+
+/* Pod names cross as one UTF-8 byte array, each name ended by a NUL: one array per call and no
+   per-string marshalling in any language; the C side points into it for the call's length. */
+%{
+typedef struct kvc_index_options KvIndexOptions;
+typedef struct kvc_index KvIndex;
+typedef struct kvc_index_lookup_result KvIndexLookup;
+
+/* The names in bytes[0..length) (count of them, each NUL-terminated), or NULL with the status set. */
+static const char** kvc_bind_names(const uint8_t* bytes, size_t length, size_t count) {
+    const char** names = (const char**)malloc(count != 0 ? count * sizeof(char*) : 1);
+    size_t found = 0, start = 0, i;
+    if (names == NULL) {
+        kvc_bind_pending = KVC_ERR_NO_MEMORY;
+        return NULL;
+    }
+    for (i = 0; i < length; ++i) {
+        if (bytes[i] != 0) continue;
+        if (found < count) names[found] = (const char*)bytes + start;
+        ++found;
+        start = i + 1;
+    }
+    if (found != count || start != length) {
+        free(names);
+        kvc_bind_pending = KVC_ERR_INVALID_ARGUMENT; /* the wrappers refuse NUL in a name before this */
+        return NULL;
+    }
+    return names;
+}
+
+/* Tiers cross as uint32 values; the C API checks each. */
+static kvc_index_tier* kvc_bind_tiers(const uint32_t* values, size_t count) {
+    kvc_index_tier* tiers = (kvc_index_tier*)malloc(count != 0 ? count * sizeof(kvc_index_tier) : 1);
+    size_t i;
+    if (tiers == NULL) {
+        kvc_bind_pending = KVC_ERR_NO_MEMORY;
+        return NULL;
+    }
+    for (i = 0; i < count; ++i) tiers[i] = (kvc_index_tier)values[i];
+    return tiers;
+}
+%}
+KVC_BIND_HANDLE(KvIndexOptions)
+KVC_BIND_HANDLE(KvIndex)
+KVC_BIND_HANDLE(KvIndexLookup)
+KVC_CLOSEABLE(KvIndexOptions)
+KVC_CLOSEABLE(KvIndexLookup)
+KVC_INPUT_ARRAY(uint8_t, payload, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_INPUT_ARRAY(uint8_t, pod_names, byte, byte, jbyteArray, jbyte, Byte, byte)
+/* Input keys are declared without const: SWIG would cast a const uint64_t* to its own name of the type
+   (unsigned long long) and the C compiler would warn; JNI_ABORT and [In] still keep them read-only. */
+KVC_ARRAY(, In, JNI_ABORT, uint64_t, keys, ulong, long, jlongArray, jlong, Long, uint64)
+KVC_ARRAY(, In, JNI_ABORT, uint64_t, engine_keys, ulong, long, jlongArray, jlong, Long, uint64)
+KVC_ARRAY(, In, JNI_ABORT, uint64_t, request_keys, ulong, long, jlongArray, jlong, Long, uint64)
+KVC_INPUT_ARRAY(uint32_t, ranks, uint, int, jintArray, jint, Int, uint32)
+KVC_INPUT_ARRAY(uint32_t, tiers, uint, int, jintArray, jint, Int, uint32)
+KVC_OUTPUT_ARRAY(uint64_t, out_keys, ulong, long, jlongArray, jlong, Long, uint64)
+KVC_OUTPUT_ARRAY(uint64_t, out_counters, ulong, long, jlongArray, jlong, Long, uint64)
+KVC_OUTPUT_ARRAY(double, out_scores, double, double, jdoubleArray, jdouble, Double, float64)
+KVC_OUTPUT_ARRAY(uint32_t, out_run_blocks, uint, int, jintArray, jint, Int, uint32)
+KVC_INTERNAL(KvIndex::apply_batch_raw)
+KVC_INTERNAL(KvIndex::submit_batch_raw)
+KVC_INTERNAL(KvIndex::request_keys_size)
+KVC_INTERNAL(KvIndex::request_keys_into)
+KVC_INTERNAL(KvIndex::score_tokens_raw)
+KVC_INTERNAL(KvIndex::score_keys_raw)
+KVC_INTERNAL(KvIndex::lookup_raw)
+KVC_INTERNAL(KvIndex::add_raw)
+KVC_INTERNAL(KvIndex::evict_raw)
+KVC_INTERNAL(KvIndex::add_speculative_raw)
+KVC_INTERNAL(KvIndex::remove_speculative_raw)
+KVC_INTERNAL(KvIndex::counters_into)
+#if defined(SWIGCSHARP)
+/* Its convenience members are written in bindings/csharp/src/KvIndex.cs. */
+%typemap(csclassmodifiers) KvIndex "public partial class"
+%typemap(csclassmodifiers) KvIndexLookup "internal class"
+#elif defined(SWIGJAVA)
+%typemap(javaclassmodifiers) KvIndexLookup "final class"
+%typemap(javainterfaces) KvIndex "AutoCloseable"
+%typemap(javacode) KvIndex %{
+  /** An index with the defaults (xxh3 request keys seeded "42", 16-token blocks, mapped engine keys). */
+  public KvIndex() {
+    this(null);
+  }
+
+  /** Frees the index (applying queued batches first); using it afterwards throws KvcoreException(INVALID_STATE). */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /** Applies one vLLM EventBatch (msgpack) published by pod for model, whole or not at all. */
+  public void applyBatch(String pod, String model, byte[] payload) {
+    applyBatchRaw(pod, model, payload, KvcoreException.requireNonNull(payload, "payload").length);
+  }
+
+  /** Queues the batch on the pod's ingest thread (options with ingest threads only). */
+  public void submitBatch(String pod, String model, byte[] payload) {
+    submitBatchRaw(pod, model, payload, KvcoreException.requireNonNull(payload, "payload").length);
+  }
+
+  /** The prompt's request keys (unsigned 64-bit values in a long[]): one per full block. options may be null. */
+  public long[] requestKeys(int[] tokens, SequenceOptions options) {
+    KvcoreException.requireNonNull(tokens, "tokens");
+    long[] keys = new long[(int) requestKeysSize(tokens, tokens.length, options)];
+    requestKeysInto(tokens, tokens.length, options, keys, keys.length);
+    return keys;
+  }
+
+  public long[] requestKeys(int[] tokens) {
+    return requestKeys(tokens, null);
+  }
+
+  /** Scores each candidate pod (in order; unknown pods score 0) for a prompt of model. options may be null. */
+  public PodScore[] scoreTokens(String model, int[] tokens, java.util.List<String> pods, SequenceOptions options) {
+    KvcoreException.requireNonNull(tokens, "tokens");
+    byte[] names = names(pods);
+    double[] scores = new double[pods.size()];
+    int[] blocks = new int[pods.size()];
+    scoreTokensRaw(model, tokens, tokens.length, options, names, names.length, pods.size(), scores, blocks);
+    return scores(pods, scores, blocks);
+  }
+
+  public PodScore[] scoreTokens(String model, int[] tokens, java.util.List<String> pods) {
+    return scoreTokens(model, tokens, pods, null);
+  }
+
+  /** The same for keys already computed (request keys; or engine keys of orphan blocks). */
+  public PodScore[] scoreKeys(String model, long[] keys, IndexKeyKind kind, java.util.List<String> pods) {
+    KvcoreException.requireNonNull(keys, "keys");
+    byte[] names = names(pods);
+    double[] scores = new double[pods.size()];
+    int[] blocks = new int[pods.size()];
+    scoreKeysRaw(model, keys, keys.length, kind, names, names.length, pods.size(), scores, blocks);
+    return scores(pods, scores, blocks);
+  }
+
+  /** Pod -> score for a prompt of model (the scorer a router calls). */
+  public java.util.Map<String, Double> score(String model, int[] tokens, java.util.List<String> pods) {
+    java.util.Map<String, Double> byPod = new java.util.LinkedHashMap<>();
+    for (PodScore s : scoreTokens(model, tokens, pods)) {
+      byPod.put(s.pod(), s.score());
+    }
+    return byPod;
+  }
+
+  /**
+   * llm-d's Lookup: for keys in order, the holders of each among pods (null or empty: every pod), up to
+   * the first key that none holds.
+   */
+  public java.util.List<java.util.List<PodEntry>> lookup(String model, long[] keys, IndexKeyKind kind,
+                                                         java.util.List<String> pods) {
+    KvcoreException.requireNonNull(keys, "keys");
+    byte[] names = names(pods);
+    try (KvIndexLookup found = lookupRaw(model, keys, keys.length, kind, names, names.length,
+                                         pods == null ? 0 : pods.size())) {
+      java.util.List<java.util.List<PodEntry>> perKey = new java.util.ArrayList<>();
+      for (long k = 0; k < found.keysFound(); k++) {
+        java.util.List<PodEntry> holders = new java.util.ArrayList<>();
+        for (long h = 0; h < found.holders(k); h++) {
+          holders.add(new PodEntry(found.pod(k, h), found.tier(k, h), found.rank(k, h), found.speculative(k, h)));
+        }
+        perKey.add(holders);
+      }
+      return perKey;
+    }
+  }
+
+  public java.util.List<java.util.List<PodEntry>> lookup(String model, long[] keys) {
+    return lookup(model, keys, IndexKeyKind.REQUEST, null);
+  }
+
+  /**
+   * llm-d's Add: every entry holds each request key, and each entry's pod maps engineKeys to them (null
+   * or empty: none; the same count 1:1; a multiple of it many:1; a divisor of it 1:many). Speculative
+   * entries are routing decisions (addSpeculative with the default TTL; rank 0 and GPU only).
+   */
+  public void add(String model, long[] engineKeys, long[] requestKeys, PodEntry... entries) {
+    KvcoreException.requireNonNull(requestKeys, "requestKeys");
+    KvcoreException.requireNonNull(entries, "entries");
+    long[] engine = engineKeys == null ? new long[0] : engineKeys;
+    java.util.List<PodEntry> confirmed = new java.util.ArrayList<>();
+    for (PodEntry e : entries) {
+      KvcoreException.requireNonNull(e, "entry");
+      if (!e.speculative()) {
+        confirmed.add(e);
+      } else if (e.rank() != 0 || e.tier() != IndexTier.GPU) {
+        throw new KvcoreException(Status.INVALID_ARGUMENT.swigValue(), "a speculative entry is rank 0 on the GPU");
+      }
+    }
+    if (!confirmed.isEmpty() || entries.length == 0) {
+      byte[] names = names(pods(confirmed));
+      addRaw(model, engine, engine.length, requestKeys, requestKeys.length, names, names.length, ranks(confirmed),
+             tiers(confirmed), confirmed.size());
+    }
+    for (PodEntry e : entries) {
+      if (e.speculative()) {
+        addSpeculative(model, requestKeys, e.pod(), 0);
+      }
+    }
+  }
+
+  /**
+   * llm-d's Evict: removes the entries from one key (REQUEST: the key; ENGINE: resolved through each
+   * pod's mapping). A speculative entry withdraws that pod's routing decision (REQUEST keys only).
+   */
+  public void evict(String model, long key, IndexKeyKind kind, PodEntry... entries) {
+    KvcoreException.requireNonNull(entries, "entries");
+    java.util.List<PodEntry> confirmed = new java.util.ArrayList<>();
+    for (PodEntry e : entries) {
+      if (!KvcoreException.requireNonNull(e, "entry").speculative()) {
+        confirmed.add(e);
+      }
+    }
+    if (!confirmed.isEmpty() || entries.length == 0) {
+      byte[] names = names(pods(confirmed));
+      evictRaw(model, key, kind, names, names.length, ranks(confirmed), tiers(confirmed), confirmed.size());
+    }
+    if (kind != IndexKeyKind.REQUEST) {
+      return;  // routing decisions hold request keys only
+    }
+    for (PodEntry e : entries) {
+      if (e.speculative()) {
+        removeSpeculative(model, new long[] {key}, e.pod());
+      }
+    }
+  }
+
+  /** A routing decision: pod holds model's request keys for ttlMs (0: the options' TTL) or until its event. */
+  public void addSpeculative(String model, long[] keys, String pod, long ttlMs) {
+    addSpeculativeRaw(model, keys, KvcoreException.requireNonNull(keys, "keys").length, pod, ttlMs);
+  }
+
+  /** Withdraws a routing decision: pod's speculative holders of the keys go. */
+  public void removeSpeculative(String model, long[] keys, String pod) {
+    removeSpeculativeRaw(model, keys, KvcoreException.requireNonNull(keys, "keys").length, pod);
+  }
+
+  /** The index's counters by name ("keys", "holders", "batches_applied", ...), in the C API's order. */
+  public java.util.Map<String, Long> counters() {
+    long[] values = new long[(int) counterCount()];
+    countersInto(values, values.length);
+    java.util.Map<String, Long> byName = new java.util.LinkedHashMap<>();
+    for (int i = 0; i < values.length; i++) {
+      byName.put(counterName(i), values[i]);
+    }
+    return byName;
+  }
+
+  // Pod names as the native layer takes them: UTF-8, each ended by a NUL.
+  private static byte[] names(java.util.List<String> pods) {
+    java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+    if (pods == null) {
+      return bytes.toByteArray();
+    }
+    for (String pod : pods) {
+      if (KvcoreException.requireNonNull(pod, "pod").indexOf('\0') >= 0) {
+        throw new KvcoreException(Status.INVALID_ARGUMENT.swigValue(), "a pod name contains NUL");
+      }
+      byte[] name = pod.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      bytes.write(name, 0, name.length);
+      bytes.write(0);
+    }
+    return bytes.toByteArray();
+  }
+
+  private static PodScore[] scores(java.util.List<String> pods, double[] scores, int[] blocks) {
+    PodScore[] all = new PodScore[scores.length];
+    for (int i = 0; i < all.length; i++) {
+      all[i] = new PodScore(pods.get(i), scores[i], blocks[i]);
+    }
+    return all;
+  }
+
+  private static java.util.List<String> pods(java.util.List<PodEntry> entries) {
+    java.util.List<String> pods = new java.util.ArrayList<>();
+    for (PodEntry e : entries) {
+      pods.add(e.pod());
+    }
+    return pods;
+  }
+
+  private static int[] ranks(java.util.List<PodEntry> entries) {
+    int[] ranks = new int[entries.size()];
+    for (int i = 0; i < ranks.length; i++) {
+      ranks[i] = entries.get(i).rank();
+    }
+    return ranks;
+  }
+
+  private static int[] tiers(java.util.List<PodEntry> entries) {
+    int[] tiers = new int[entries.size()];
+    for (int i = 0; i < tiers.length; i++) {
+      tiers[i] = entries.get(i).tier().swigValue();
+    }
+    return tiers;
+  }
+%}
+#endif
+
+/* Options for a KvIndex: request-key hash, direct engine keys, shards, byte budget, tier weights, ... */
+typedef struct {} KvIndexOptions;
+%extend KvIndexOptions {
+  KvIndexOptions() {
+    kvc_index_options* options = NULL;
+    kvc_bind_check(kvc_index_options_create(&options));
+    return options;
+  }
+  ~KvIndexOptions() { kvc_index_options_destroy($self); }
+  void set_hash(kvc_hash_algo algo, const char* seed) { kvc_bind_check(kvc_index_options_set_hash($self, algo, seed)); }
+  void set_block_size(uint32_t tokens) { kvc_bind_check(kvc_index_options_set_block_size($self, tokens)); }
+  void set_engine_keys_direct(bool enabled) {
+    kvc_bind_check(kvc_index_options_set_engine_keys_direct($self, enabled ? 1u : 0u));
+  }
+  void set_shards(uint32_t shards) { kvc_bind_check(kvc_index_options_set_shards($self, shards)); }
+  void set_byte_budget(uint64_t bytes) { kvc_bind_check(kvc_index_options_set_byte_budget($self, bytes)); }
+  void set_max_orphan_blocks(uint32_t blocks) { kvc_bind_check(kvc_index_options_set_max_orphan_blocks($self, blocks)); }
+  void set_tier_weight(kvc_index_tier tier, double weight) {
+    kvc_bind_check(kvc_index_options_set_tier_weight($self, tier, weight));
+  }
+  void set_speculative_ttl_ms(uint64_t ttl_ms) { kvc_bind_check(kvc_index_options_set_speculative_ttl_ms($self, ttl_ms)); }
+  void set_ingest_threads(uint32_t threads, uint32_t queue_capacity) {
+    kvc_bind_check(kvc_index_options_set_ingest_threads($self, threads, queue_capacity));
+  }
+}
+
+/* One lookup's copy: per found key, its holders. */
+%nodefaultctor KvIndexLookup;
+typedef struct {} KvIndexLookup;
+%extend KvIndexLookup {
+  ~KvIndexLookup() { kvc_index_lookup_result_destroy($self); }
+  size_t keys_found() { return kvc_index_lookup_result_keys_found($self); }
+  size_t holders(size_t key) {
+    size_t count = 0;
+    kvc_bind_check(kvc_index_lookup_result_holders($self, key, &count));
+    return count;
+  }
+  const char* pod(size_t key, size_t h) {
+    const char* pod = NULL;
+    kvc_bind_check(kvc_index_lookup_result_holder($self, key, h, &pod, NULL, NULL, NULL));
+    return pod;
+  }
+  uint32_t rank(size_t key, size_t h) {
+    uint32_t rank = 0;
+    kvc_bind_check(kvc_index_lookup_result_holder($self, key, h, NULL, &rank, NULL, NULL));
+    return rank;
+  }
+  kvc_index_tier tier(size_t key, size_t h) {
+    kvc_index_tier tier = KVC_INDEX_TIER_GPU;
+    kvc_bind_check(kvc_index_lookup_result_holder($self, key, h, NULL, NULL, &tier, NULL));
+    return tier;
+  }
+  bool speculative(size_t key, size_t h) {
+    uint32_t speculative = 0;
+    kvc_bind_check(kvc_index_lookup_result_holder($self, key, h, NULL, NULL, NULL, &speculative));
+    return speculative != 0;
+  }
+}
+
+/* The cluster KV-block index; every method may run on any thread (see kvcore/index.h). */
+typedef struct {} KvIndex;
+%extend KvIndex {
+  KvIndex(const KvIndexOptions* options) {
+    kvc_index* index = NULL;
+    kvc_bind_check(kvc_index_create(options, &index));
+    return index;
+  }
+  ~KvIndex() { kvc_index_destroy($self); }
+  void apply_batch_raw(const char* pod, const char* model, const uint8_t* payload, size_t n) {
+    kvc_bind_check(kvc_index_apply_batch($self, pod, model, payload, n));
+  }
+  void submit_batch_raw(const char* pod, const char* model, const uint8_t* payload, size_t n) {
+    kvc_bind_check(kvc_index_submit_batch($self, pod, model, payload, n));
+  }
+  void flush() { kvc_bind_check(kvc_index_flush($self)); }
+  size_t request_keys_size(const int32_t* tokens, size_t n, const SequenceOptions* options) {
+    size_t count = 0;
+    kvc_bind_check(kvc_index_request_keys($self, tokens, n, options, NULL, 0, &count));
+    return count;
+  }
+  void request_keys_into(const int32_t* tokens, size_t n, const SequenceOptions* options, uint64_t* out_keys,
+                         size_t capacity) {
+    if (capacity == 0) return; /* no full block */
+    kvc_bind_check(kvc_index_request_keys($self, tokens, n, options, out_keys, capacity, NULL));
+  }
+  /* out_scores and out_run_blocks hold num_pods values. */
+  void score_tokens_raw(const char* model, const int32_t* tokens, size_t n, const SequenceOptions* options,
+                        const uint8_t* pod_names, size_t names_length, size_t num_pods, double* out_scores,
+                        uint32_t* out_run_blocks) {
+    const char** pods = kvc_bind_names(pod_names, names_length, num_pods);
+    if (pods == NULL) return;
+    kvc_bind_check(kvc_index_score_tokens($self, model, tokens, n, options, pods, num_pods, out_scores, out_run_blocks));
+    free((void*)pods);
+  }
+  void score_keys_raw(const char* model, uint64_t* keys, size_t n, kvc_index_key_kind kind,
+                      const uint8_t* pod_names, size_t names_length, size_t num_pods, double* out_scores,
+                      uint32_t* out_run_blocks) {
+    const char** pods = kvc_bind_names(pod_names, names_length, num_pods);
+    if (pods == NULL) return;
+    kvc_bind_check(kvc_index_score_keys($self, model, keys, n, kind, pods, num_pods, out_scores, out_run_blocks));
+    free((void*)pods);
+  }
+  %newobject lookup_raw;
+  KvIndexLookup* lookup_raw(const char* model, uint64_t* keys, size_t n, kvc_index_key_kind kind,
+                            const uint8_t* pod_names, size_t names_length, size_t num_pods) {
+    kvc_index_lookup_result* result = NULL;
+    const char** pods = kvc_bind_names(pod_names, names_length, num_pods);
+    if (pods == NULL) return NULL;
+    kvc_bind_check(kvc_index_lookup($self, model, keys, n, kind, pods, num_pods, &result));
+    free((void*)pods);
+    return result;
+  }
+  void add_raw(const char* model, uint64_t* engine_keys, size_t num_engine_keys, uint64_t* request_keys,
+               size_t num_request_keys, const uint8_t* pod_names, size_t names_length, const uint32_t* ranks,
+               const uint32_t* tiers, size_t num_entries) {
+    const char** pods = kvc_bind_names(pod_names, names_length, num_entries);
+    kvc_index_tier* tier_values = pods != NULL ? kvc_bind_tiers(tiers, num_entries) : NULL;
+    if (tier_values != NULL)
+      kvc_bind_check(kvc_index_add($self, model, engine_keys, num_engine_keys, request_keys, num_request_keys, pods,
+                                   ranks, tier_values, num_entries));
+    free(tier_values);
+    free((void*)pods);
+  }
+  void evict_raw(const char* model, uint64_t key, kvc_index_key_kind kind, const uint8_t* pod_names,
+                 size_t names_length, const uint32_t* ranks, const uint32_t* tiers, size_t num_entries) {
+    const char** pods = kvc_bind_names(pod_names, names_length, num_entries);
+    kvc_index_tier* tier_values = pods != NULL ? kvc_bind_tiers(tiers, num_entries) : NULL;
+    if (tier_values != NULL)
+      kvc_bind_check(kvc_index_evict($self, model, key, kind, pods, ranks, tier_values, num_entries));
+    free(tier_values);
+    free((void*)pods);
+  }
+  void add_speculative_raw(const char* model, uint64_t* keys, size_t n, const char* pod, uint64_t ttl_ms) {
+    kvc_bind_check(kvc_index_add_speculative($self, model, keys, n, pod, ttl_ms));
+  }
+  void remove_speculative_raw(const char* model, uint64_t* keys, size_t n, const char* pod) {
+    kvc_bind_check(kvc_index_remove_speculative($self, model, keys, n, pod));
+  }
+  void expire_speculative() { kvc_bind_check(kvc_index_expire_speculative($self)); }
+  /* The engine's AllBlocksCleared for (pod, model, rank); false for an unknown pod. */
+  bool clear(const char* pod, const char* model, uint32_t rank) {
+    kvc_status status = kvc_index_clear($self, pod, model, rank);
+    if (status == KVC_ERR_NOT_FOUND) return false;
+    kvc_bind_check(status);
+    return status == KVC_OK;
+  }
+  /* Forgets the pod and all its entries; false for an unknown pod. */
+  bool remove_pod(const char* pod) {
+    kvc_status status = kvc_index_remove_pod($self, pod);
+    if (status == KVC_ERR_NOT_FOUND) return false;
+    kvc_bind_check(status);
+    return status == KVC_OK;
+  }
+  static size_t counter_count() { return KVC_INDEX_COUNTER_COUNT; }
+  static const char* counter_name(uint32_t counter) { return kvc_index_counter_name((kvc_index_counter)counter); }
+  static const char* tier_name(kvc_index_tier tier) { return kvc_index_tier_name(tier); }
+  void counters_into(uint64_t* out_counters, size_t capacity) {
+    kvc_bind_check(kvc_index_counters($self, out_counters, capacity, NULL));
   }
 }

@@ -195,6 +195,39 @@ KVC_API kvc_status kvc_index_lookup_result_holder(const kvc_index_lookup_result*
  * for a key arrives. Bridges the time between routing a request and the engine's event. */
 KVC_API kvc_status kvc_index_add_speculative(kvc_index* index, const char* model, const uint64_t* keys, size_t n,
                                              const char* pod, uint64_t ttl_ms);
+/* llm-d's Add: each of num_entries holders (pods[i] with data-parallel rank ranks[i] in tier tiers[i];
+ * ranks NULL: all 0; tiers NULL: all KVC_INDEX_TIER_GPU) holds each of model's request keys, and each
+ * holder's pod maps the engine keys to them, so that kvc_index_evict can name a block by engine key. The
+ * mapping, by the counts (E = num_engine_keys, R = num_request_keys >= 1):
+ *   E == 0        none: request keys only (llm-d's nil engineKeys; engine_keys may be NULL);
+ *   E == R        1:1, engine_keys[i] -> request_keys[i];
+ *   E == k * R    many:1 (engine blocks k times smaller), engine_keys[i] -> request_keys[i / k];
+ *   R == k * E    1:many (engine blocks k times larger), engine_keys[i] -> request_keys[i*k .. i*k+k-1];
+ *   otherwise     KVC_ERR_INVALID_ARGUMENT.
+ * The mapping is kept per (pod, rank, model), apart from the one the pod's events build, and goes with
+ * kvc_index_clear and kvc_index_remove_pod; an engine key added again keeps its earlier request keys
+ * too. Names new pods. num_request_keys or num_entries 0, an empty pod name, a rank over 4095 or an
+ * unknown tier: KVC_ERR_INVALID_ARGUMENT, nothing changed. Runs on the calling thread (not queued behind
+ * submitted batches; kvc_index_flush first to order it after them); each (pod, rank)'s share is applied
+ * whole, under that pod's batch lock, so readers may see one pod's share before the next one's. */
+KVC_API kvc_status kvc_index_add(kvc_index* index, const char* model, const uint64_t* engine_keys,
+                                 size_t num_engine_keys, const uint64_t* request_keys, size_t num_request_keys,
+                                 const char* const* pods, const uint32_t* ranks, const kvc_index_tier* tiers,
+                                 size_t num_entries);
+/* llm-d's Evict: removes the num_entries holders (as in kvc_index_add) from one of model's keys.
+ * KVC_INDEX_KEY_REQUEST: key is a request key. KVC_INDEX_KEY_ENGINE: each holder's pod resolves key
+ * through kvc_index_add's mapping (the holder leaves every request key it maps to; the mapping goes when
+ * no tier of it is left), or else through the mapping its events built, exactly as the engine's own
+ * BlockRemoved would. A pod's speculative holder counts as (rank 0, gpu). Unknown pods and holders that
+ * hold nothing are ignored (llm-d's Evict of a missing key succeeds); num_entries 0 is
+ * KVC_ERR_INVALID_ARGUMENT. Applied like kvc_index_add. */
+KVC_API kvc_status kvc_index_evict(kvc_index* index, const char* model, uint64_t key, kvc_index_key_kind kind,
+                                   const char* const* pods, const uint32_t* ranks, const kvc_index_tier* tiers,
+                                   size_t num_entries);
+/* Withdraws a routing decision (the request was cancelled or went elsewhere): pod's speculative holders
+ * of model's request keys[0..n) go; its confirmed holders stay. An unknown pod holds nothing: KVC_OK. */
+KVC_API kvc_status kvc_index_remove_speculative(kvc_index* index, const char* model, const uint64_t* keys, size_t n,
+                                                const char* pod);
 /* Removes expired speculative holders now (scoring ignores them from their expiry anyway). */
 KVC_API kvc_status kvc_index_expire_speculative(kvc_index* index);
 

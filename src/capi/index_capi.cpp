@@ -126,6 +126,33 @@ void apply_now(kvc_index* x, const char* pod, const char* model, const idx::Even
     }
 }
 
+// The holders of kvc_index_add / kvc_index_evict, checked before anything is named or changed. intern:
+// name new pods (add); otherwise unknown pods are left out (evict: they hold nothing).
+std::vector<idx::Holder> holders_of(kvc_index* x, const char* const* pods, const uint32_t* ranks,
+                                    const kvc_index_tier* tiers, size_t n, bool intern) {
+    if (n == 0) fail(KVC_ERR_INVALID_ARGUMENT, "index: no entries");
+    std::vector<idx::Holder> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        if (pods[i] == nullptr) fail(KVC_ERR_INVALID_ARGUMENT, "pods[" + std::to_string(i) + "] is NULL");
+        if (pods[i][0] == '\0') fail(KVC_ERR_INVALID_ARGUMENT, "pods[" + std::to_string(i) + "] is empty");
+        const uint32_t rank = ranks != nullptr ? ranks[i] : 0;
+        if (rank > idx::kMaxRank)
+            fail(KVC_ERR_INVALID_ARGUMENT, "ranks[" + std::to_string(i) + "]: data-parallel rank must be 0..4095");
+        const auto tier = tiers != nullptr ? checked_enum<idx::Medium>(tiers[i], kLastTier, "tier") : idx::Medium::kGpu;
+        out.push_back(idx::Holder{0, static_cast<uint16_t>(rank), tier, false});
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const idx::PodId p = intern ? x->impl->intern_pod(pods[i]) : x->impl->find_pod(pods[i]);
+        if (p == idx::Index::kNoPod) continue;
+        out[kept] = out[i];
+        out[kept++].pod = p;
+    }
+    out.resize(kept);
+    return out;
+}
+
 }  // namespace
 
 #define KVC_REQUIRE_NAME(ptr, what) KVC_REQUIRE_HANDLE(ptr, what)
@@ -366,6 +393,51 @@ kvc_status kvc_index_add_speculative(kvc_index* x, const char* model, const uint
         const uint64_t ms = ttl_ms != 0 ? ttl_ms : x->config.speculative_ttl_ms;
         const idx::ModelId m = x->impl->intern_model(model);
         x->impl->add_speculative(m, {keys, n}, x->impl->intern_pod(pod), ms * 1000000u);
+    });
+}
+
+kvc_status kvc_index_add(kvc_index* x, const char* model, const uint64_t* engine_keys, size_t num_engine_keys,
+                         const uint64_t* request_keys, size_t num_request_keys, const char* const* pods,
+                         const uint32_t* ranks, const kvc_index_tier* tiers, size_t num_entries) {
+    KVC_REQUIRE_HANDLE(x, "index");
+    KVC_REQUIRE_NAME(model, "model");
+    KVC_REQUIRE_ARRAY(engine_keys, num_engine_keys, "engine_keys");
+    KVC_REQUIRE_ARRAY(request_keys, num_request_keys, "request_keys");
+    KVC_REQUIRE_ARRAY(pods, num_entries, "pods");
+    return guard([&] {
+        // Everything is checked before a pod or model is named, so a refused call leaves no new names.
+        idx::Index::check_key_counts(num_engine_keys, num_request_keys);
+        holders_of(x, pods, ranks, tiers, num_entries, false);
+        const idx::ModelId m = x->impl->intern_model(model);
+        const std::vector<idx::Holder> holders = holders_of(x, pods, ranks, tiers, num_entries, true);
+        x->impl->add(m, {engine_keys, num_engine_keys}, {request_keys, num_request_keys}, holders);
+    });
+}
+
+kvc_status kvc_index_evict(kvc_index* x, const char* model, uint64_t key, kvc_index_key_kind kind,
+                           const char* const* pods, const uint32_t* ranks, const kvc_index_tier* tiers,
+                           size_t num_entries) {
+    KVC_REQUIRE_HANDLE(x, "index");
+    KVC_REQUIRE_NAME(model, "model");
+    KVC_REQUIRE_ARRAY(pods, num_entries, "pods");
+    return guard([&] {
+        const idx::KeyKind k = key_kind(kind);
+        const std::vector<idx::Holder> holders = holders_of(x, pods, ranks, tiers, num_entries, false);
+        if (holders.empty()) return;  // only unknown pods: they hold nothing
+        x->impl->evict(x->impl->intern_model(model), key, k, holders);
+    });
+}
+
+kvc_status kvc_index_remove_speculative(kvc_index* x, const char* model, const uint64_t* keys, size_t n,
+                                        const char* pod) {
+    KVC_REQUIRE_HANDLE(x, "index");
+    KVC_REQUIRE_NAME(model, "model");
+    KVC_REQUIRE_ARRAY(keys, n, "keys");
+    KVC_REQUIRE_NAME(pod, "pod");
+    return guard([&] {
+        const idx::PodId p = x->impl->find_pod(pod);
+        if (p == idx::Index::kNoPod) return;
+        x->impl->remove_speculative(x->impl->intern_model(model), {keys, n}, p);
     });
 }
 

@@ -404,6 +404,13 @@ struct Index::PodState {
     std::unordered_map<uint64_t, Orphan> orphans;
     std::deque<uint64_t> orphan_order;
     uint64_t next_orphan = 0, orphan_blocks = 0;
+    // Index::add's mapping (llm-d's explicit writes): engine key -> the tiers added and its request keys.
+    // Apart from `blocks`, whose records carry the hash chain that later events continue.
+    struct Added {
+        uint8_t tiers = 0;  // bit per Medium
+        std::vector<uint64_t> keys;
+    };
+    std::unordered_map<uint64_t, Added> added;
 };
 
 struct Index::StateMap {
@@ -790,6 +797,7 @@ void Index::plan_batch(PodState& st, PodId pod, uint16_t rank, ModelId model, co
             }
         } else {
             clears_.fetch_add(1, std::memory_order_relaxed);
+            st.added.clear();
             st.blocks.clear();
             st.key_refs.clear();
             st.orphans.clear();
@@ -902,6 +910,7 @@ void Index::remove_pod(PodId pod) {
     std::vector<std::unique_lock<std::mutex>> locks;
     for (PodState* s : states) locks.emplace_back(s->mu);
     for (PodState* s : states) {
+        s->added.clear();
         s->blocks.clear();
         s->key_refs.clear();
         s->orphans.clear();
@@ -930,6 +939,134 @@ void Index::add_speculative(ModelId model, std::span<const uint64_t> keys, PodId
     Plan plan;
     for (uint64_t k : keys)
         plan.add(Plan::Type::kAdd, k, model_field(model, KeyKind::kRequest), make_ref(pod, 0, Medium::kGpu, true), expiry);
+    execute(plan);
+}
+
+// ---- llm-d's explicit writes --------------------------------------------------------------------------
+namespace {
+
+// Holders sorted by (pod, rank): each run is one PodState's share of an add or evict.
+std::vector<Holder> by_pod_and_rank(std::span<const Holder> holders) {
+    std::vector<Holder> sorted(holders.begin(), holders.end());
+    std::stable_sort(sorted.begin(), sorted.end(), [](const Holder& a, const Holder& b) {
+        return a.pod != b.pod ? a.pod < b.pod : a.rank < b.rank;
+    });
+    return sorted;
+}
+
+template <class Fn>
+void each_pod_and_rank(const std::vector<Holder>& sorted, Fn&& fn) {
+    for (size_t first = 0, end = 0; first < sorted.size(); first = end) {
+        end = first + 1;
+        while (end < sorted.size() && sorted[end].pod == sorted[first].pod && sorted[end].rank == sorted[first].rank)
+            ++end;
+        fn(std::span<const Holder>(sorted.data() + first, end - first));
+    }
+}
+
+}  // namespace
+
+void Index::check_holders(ModelId model, std::span<const Holder> holders) const {
+    std::lock_guard lock(names_mutex_);
+    if (model >= models_.size()) fail(KVC_ERR_NOT_FOUND, "index: unknown model id");
+    for (const Holder& h : holders) {
+        if (h.pod >= pods_.size() || pods_[h.pod].empty()) fail(KVC_ERR_NOT_FOUND, "index: unknown pod id");
+        if (h.rank > kMaxRank) fail(KVC_ERR_INVALID_ARGUMENT, "index: data-parallel rank must be 0..4095");
+        if (static_cast<size_t>(h.tier) >= kNumTiers) fail(KVC_ERR_INVALID_ARGUMENT, "index: unknown tier");
+    }
+}
+
+void Index::check_key_counts(size_t ne, size_t nr) {
+    if (nr == 0) fail(KVC_ERR_INVALID_ARGUMENT, "index: add needs at least one request key");
+    if (ne != 0 && ne % nr != 0 && nr % ne != 0)
+        fail(KVC_ERR_INVALID_ARGUMENT, "index: " + std::to_string(ne) + " engine keys do not map onto " +
+                                           std::to_string(nr) + " request keys (equal counts, or one a multiple of the other)");
+}
+
+void Index::add(ModelId model, std::span<const uint64_t> engine_keys, std::span<const uint64_t> request_keys,
+                std::span<const Holder> holders) {
+    const size_t ne = engine_keys.size(), nr = request_keys.size();
+    check_key_counts(ne, nr);
+    if (holders.empty()) fail(KVC_ERR_INVALID_ARGUMENT, "index: add needs at least one entry");
+    for (const Holder& h : holders)
+        if (h.speculative) fail(KVC_ERR_INVALID_ARGUMENT, "index: add takes confirmed holders; see add_speculative");
+    check_holders(model, holders);
+    const uint16_t req_model = model_field(model, KeyKind::kRequest);
+    auto plan_adds = [&](Plan& plan, std::span<const Holder> hs) {
+        plan.ops.reserve(plan.ops.size() + nr * hs.size());
+        for (const Holder& h : hs)
+            for (uint64_t k : request_keys) plan.add(Plan::Type::kAdd, k, req_model, make_ref(h.pod, h.rank, h.tier, false));
+    };
+    if (ne == 0) {
+        Plan plan;
+        plan_adds(plan, holders);
+        execute(plan);
+        return;
+    }
+    each_pod_and_rank(by_pod_and_rank(holders), [&](std::span<const Holder> hs) {
+        uint8_t tiers = 0;
+        for (const Holder& h : hs) tiers |= tier_bit(h.tier);
+        PodState& st = pod_state(hs[0].pod, hs[0].rank, model);
+        std::lock_guard lock(st.mu);  // ordered with the pod's batches, as one of them
+        Plan plan;
+        plan_adds(plan, hs);
+        execute(plan);
+        for (size_t i = 0; i < ne; ++i) {
+            // Request keys [first, first + count) of engine key i, by the length rule in index.h.
+            const size_t first = ne >= nr ? i / (ne / nr) : i * (nr / ne);
+            const size_t count = ne >= nr ? 1 : nr / ne;
+            PodState::Added& a = st.added[engine_keys[i]];
+            a.tiers |= tiers;
+            for (size_t k = first; k < first + count; ++k)
+                if (std::find(a.keys.begin(), a.keys.end(), request_keys[k]) == a.keys.end())
+                    a.keys.push_back(request_keys[k]);
+        }
+    });
+}
+
+void Index::evict(ModelId model, uint64_t key, KeyKind kind, std::span<const Holder> holders) {
+    if (holders.empty()) fail(KVC_ERR_INVALID_ARGUMENT, "index: evict needs at least one entry");
+    check_holders(model, holders);
+    const uint16_t req_model = model_field(model, KeyKind::kRequest);
+    // The holder's entry, and the pod's speculative one where the holder is (rank 0, gpu).
+    auto plan_removal = [&](Plan& plan, uint64_t k, const Holder& h) {
+        plan.add(Plan::Type::kRemove, k, req_model, make_ref(h.pod, h.rank, h.tier, false));
+        if (h.rank == 0 && h.tier == Medium::kGpu)
+            plan.add(Plan::Type::kRemove, k, req_model, make_ref(h.pod, 0, Medium::kGpu, true));
+    };
+    if (kind == KeyKind::kRequest) {
+        Plan plan;
+        for (const Holder& h : holders) plan_removal(plan, key, h);
+        execute(plan);
+        return;
+    }
+    each_pod_and_rank(by_pod_and_rank(holders), [&](std::span<const Holder> hs) {
+        PodState& st = pod_state(hs[0].pod, hs[0].rank, model);
+        std::lock_guard lock(st.mu);
+        Plan plan;
+        for (const Holder& h : hs) {
+            const uint8_t bit = tier_bit(h.tier);
+            if (auto a = st.added.find(key); a != st.added.end() && (a->second.tiers & bit)) {
+                for (uint64_t k : a->second.keys) plan_removal(plan, k, h);
+                a->second.tiers &= static_cast<uint8_t>(~bit);
+                if (a->second.tiers == 0) st.added.erase(a);
+                continue;
+            }
+            // Not added explicitly: the engine's own removal of the block, through the events' mapping.
+            EventBatch removal;
+            removal.events.emplace_back(BlockRemoved{{key}, h.tier});
+            plan_batch(st, h.pod, h.rank, model, removal, plan);
+        }
+        execute(plan);
+    });
+}
+
+void Index::remove_speculative(ModelId model, std::span<const uint64_t> keys, PodId pod) {
+    const Holder h[1] = {Holder{pod, 0, Medium::kGpu, true}};
+    check_holders(model, h);
+    const uint16_t req_model = model_field(model, KeyKind::kRequest);
+    Plan plan;
+    for (uint64_t k : keys) plan.add(Plan::Type::kRemove, k, req_model, make_ref(pod, 0, Medium::kGpu, true));
     execute(plan);
 }
 
@@ -1191,11 +1328,13 @@ IndexCounters Index::counters() const {
         std::lock_guard lock(states_mutex_);
         for (const auto& st : states_) {
             std::lock_guard sl(st->mu);
-            c.engine_blocks += st->blocks.size();
+            c.engine_blocks += st->blocks.size() + st->added.size();
             c.orphan_blocks += st->orphan_blocks;
             // Node, key, value and bucket pointer per mapped block, plus its request keys.
             for (const auto& [k, b] : st->blocks)
                 c.memory_bytes += sizeof(k) + sizeof(b) + 2 * sizeof(void*) + b.keys.capacity() * 8;
+            for (const auto& [k, a] : st->added)
+                c.memory_bytes += sizeof(k) + sizeof(a) + 2 * sizeof(void*) + a.keys.capacity() * 8;
         }
     }
     c.batches = batches_.load();

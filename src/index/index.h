@@ -154,6 +154,32 @@ public:
     // Removes expired speculative holders now (they are ignored by scoring from their expiry anyway).
     void expire_speculative();
 
+    // llm-d's explicit writes, for a router that decodes events itself or learns of blocks another way.
+    // add: every holder (pod, rank, tier; `speculative` must be false) holds each request key, and each
+    // holder's pod maps engine_keys to request_keys, so that evict can name a block by its engine key.
+    // The mapping by lengths (E engine keys, R >= 1 request keys):
+    //   E == 0                 no mapping: request keys only (llm-d's nil engineKeys);
+    //   E == R                 1:1, engine_keys[i] -> request_keys[i];
+    //   E == k*R (k > 1)       many:1 (engine blocks k times smaller), engine_keys[i] -> request_keys[i / k];
+    //   R == k*E (k > 1)       1:many (engine blocks k times larger), engine_keys[i] -> request_keys[i*k, i*k+k);
+    //   anything else          KVC_ERR_INVALID_ARGUMENT.
+    // An engine key added again for the same (pod, rank) keeps its earlier request keys as well. The
+    // mapping lives per (pod, rank, model), beside the events' own (an engine key is the same hash on
+    // every engine only when their seeds agree), and goes with kvc_index_clear / remove_pod.
+    // Each (pod, rank)'s part is applied whole, one after the other; a failing check changes nothing.
+    void add(ModelId model, std::span<const uint64_t> engine_keys, std::span<const uint64_t> request_keys,
+             std::span<const Holder> holders);
+    // add's rule on the counts alone (KVC_ERR_INVALID_ARGUMENT), for callers that check before naming anything.
+    static void check_key_counts(size_t engine_keys, size_t request_keys);
+    // evict: removes the holders from one key. kRequest: the key itself. kEngine: each holder's pod
+    // resolves it through add's mapping (removing the holder from every request key it maps to, and the
+    // mapping once no tier is left), else through the events' own mapping, as a BlockRemoved of that pod
+    // would. A speculative holder of a pod counts as (rank 0, gpu). Holders that hold nothing are ignored.
+    void evict(ModelId model, uint64_t key, KeyKind kind, std::span<const Holder> holders);
+    // Withdraws a routing decision: the pod's speculative holders of these request keys go (its
+    // confirmed ones stay).
+    void remove_speculative(ModelId model, std::span<const uint64_t> keys, PodId pod);
+
     // Request keys of a prompt: the chain of its full blocks with the index's hasher.
     [[nodiscard]] std::vector<uint64_t> request_keys(std::span<const int32_t> tokens,
                                                      const pool::ExtraKeys& keys) const;
@@ -187,6 +213,8 @@ public:
 private:
     [[nodiscard]] uint64_t now() const noexcept;
     PodState& pod_state(PodId pod, uint16_t rank, ModelId model);
+    // add's and evict's checks: the model and pods known, ranks and tiers in range.
+    void check_holders(ModelId model, std::span<const Holder> holders) const;
     void plan_batch(PodState& state, PodId pod, uint16_t rank, ModelId model, const EventBatch& batch, Plan& plan);
     void execute(Plan& plan);
 

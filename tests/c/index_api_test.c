@@ -449,6 +449,125 @@ static void test_speculative(void) {
     kvc_index_destroy(index);
 }
 
+/* Holder h of key k of a lookup: its pod, rank and tier. */
+static void check_holder(const kvc_index_lookup_result* r, size_t k, size_t h, const char* pod, uint32_t rank,
+                         kvc_index_tier tier) {
+    const char* name = NULL;
+    uint32_t got_rank = 99, spec = 9;
+    kvc_index_tier got_tier = KVC_INDEX_TIER_OTHER;
+    CHECK_STATUS(kvc_index_lookup_result_holder(r, k, h, &name, &got_rank, &got_tier, &spec), KVC_OK);
+    CHECK(name != NULL && strcmp(name, pod) == 0);
+    CHECK(got_rank == rank && got_tier == tier && spec == 0);
+}
+
+/* llm-d's Add and Evict: the key mapping by counts, eviction by engine or request key, the checks. */
+static void test_add_evict(void) {
+    kvc_index* index = make_index(KVC_HASH_XXH3, BLOCK, 0, 0);
+    const uint64_t engine[4] = {101, 102, 103, 104}, request[4] = {201, 202, 203, 204};
+    const char* const pods[2] = {"pod-a", "pod-b"};
+    const char* const only_b[1] = {"pod-b"};
+    const char* const nobody[1] = {"pod-z"};
+    const uint32_t ranks[2] = {0, 2};
+    const kvc_index_tier tiers[2] = {KVC_INDEX_TIER_GPU, KVC_INDEX_TIER_CPU};
+    const kvc_index_tier bad_tier[1] = {(kvc_index_tier)7};
+    const uint32_t bad_rank[1] = {4096};
+    const uint32_t rank2[1] = {2};
+    const kvc_index_tier cpu[1] = {KVC_INDEX_TIER_CPU};
+    double scores[2];
+    uint32_t blocks[2];
+    size_t holders = 0;
+    kvc_index_lookup_result* r = NULL;
+
+    /* 1:1 for two holders: pod-a (rank 0, gpu) and pod-b (rank 2, cpu). */
+    CHECK_STATUS(kvc_index_add(index, "m", engine, 4, request, 4, pods, ranks, tiers, 2), KVC_OK);
+    CHECK(counter(index, KVC_INDEX_COUNTER_KEYS) == 4);
+    CHECK(counter(index, KVC_INDEX_COUNTER_HOLDERS) == 8);
+    CHECK(counter(index, KVC_INDEX_COUNTER_ENGINE_BLOCKS) == 8);
+    CHECK_STATUS(kvc_index_score_keys(index, "m", request, 4, KVC_INDEX_KEY_REQUEST, pods, 2, scores, blocks), KVC_OK);
+    CHECK(scores[0] == 4.0 && blocks[0] == 4 && blocks[1] == 4);
+    CHECK(scores[1] > 3.19 && scores[1] < 3.21); /* cpu weighs 0.8 */
+    CHECK_STATUS(kvc_index_lookup(index, "m", request, 4, KVC_INDEX_KEY_REQUEST, only_b, 1, &r), KVC_OK);
+    CHECK(kvc_index_lookup_result_keys_found(r) == 4);
+    CHECK_STATUS(kvc_index_lookup_result_holders(r, 3, &holders), KVC_OK);
+    CHECK(holders == 1);
+    check_holder(r, 3, 0, "pod-b", 2, KVC_INDEX_TIER_CPU);
+    kvc_index_lookup_result_destroy(r);
+
+    /* Engine key 103 of pod-b's (rank 2, cpu): its run stops after two blocks; pod-a keeps four. */
+    CHECK_STATUS(kvc_index_evict(index, "m", 103, KVC_INDEX_KEY_ENGINE, only_b, rank2, cpu, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_score_keys(index, "m", request, 4, KVC_INDEX_KEY_REQUEST, pods, 2, scores, blocks), KVC_OK);
+    CHECK(blocks[0] == 4 && blocks[1] == 2);
+    /* The wrong rank (NULL ranks: 0) evicts nothing; request key 201 for pod-a (NULL tiers: gpu) does. */
+    CHECK_STATUS(kvc_index_evict(index, "m", 101, KVC_INDEX_KEY_ENGINE, only_b, NULL, cpu, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_evict(index, "m", 201, KVC_INDEX_KEY_REQUEST, pods, NULL, NULL, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_score_keys(index, "m", request, 4, KVC_INDEX_KEY_REQUEST, pods, 2, scores, blocks), KVC_OK);
+    CHECK(blocks[0] == 0 && blocks[1] == 2);
+    /* Unknown pods hold nothing: evicting them succeeds and changes nothing. */
+    CHECK_STATUS(kvc_index_evict(index, "m", 202, KVC_INDEX_KEY_REQUEST, nobody, NULL, NULL, 1), KVC_OK);
+    CHECK(counter(index, KVC_INDEX_COUNTER_HOLDERS) == 6);
+
+    /* Many:1 (engine blocks half the size): engine keys 2i, 2i+1 make request key i; no ranks, no tiers. */
+    CHECK_STATUS(kvc_index_add(index, "m2", engine, 4, request, 2, only_b, NULL, NULL, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_evict(index, "m2", 104, KVC_INDEX_KEY_ENGINE, only_b, NULL, NULL, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_score_keys(index, "m2", request, 2, KVC_INDEX_KEY_REQUEST, only_b, 1, scores, blocks), KVC_OK);
+    CHECK(blocks[0] == 1);
+    /* 1:many, and request keys only (engine_keys NULL). */
+    CHECK_STATUS(kvc_index_add(index, "m3", engine, 1, request, 4, only_b, NULL, NULL, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_add(index, "m4", NULL, 0, request, 4, only_b, NULL, NULL, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_evict(index, "m3", 101, KVC_INDEX_KEY_ENGINE, only_b, NULL, NULL, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_evict(index, "m4", 101, KVC_INDEX_KEY_ENGINE, only_b, NULL, NULL, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_score_keys(index, "m3", request, 4, KVC_INDEX_KEY_REQUEST, only_b, 1, scores, blocks), KVC_OK);
+    CHECK(blocks[0] == 0);
+    CHECK_STATUS(kvc_index_score_keys(index, "m4", request, 4, KVC_INDEX_KEY_REQUEST, only_b, 1, scores, blocks), KVC_OK);
+    CHECK(blocks[0] == 4);
+
+    /* Refused, naming nothing: bad counts, no entries, a bad rank or tier, NULL arrays, a NULL pod. */
+    CHECK_STATUS(kvc_index_add(index, "m", engine, 3, request, 2, pods, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "engine keys") != NULL);
+    CHECK_STATUS(kvc_index_add(index, "m", engine, 2, request, 0, nobody, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_add(index, "m", engine, 2, request, 2, nobody, NULL, NULL, 0), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_add(index, "m", engine, 2, request, 2, nobody, bad_rank, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_add(index, "m", engine, 2, request, 2, nobody, NULL, bad_tier, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "tier") != NULL);
+    CHECK_STATUS(kvc_index_add(index, "m", NULL, 2, request, 2, nobody, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_add(index, "m", engine, 2, NULL, 2, nobody, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_add(index, "m", engine, 2, request, 2, NULL, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_add(NULL, "m", engine, 2, request, 2, nobody, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_add(index, NULL, engine, 2, request, 2, nobody, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    {
+        const char* const with_null[2] = {"pod-z", NULL};
+        const char* const with_empty[1] = {""};
+        CHECK_STATUS(kvc_index_add(index, "m", engine, 2, request, 2, with_null, NULL, NULL, 2), KVC_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(kvc_index_add(index, "m", engine, 2, request, 2, with_empty, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    }
+    CHECK_STATUS(kvc_index_remove_pod(index, "pod-z"), KVC_ERR_NOT_FOUND); /* never named */
+    CHECK_STATUS(kvc_index_evict(index, "m", 1, KVC_INDEX_KEY_REQUEST, pods, NULL, NULL, 0), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_evict(index, "m", 1, (kvc_index_key_kind)5, pods, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_evict(index, "m", 1, KVC_INDEX_KEY_REQUEST, pods, bad_rank, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_evict(index, "m", 1, KVC_INDEX_KEY_REQUEST, pods, NULL, bad_tier, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_evict(NULL, "m", 1, KVC_INDEX_KEY_REQUEST, pods, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_evict(index, "m", 1, KVC_INDEX_KEY_REQUEST, NULL, NULL, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
+
+    /* A routing decision is withdrawn without touching confirmed holders. */
+    CHECK_STATUS(kvc_index_add_speculative(index, "m5", request, 2, "pod-a", 60000), KVC_OK);
+    CHECK_STATUS(kvc_index_add(index, "m5", NULL, 0, request, 1, pods, NULL, NULL, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_remove_speculative(index, "m5", request, 2, "pod-a"), KVC_OK);
+    CHECK_STATUS(kvc_index_remove_speculative(index, "m5", request, 2, "pod-z"), KVC_OK);
+    CHECK_STATUS(kvc_index_remove_speculative(index, "m5", NULL, 2, "pod-a"), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_score_keys(index, "m5", request, 2, KVC_INDEX_KEY_REQUEST, pods, 1, scores, blocks), KVC_OK);
+    CHECK(blocks[0] == 1);
+    CHECK(counter(index, KVC_INDEX_COUNTER_SPECULATIVE) == 0);
+    CHECK_STATUS(kvc_index_evict(index, "m5", 201, KVC_INDEX_KEY_REQUEST, pods, NULL, NULL, 1), KVC_OK);
+
+    /* Removing the pod drops its holders and its mapping. */
+    CHECK_STATUS(kvc_index_remove_pod(index, "pod-b"), KVC_OK);
+    CHECK(counter(index, KVC_INDEX_COUNTER_ENGINE_BLOCKS) == 4); /* pod-a's: a request-key evict keeps them */
+    CHECK_STATUS(kvc_index_remove_pod(index, "pod-a"), KVC_OK);
+    CHECK(counter(index, KVC_INDEX_COUNTER_KEYS) == 0);
+    CHECK(counter(index, KVC_INDEX_COUNTER_ENGINE_BLOCKS) == 0);
+    kvc_index_destroy(index);
+}
+
 /* Ingest threads: submitted batches apply after a flush; malformed ones are refused at once. */
 static void test_submit(void) {
     kvc_pool* pool = make_pool();
@@ -490,6 +609,7 @@ int main(void) {
     test_names_and_counters();
     test_pool_events();
     test_speculative();
+    test_add_evict();
     test_submit();
     if (failures != 0) {
         fprintf(stderr, "c_api_index: %d checks failed\n", failures);

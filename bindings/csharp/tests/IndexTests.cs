@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+// The C# binding's tests of the cluster index: a kvcore pool's real KV events ingested and scored, lookups,
+// llm-d's explicit Add/Evict, speculative entries, pod removal, counters, errors as KvcoreException.
+using System;
+using System.Collections.Generic;
+using Kvcore;
+
+static class IndexTests {
+  static void Equal<T>(T expected, T actual, string what) {
+    if (!EqualityComparer<T>.Default.Equals(expected, actual))
+      throw new Exception(what + ": expected " + expected + ", got " + actual);
+  }
+
+  static void True(bool condition, string what) {
+    if (!condition) throw new Exception(what);
+  }
+
+  static KvcoreException Throws(Action action, Status expected) {
+    try {
+      action();
+    } catch (KvcoreException e) {
+      Equal(expected, e.Status, "status of " + e.Message);
+      return e;
+    }
+    throw new Exception("expected KvcoreException(" + expected + ")");
+  }
+
+  static int[] Prompt(int n, int first) {
+    var tokens = new int[n];
+    for (int i = 0; i < n; i++) tokens[i] = first + 7 * i;
+    return tokens;
+  }
+
+  // A vLLM-like engine: a kvcore pool hashing with sha256_cbor, publishing KV events.
+  static byte[] EngineEvents(int[] prompt) {
+    using (var options = new PoolOptions()) {
+      options.SetNumBlocks(64);
+      options.SetBlockSize(16);
+      options.SetHash(HashAlgo.SHA256_CBOR, "42");
+      options.SetEvents(true, "GPU", 1024);
+      using (var pool = new Pool(options)) {
+        ulong seq = pool.CreateSequence(prompt);
+        pool.Allocate(seq, (uint)prompt.Length);
+        pool.FreeSequence(seq);
+        return pool.DrainEvents(EventEncoding.ARRAY);
+      }
+    }
+  }
+
+  static void EventsScoreAndLookup() {
+    int[] prompt = Prompt(70, 1000);  // 4 full blocks of 16
+    using (var index = new KvIndex()) {
+      index.ApplyBatch("pod-a", "llama", EngineEvents(prompt));
+      PodScore[] scores = index.ScoreTokens("llama", prompt, new[] { "pod-a", "pod-b" });
+      Equal(4u, scores[0].Blocks, "pod-a holds the prompt's 4 blocks");
+      Equal(4.0, scores[0].Score, "gpu blocks weigh 1");
+      Equal("pod-b", scores[1].Pod, "scores come in the candidates' order");
+      Equal(0.0, scores[1].Score, "an unknown pod scores 0");
+      Equal(4.0, index.Score("llama", prompt, new[] { "pod-a" })["pod-a"], "Score by pod");
+      Equal(0.0, index.Score("mistral", prompt, new[] { "pod-a" })["pod-a"], "another model shares nothing");
+      ulong[] keys = index.RequestKeys(prompt);
+      Equal(4, keys.Length, "request keys");
+      Equal(4u, index.ScoreKeys("llama", keys, new[] { "pod-a" })[0].Blocks, "score by keys");
+      // A prompt that parts after two blocks keeps those.
+      int[] other = (int[])prompt.Clone();
+      other[40] = 5;
+      Equal(2u, index.ScoreTokens("llama", other, new[] { "pod-a" })[0].Blocks, "shared prefix");
+      List<PodEntry[]> found = index.Lookup("llama", keys);
+      Equal(4, found.Count, "every key found");
+      Equal(new PodEntry("pod-a"), found[3][0], "holder");
+      Equal(0, index.Lookup("llama", keys, new[] { "pod-b" }).Count, "filtered out");
+      Dictionary<string, ulong> counters = index.Counters();
+      Equal(1UL, counters["batches_applied"], "batches applied");
+      Equal(4UL, counters["keys"], "keys");
+      Equal(4UL, counters["engine_blocks"], "engine blocks mapped");
+      // The engine's AllBlocksCleared, then the pod's removal.
+      True(index.Clear("pod-a", "llama", 0), "clear a known pod");
+      Equal(0UL, index.Counters()["keys"], "cleared");
+      True(index.RemovePod("pod-a"), "remove a known pod");
+      True(!index.RemovePod("pod-a"), "removing it again finds nothing");
+      True(!index.Clear("pod-a", "llama", 0), "clearing it finds nothing");
+    }
+  }
+
+  static void IngestThreads() {
+    int[] prompt = Prompt(40, 3);
+    using (var options = new KvIndexOptions()) {
+      options.SetIngestThreads(2, 8);
+      options.SetTierWeight(IndexTier.GPU, 2.0);
+      using (var index = new KvIndex(options)) {
+        byte[] events = EngineEvents(prompt);
+        foreach (string pod in new[] { "a", "b", "c" }) index.SubmitBatch(pod, "m", events);
+        index.Flush();
+        foreach (PodScore s in index.ScoreTokens("m", prompt, new[] { "a", "b", "c" }))
+          Equal(4.0, s.Score, "two gpu blocks weigh 2 each, " + s.Pod);
+      }
+    }
+  }
+
+  static void ExplicitAddAndEvict() {
+    using (var index = new KvIndex()) {
+      ulong[] engine = { 55269488, 55269489 }, request = { 10633516, 10633517 };
+      index.Add("m", engine, request, new PodEntry("pod1"), new PodEntry("pod2", IndexTier.CPU, 1));
+      List<PodEntry[]> found = index.Lookup("m", request);
+      Equal(2, found.Count, "both keys");
+      Equal(2, found[1].Length, "two holders");
+      True(Array.IndexOf(found[1], new PodEntry("pod2", IndexTier.CPU, 1)) >= 0, "pod2 on the cpu, rank 1");
+      PodScore[] scores = index.ScoreKeys("m", request, new[] { "pod1", "pod2" });
+      True(Math.Abs(scores[1].Score - 1.6) < 1e-6, "cpu blocks weigh 0.8");
+      // By engine key: pod1 leaves the second request key only; the wrong tier evicts nothing.
+      index.Evict("m", engine[1], IndexKeyKind.ENGINE, new PodEntry("pod1"), new PodEntry("pod2"));
+      Equal(1u, index.ScoreKeys("m", request, new[] { "pod1" })[0].Blocks, "pod1 keeps one block");
+      Equal(2u, index.ScoreKeys("m", request, new[] { "pod2" })[0].Blocks, "pod2 keeps both");
+      // By request key.
+      index.Evict("m", request[0], IndexKeyKind.REQUEST, new PodEntry("pod2", IndexTier.CPU, 1));
+      Equal(0u, index.ScoreKeys("m", request, new[] { "pod2" })[0].Blocks, "pod2's run is gone");
+      // Many:1 and request keys only.
+      index.Add("m2", new ulong[] { 1, 2, 3, 4 }, request, new PodEntry("pod3"));
+      index.Evict("m2", 3, IndexKeyKind.ENGINE, new PodEntry("pod3"));
+      Equal(1u, index.ScoreKeys("m2", request, new[] { "pod3" })[0].Blocks, "engine key 3 is half of request key 1");
+      index.Add("m3", null, request, new PodEntry("pod3"));
+      Equal(2u, index.ScoreKeys("m3", request, new[] { "pod3" })[0].Blocks, "request keys only");
+      // Speculative entries: a routing decision, withdrawn by evicting it.
+      index.Add("m4", null, request, new PodEntry("pod4", speculative: true));
+      found = index.Lookup("m4", request);
+      True(found.Count == 2 && found[0][0].Speculative, "speculative holder");
+      Equal(2UL, index.Counters()["speculative"], "speculative counter");
+      index.Evict("m4", request[0], IndexKeyKind.REQUEST, new PodEntry("pod4", speculative: true));
+      Equal(0, index.Lookup("m4", request).Count, "withdrawn");
+      index.AddSpeculative("m4", request, "pod4", 60000);
+      index.RemoveSpeculative("m4", request, "pod4");
+      Equal(0UL, index.Counters()["speculative"], "none left");
+      // llm-d's Clear(pod): the pod is gone everywhere.
+      True(index.RemovePod("pod3"), "pod3 removed");
+      Equal(0u, index.ScoreKeys("m3", request, new[] { "pod3" })[0].Blocks, "pod3 holds nothing");
+    }
+  }
+
+  static void Errors() {
+    using (var index = new KvIndex()) {
+      byte[] events = EngineEvents(Prompt(40, 3));
+      Array.Resize(ref events, events.Length - 3);
+      KvcoreException e = Throws(() => index.ApplyBatch("p", "m", events), Status.INVALID_ARGUMENT);
+      True(e.Message.Length > 0, "the decoder's message");
+      Equal(1UL, index.Counters()["batches_failed"], "counted");
+      Throws(() => index.SubmitBatch("p", "m", events), Status.INVALID_STATE);  // no ingest threads
+      Throws(() => index.Add("m", new ulong[] { 1, 2, 3 }, new ulong[] { 4, 5 }, new PodEntry("p")),
+             Status.INVALID_ARGUMENT);
+      Throws(() => index.Add("m", null, new ulong[] { 4 }), Status.INVALID_ARGUMENT);  // no entries
+      Throws(() => index.Add("m", null, new ulong[] { 4 }, new PodEntry("p", IndexTier.CPU, 0, true)),
+             Status.INVALID_ARGUMENT);
+      Throws(() => index.Add("m", null, new ulong[] { 4 }, new PodEntry("p", IndexTier.GPU, 4096)),
+             Status.INVALID_ARGUMENT);
+      Throws(() => index.ScoreTokens("m", new[] { 1 }, new[] { "bad\0name" }), Status.INVALID_ARGUMENT);
+      Throws(() => index.ScoreKeys("m", new ulong[] { 1 }, new[] { "p" }, (IndexKeyKind)7), Status.INVALID_ARGUMENT);
+      Throws(() => index.AddSpeculative("m", new ulong[] { 1 }, "p", 3600001), Status.INVALID_ARGUMENT);
+    }
+    using (var options = new KvIndexOptions()) {
+      Throws(() => options.SetShards(3), Status.INVALID_ARGUMENT);
+      Throws(() => options.SetEngineKeysDirect(true), Status.INVALID_ARGUMENT);  // needs sha256_cbor
+      Throws(() => options.SetTierWeight(IndexTier.CPU, -1), Status.INVALID_ARGUMENT);
+    }
+    var closed = new KvIndex();
+    closed.Dispose();
+    Throws(() => closed.Flush(), Status.INVALID_STATE);
+    Equal("cpu", KvIndex.TierName(IndexTier.CPU), "tier name");
+  }
+
+  static int Main() {
+    var tests = new Dictionary<string, Action> {
+      {"EventsScoreAndLookup", EventsScoreAndLookup}, {"IngestThreads", IngestThreads},
+      {"ExplicitAddAndEvict", ExplicitAddAndEvict}, {"Errors", Errors},
+    };
+    int failed = 0;
+    foreach (var test in tests) {
+      try {
+        test.Value();
+        Console.WriteLine("ok   " + test.Key);
+      } catch (Exception e) {
+        failed++;
+        Console.WriteLine("FAIL " + test.Key + ": " + e);
+      }
+    }
+    Console.WriteLine("csharp_index_tests: " + (tests.Count - failed) + " passed, " + failed + " failed");
+    return failed == 0 ? 0 : 1;
+  }
+}

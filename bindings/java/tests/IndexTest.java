@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: Apache-2.0
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.kvcore.EventEncoding;
+import org.kvcore.HashAlgo;
+import org.kvcore.IndexKeyKind;
+import org.kvcore.IndexTier;
+import org.kvcore.KvIndex;
+import org.kvcore.KvIndexOptions;
+import org.kvcore.KvcoreException;
+import org.kvcore.PodEntry;
+import org.kvcore.PodScore;
+import org.kvcore.Pool;
+import org.kvcore.PoolOptions;
+import org.kvcore.Status;
+
+/**
+ * The Java binding's tests of the cluster index: a kvcore pool's real KV events ingested and scored,
+ * lookups, llm-d's explicit add/evict, speculative entries, pod removal, counters, errors.
+ */
+public class IndexTest {
+  static void equal(Object expected, Object actual, String what) {
+    if (!expected.equals(actual)) {
+      throw new AssertionError(what + ": expected " + expected + ", got " + actual);
+    }
+  }
+
+  static void check(boolean condition, String what) {
+    if (!condition) {
+      throw new AssertionError(what);
+    }
+  }
+
+  static KvcoreException throwsStatus(Runnable action, Status expected) {
+    try {
+      action.run();
+    } catch (KvcoreException e) {
+      equal(expected, e.getStatus(), "status of " + e.getMessage());
+      return e;
+    }
+    throw new AssertionError("expected KvcoreException(" + expected + ")");
+  }
+
+  static int[] prompt(int n, int first) {
+    int[] t = new int[n];
+    for (int i = 0; i < n; i++) {
+      t[i] = first + 7 * i;
+    }
+    return t;
+  }
+
+  /** A vLLM-like engine: a kvcore pool hashing with sha256_cbor, publishing KV events. */
+  static byte[] engineEvents(int[] prompt) {
+    try (PoolOptions options = new PoolOptions()) {
+      options.setNumBlocks(64);
+      options.setBlockSize(16);
+      options.setHash(HashAlgo.SHA256_CBOR, "42");
+      options.setEvents(true, "GPU", 1024);
+      try (Pool pool = new Pool(options)) {
+        long seq = pool.createSequence(prompt);
+        pool.allocate(seq, prompt.length);
+        pool.freeSequence(seq);
+        return pool.drainEvents(EventEncoding.ARRAY);
+      }
+    }
+  }
+
+  static void eventsScoreAndLookup() {
+    int[] prompt = prompt(70, 1000);  // 4 full blocks of 16
+    try (KvIndex index = new KvIndex()) {
+      index.applyBatch("pod-a", "llama", engineEvents(prompt));
+      PodScore[] scores = index.scoreTokens("llama", prompt, Arrays.asList("pod-a", "pod-b"));
+      equal(4, scores[0].blocks(), "pod-a holds the prompt's 4 blocks");
+      equal(4.0, scores[0].score(), "gpu blocks weigh 1");
+      equal("pod-b", scores[1].pod(), "scores come in the candidates' order");
+      equal(0.0, scores[1].score(), "an unknown pod scores 0");
+      equal(4.0, index.score("llama", prompt, Arrays.asList("pod-a")).get("pod-a"), "score by pod");
+      long[] keys = index.requestKeys(prompt);
+      equal(4, keys.length, "request keys");
+      equal(4, index.scoreKeys("llama", keys, IndexKeyKind.REQUEST, Arrays.asList("pod-a"))[0].blocks(), "by keys");
+      int[] other = prompt.clone();
+      other[40] = 5;
+      equal(2, index.scoreTokens("llama", other, Arrays.asList("pod-a"))[0].blocks(), "shared prefix");
+      List<List<PodEntry>> found = index.lookup("llama", keys);
+      equal(4, found.size(), "every key found");
+      equal(new PodEntry("pod-a"), found.get(3).get(0), "holder");
+      equal(0, index.lookup("llama", keys, IndexKeyKind.REQUEST, Arrays.asList("pod-b")).size(), "filtered out");
+      Map<String, Long> counters = index.counters();
+      equal(1L, counters.get("batches_applied"), "batches applied");
+      equal(4L, counters.get("keys"), "keys");
+      check(index.clear("pod-a", "llama", 0), "clear a known pod");
+      equal(0L, index.counters().get("keys"), "cleared");
+      check(index.removePod("pod-a"), "remove a known pod");
+      check(!index.removePod("pod-a"), "removing it again finds nothing");
+    }
+  }
+
+  static void ingestThreads() {
+    int[] prompt = prompt(40, 3);
+    try (KvIndexOptions options = new KvIndexOptions()) {
+      options.setIngestThreads(2, 8);
+      options.setTierWeight(IndexTier.GPU, 2.0);
+      try (KvIndex index = new KvIndex(options)) {
+        byte[] events = engineEvents(prompt);
+        for (String pod : new String[] {"a", "b", "c"}) {
+          index.submitBatch(pod, "m", events);
+        }
+        index.flush();
+        for (PodScore s : index.scoreTokens("m", prompt, Arrays.asList("a", "b", "c"))) {
+          equal(4.0, s.score(), "two gpu blocks weigh 2 each, " + s.pod());
+        }
+      }
+    }
+  }
+
+  static void explicitAddAndEvict() {
+    try (KvIndex index = new KvIndex()) {
+      long[] engine = {55269488L, 55269489L};
+      long[] request = {10633516L, 0x8000000000000001L};  // unsigned keys travel in longs
+      index.add("m", engine, request, new PodEntry("pod1"), new PodEntry("pod2", IndexTier.CPU, 1, false));
+      List<List<PodEntry>> found = index.lookup("m", request);
+      equal(2, found.size(), "both keys");
+      check(found.get(1).contains(new PodEntry("pod2", IndexTier.CPU, 1, false)), "pod2 on the cpu, rank 1");
+      PodScore[] scores = index.scoreKeys("m", request, IndexKeyKind.REQUEST, Arrays.asList("pod1", "pod2"));
+      check(Math.abs(scores[1].score() - 1.6) < 1e-6, "cpu blocks weigh 0.8");
+      index.evict("m", engine[1], IndexKeyKind.ENGINE, new PodEntry("pod1"), new PodEntry("pod2"));
+      equal(1, index.scoreKeys("m", request, IndexKeyKind.REQUEST, Arrays.asList("pod1"))[0].blocks(), "pod1");
+      equal(2, index.scoreKeys("m", request, IndexKeyKind.REQUEST, Arrays.asList("pod2"))[0].blocks(), "pod2");
+      index.evict("m", request[0], IndexKeyKind.REQUEST, new PodEntry("pod2", IndexTier.CPU, 1, false));
+      equal(0, index.scoreKeys("m", request, IndexKeyKind.REQUEST, Arrays.asList("pod2"))[0].blocks(), "pod2 gone");
+      // 1:many: one engine block of two request blocks.
+      index.add("m2", new long[] {9}, request, new PodEntry("pod3"));
+      index.evict("m2", 9, IndexKeyKind.ENGINE, new PodEntry("pod3"));
+      equal(0, index.lookup("m2", request).size(), "both request keys went with the engine key");
+      // Speculative entries.
+      index.add("m3", null, request, PodEntry.speculative("pod4"));
+      check(index.lookup("m3", request).get(0).get(0).speculative(), "speculative holder");
+      index.evict("m3", request[0], IndexKeyKind.REQUEST, PodEntry.speculative("pod4"));
+      equal(0, index.lookup("m3", request).size(), "withdrawn");
+      equal(1L, index.counters().get("speculative"), "the second key's decision stays");
+      index.removeSpeculative("m3", request, "pod4");
+      equal(0L, index.counters().get("speculative"), "none left");
+    }
+  }
+
+  static void errors() {
+    try (KvIndex index = new KvIndex()) {
+      byte[] events = engineEvents(prompt(40, 3));
+      byte[] cut = Arrays.copyOf(events, events.length - 3);
+      throwsStatus(() -> index.applyBatch("p", "m", cut), Status.INVALID_ARGUMENT);
+      equal(1L, index.counters().get("batches_failed"), "counted");
+      throwsStatus(() -> index.submitBatch("p", "m", events), Status.INVALID_STATE);
+      throwsStatus(() -> index.add("m", new long[] {1, 2, 3}, new long[] {4, 5}, new PodEntry("p")),
+                   Status.INVALID_ARGUMENT);
+      throwsStatus(() -> index.add("m", null, new long[] {4}), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> index.add("m", null, new long[] {4}, new PodEntry("p", IndexTier.GPU, 4096, false)),
+                   Status.INVALID_ARGUMENT);
+      throwsStatus(() -> index.scoreTokens("m", new int[] {1}, Arrays.asList("bad\0name")), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> index.scoreKeys("m", new long[] {1}, null, Arrays.asList("p")), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> index.applyBatch("p", "m", null), Status.INVALID_ARGUMENT);
+    }
+    try (KvIndexOptions options = new KvIndexOptions()) {
+      throwsStatus(() -> options.setShards(3), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> options.setEngineKeysDirect(true), Status.INVALID_ARGUMENT);
+    }
+    KvIndex closed = new KvIndex();
+    closed.close();
+    throwsStatus(closed::flush, Status.INVALID_STATE);
+    equal("cpu", KvIndex.tierName(IndexTier.CPU), "tier name");
+  }
+
+  interface Test {
+    void run();
+  }
+
+  public static void main(String[] args) {
+    Map<String, Test> tests = new LinkedHashMap<>();
+    tests.put("eventsScoreAndLookup", IndexTest::eventsScoreAndLookup);
+    tests.put("ingestThreads", IndexTest::ingestThreads);
+    tests.put("explicitAddAndEvict", IndexTest::explicitAddAndEvict);
+    tests.put("errors", IndexTest::errors);
+    int failed = 0;
+    for (Map.Entry<String, Test> t : tests.entrySet()) {
+      try {
+        t.getValue().run();
+        System.out.println("ok   " + t.getKey());
+      } catch (Throwable e) {
+        failed++;
+        System.out.println("FAIL " + t.getKey() + ": " + e);
+        e.printStackTrace(System.out);
+      }
+    }
+    System.out.println("java_index_tests: " + (tests.size() - failed) + " passed, " + failed + " failed");
+    System.exit(failed == 0 ? 0 : 1);
+  }
+}
