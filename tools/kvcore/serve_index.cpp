@@ -194,7 +194,6 @@ private:
         if (!body.is_object()) bad_request("the body must be a JSON object");
         const std::string* model = optional_string(body, "model");
         if (model == nullptr || model->empty()) bad_request("model (a non-empty string) is required");
-        admit_model(*model);
 
         const auto tokens_it = body.find("token_ids"), hashes_it = body.find("block_hashes");
         const bool has_tokens = tokens_it != body.end(), has_hashes = hashes_it != body.end();
@@ -225,8 +224,10 @@ private:
                 if (!(*pods_it)[i].is_string()) bad_request("pods[" + std::to_string(i) + "] must be a string");
                 pods.push_back((*pods_it)[i].get<std::string>());
             }
-        } else if (!keys.empty()) {
-            pods = holders_of_first_block(*model, keys.front());
+        }
+        admit_model(*model);  // only once the request is known to be valid
+        if (pods_it == body.end() || pods_it->is_null()) {
+            if (!keys.empty()) pods = holders_of_first_block(*model, keys.front());
         }
 
         std::vector<const char*> names;
@@ -479,10 +480,13 @@ int run_serve_index(const ServeIndexOptions& o) {
     };
     http.Get(".*", other).Post(".*", other).Put(".*", other).Delete(".*", other).Patch(".*", other).Options(".*", other);
     // What cpp-httplib refuses on its own (a body past the limit: 413; a bad request line: 400) gets a JSON body too.
-    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        const std::string what = res.status == 413 ? "the body is larger than --max-body-bytes"
-                                                   : "the request was refused (HTTP " + std::to_string(res.status) + ")";
+        // cpp-httplib caps form-encoded bodies (curl -d's default type) at 8192 bytes whatever the limit.
+        const bool form = req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0;
+        const std::string what = res.status != 413 ? "the request was refused (HTTP " + std::to_string(res.status) + ")"
+                                 : form ? "a form-encoded body is limited to 8192 bytes: send Content-Type: application/json"
+                                        : "the body is larger than --max-body-bytes";
         send(res, error_reply(res.status, what));
         return httplib::Server::HandlerResponse::Handled;
     }));
