@@ -116,16 +116,16 @@ class Server:
             fail("GET /metrics: %d" % status)
         return parse_prometheus(text)
 
-    def stop(self):
+    def stop(self, sig=signal.SIGTERM):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 rc = self.proc.wait(timeout=DEADLINE_S)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                fail("serve-index did not stop within %d s of SIGTERM" % DEADLINE_S)
+                fail("serve-index did not stop within %d s of signal %d" % (DEADLINE_S, sig))
             if rc != 0:
-                fail("serve-index exited %d on SIGTERM; output:\n%s" % (rc, "".join(self.output)))
+                fail("serve-index exited %d on signal %d; output:\n%s" % (rc, sig, "".join(self.output)))
             until("the stop message", lambda: any("stopped" in l for l in self.output), 5)
 
 
@@ -469,7 +469,7 @@ def connect_mode_with_gap_and_restart(kvcore):
     m = server.metrics()
     if m.get("kvcore_index_subscriber_restarts_total") != 1 or m.get("kvcore_index_subscriber_restart_clears_total") != 1:
         fail("restart not counted: %r" % {k: v for k, v in m.items() if "restart" in k})
-    server.stop()
+    server.stop(signal.SIGINT)  # Ctrl-C stops it as cleanly as SIGTERM
     router.close()
     pub.close()
     ctx.term()
