@@ -244,15 +244,21 @@ def bind_mode_with_vllm_hashes(kvcore, data_dir):
     bs = 16
     if len(hashes) != len(tokens) // bs:
         fail("test data: %d hashes for %d tokens" % (len(hashes), len(tokens)))
+    ctx = zmq.Context()
+    # pod-g's engine keeps its batches for replay; a bound socket cannot tell who sent what, so the
+    # router is told its replay endpoint by pod.
+    replay_g = ReplayRouter(ctx, ("kv@pod-g@%s" % MODEL).encode())
     server = Server(kvcore, ["--zmq-bind", "tcp://127.0.0.1:0", "--hash", "sha256_cbor", "--seed", "42",
-                             "--block-size", str(bs), "--max-models", "16", "--max-body-bytes", "65536"])
+                             "--block-size", str(bs), "--max-models", "16", "--max-body-bytes", "65536",
+                             "--pod-replay", "pod-g=" + replay_g.endpoint])
     if not server.zmq_bind or server.zmq_bind.endswith(":0"):
         fail("no bound ZeroMQ endpoint in the startup lines")
+    if not any(("replay for pod pod-g=" + replay_g.endpoint) in l for l in server.output):
+        fail("the startup lines do not name pod-g's replay endpoint")
     if not any("topics kv@<pod>@<model>" in l for l in server.output):
         fail("the startup lines do not state the topic pattern")
-    ctx = zmq.Context()
     engines = {}
-    for pod in ("pod-a", "pod-b", "pod-c", "pod-e"):
+    for pod in ("pod-a", "pod-b", "pod-c", "pod-e", "pod-g"):
         s = ctx.socket(zmq.XPUB)
         s.setsockopt(zmq.LINGER, 0)
         s.connect(server.zmq_bind)  # bind mode: the engine connects, as vLLM does with a host in its endpoint
@@ -270,7 +276,13 @@ def bind_mode_with_vllm_hashes(kvcore, data_dir):
     send(engines["pod-e"], "pod-e", 0,
          batch([stored(hashes[:4], None, [], bs, "array", medium="CPU")], "array"))
 
-    want = {"pod-a": 25, "pod-b": 10, "pod-c": 5, "pod-e": 4, "pod-unknown": 0}
+    # pod-g: blocks 0..2, 3..5, 6..7 in seqs 0, 1, 2; seq 1 never arrives live, replay brings it.
+    g = [batch([chain(hashes, tokens, a, b, bs, "map")], "array") for a, b in ((0, 3), (3, 6), (6, 8))]
+    replay_g.kept = dict(enumerate(g))
+    send(engines["pod-g"], "pod-g", 0, g[0])
+    send(engines["pod-g"], "pod-g", 2, g[2])
+
+    want = {"pod-a": 25, "pod-b": 10, "pod-c": 5, "pod-e": 4, "pod-g": 8, "pod-unknown": 0}
     weights = {"pod-e": 0.8}
     pods = list(want)
     r = expect_scores(server, {"model": MODEL, "token_ids": tokens, "pods": pods}, want, weights)
@@ -289,11 +301,14 @@ def bind_mode_with_vllm_hashes(kvcore, data_dir):
     expect_scores(server, {"model": "another/model", "token_ids": tokens, "pods": pods}, {p: 0 for p in want})
 
     m = server.metrics()
-    for name, value in [("kvcore_index_subscriber_batches_applied_total", 5),
-                        ("kvcore_index_subscriber_messages_total", 5),
+    if replay_g.requests != [1]:
+        fail("pod-g's replay requests %r, want one from seq 1" % replay_g.requests)
+    for name, value in [("kvcore_index_subscriber_batches_applied_total", 8),
+                        ("kvcore_index_subscriber_messages_total", 7),
+                        ("kvcore_index_subscriber_replayed_batches_total", 2),
                         ("kvcore_index_subscriber_decode_failures_total", 0),
                         ("kvcore_index_subscriber_lost_batches_total", 0),
-                        ("kvcore_index_blocks_stored_total", 25 + 10 + 25 + 4),
+                        ("kvcore_index_blocks_stored_total", 25 + 10 + 25 + 4 + 8),
                         ("kvcore_index_blocks_removed_total", 1)]:
         if m.get(name) != value:
             fail("%s = %r, want %r" % (name, m.get(name), value))
@@ -309,6 +324,7 @@ def bind_mode_with_vllm_hashes(kvcore, data_dir):
         fail("a malformed payload was not counted as a decode failure")
 
     bad_requests(server)
+    replay_g.close()
     for s in engines.values():
         s.close()
     ctx.term()
