@@ -324,6 +324,7 @@ def bind_mode_with_vllm_hashes(kvcore, data_dir):
         fail("a malformed payload was not counted as a decode failure")
 
     bad_requests(server)
+    concurrent_scores(server, {"model": MODEL, "token_ids": tokens, "pods": pods}, want)
     replay_g.close()
     for s in engines.values():
         s.close()
@@ -400,6 +401,24 @@ def bad_requests(server):
         if m.get('kvcore_http_requests_total{code="%s"}' % code, 0) < 1:
             fail("HTTP %s not counted in /metrics" % code)
     server.score({"model": MODEL, "token_ids": [1] * 32, "pods": ["pod-a"]})
+
+
+def concurrent_scores(server, body, want_blocks, threads=8, each=25):
+    """Clients at once (more than the server's HTTP threads): every answer complete and the same."""
+    errors = []
+
+    def client():
+        for _ in range(each):
+            status, text = server.request("POST", "/score", body)
+            if status != 200 or json.loads(text)["blocks"] != want_blocks:
+                errors.append((status, text[:200]))
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(DEADLINE_S)
+    if any(w.is_alive() for w in workers) or errors:
+        fail("concurrent /score: %d errors, first %r" % (len(errors), errors[:1]))
 
 
 class ReplayRouter:
@@ -492,7 +511,12 @@ def connect_mode_with_gap_and_restart(kvcore):
 
 
 def usage_errors(kvcore):
-    for args, want in [(["--http", "127.0.0.1:0"], "give --zmq-bind or at least one --engine"),
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    busy = "127.0.0.1:%d" % taken.getsockname()[1]
+    for args, want in [(["--zmq-bind", "tcp://127.0.0.1:0", "--http", busy], "cannot listen"),(["--http", "127.0.0.1:0"], "give --zmq-bind or at least one --engine"),
                        (["--zmq-bind", "tcp://127.0.0.1:0", "--redis", "redis://127.0.0.1:6379"], "not built yet"),
                        (["--zmq-bind", "nonsense://x", "--http", "127.0.0.1:0"], "nonsense://x"),
                        (["--zmq-bind", "tcp://127.0.0.1:0", "--http", "nowhere"], "HOST:PORT"),
@@ -500,6 +524,7 @@ def usage_errors(kvcore):
         r = subprocess.run([kvcore, "serve-index"] + args, capture_output=True, text=True, timeout=DEADLINE_S)
         if r.returncode != 1 or want not in r.stderr:
             fail("serve-index %s: exit %d, stderr %r; want 1 and %r" % (" ".join(args), r.returncode, r.stderr, want))
+    taken.close()
 
 
 def main():
