@@ -2,7 +2,9 @@
 // End to end over loopback TCP: a kvcore engine's publisher -> the router's subscriber -> its handler,
 // with realistic batches drained from a pool (4 prompts of 16 blocks per scheduler step, sha256_cbor,
 // map events). Anchor in the same run: the same payloads through a bare cppzmq PUB -> SUB pair (3 frames,
-// no seq tracking, no replay buffer), which is the floor the transport adds to.
+// no seq tracking, no replay buffer), which is the floor the transport adds to. BM_EndToEndIndex goes on
+// to what a router does with them (IndexFeed): decode each batch and apply it to an Index, on the
+// subscriber's thread or on ingest threads; its blocks/s is the end-to-end ingest rate over ZeroMQ.
 #include <benchmark/benchmark.h>
 
 #include <atomic>
@@ -10,6 +12,9 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "index/index.h"
+#include "index/index_feed.h"
+#include "index/ingest_pool.h"
 #include "index/zmq_publisher.h"
 #include "index/zmq_subscriber.h"
 #include "index/zmq_wire.h"
@@ -26,12 +31,17 @@ const kvcore::testing::EventBatches& batches() {
     return b;
 }
 
-void spin_until(const std::atomic<uint64_t>& counter, uint64_t target) {
+template <class Count>
+void spin_until_count(Count&& count, uint64_t target) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (counter.load(std::memory_order_acquire) < target) {
+    while (count() < target) {
         if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("zmq bench: batches lost");
         std::this_thread::yield();
     }
+}
+
+void spin_until(const std::atomic<uint64_t>& counter, uint64_t target) {
+    spin_until_count([&] { return counter.load(std::memory_order_acquire); }, target);
 }
 
 void report(benchmark::State& state) {
@@ -123,8 +133,56 @@ void BM_AnchorBareZmq(benchmark::State& state) {
     report(state);
 }
 
+// Arguments: ingest threads (0: apply on the subscriber's thread), direct keys (1: sha256_cbor engine
+// keys used as they are, as a router configured with the engines' seed; 0: keys recomputed from each
+// event's tokens with xxh3, as a router that does not know it).
+void BM_EndToEndIndex(benchmark::State& state) {
+    const auto& b = batches();
+    const auto threads = static_cast<uint32_t>(state.range(0));
+    IndexConfig config;
+    config.block_size = 16;
+    config.engine_keys_direct = state.range(1) != 0;
+    config.hash_algo = config.engine_keys_direct ? kvcore::pool::HashAlgo::kSha256Cbor : kvcore::pool::HashAlgo::kXxh3;
+    Index index(config);
+    std::unique_ptr<IngestPool> ingest;
+    if (threads != 0) ingest = std::make_unique<IngestPool>(index, threads, 1024);
+    ZmqPublisher publisher({.endpoint = "tcp://127.0.0.1:0", .replay_endpoint = "tcp://127.0.0.1:0",
+                            .topic = make_topic("bench-pod", "bench/model")});
+    IndexFeed feed(index, ingest.get(), {.engines = {{publisher.endpoint(), publisher.replay_endpoint()}}});
+    feed.start();
+    const auto applied = [&] {
+        if (ingest) return ingest->applied() + ingest->failed();
+        return feed.counters().applied + feed.counters().apply_failures;
+    };
+    uint64_t sent = 0;
+    while (feed.subscriber_counters().delivered == 0 && sent < 10000) {  // until subscribed; replay brings the rest
+        publisher.publish(b.payloads[sent++ % b.payloads.size()]);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    spin_until_count(applied, sent);
+    for (auto _ : state) {
+        for (const auto& p : b.payloads) publisher.publish(p);
+        sent += b.payloads.size();
+        spin_until_count(applied, sent);
+    }
+    feed.stop();
+    const FeedCounters c = feed.counters();
+    if (feed.subscriber_counters().lost_batches != 0) state.SkipWithError("batches lost");
+    if (c.decode_failures + c.apply_failures != 0 || (ingest && ingest->failed() != 0))
+        state.SkipWithError("batches refused");
+    report(state);
+    state.counters["index_keys"] = static_cast<double>(index.counters().keys);
+}
+
 }  // namespace
 
+BENCHMARK(BM_EndToEndIndex)
+    ->ArgNames({"ingest_threads", "direct"})
+    ->Args({0, 1})
+    ->Args({0, 0})
+    ->Args({2, 1})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AnchorBareZmq)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_KvcoreTransport)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

@@ -7,8 +7,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config            # toolchain
   libgtest-dev libgmock-dev libbenchmark-dev valgrind     # tests and benchmarks
-  python3-msgpack                                         # KV event batches written apart from kvcore (tests/index)
-  libcli11-dev nlohmann-json3-dev                         # the kvcore CLI
+  python3-msgpack python3-zmq                             # KV event batches and engines apart from kvcore (tests/index)
+  libcli11-dev nlohmann-json3-dev libcpp-httplib-dev      # the kvcore CLI (serve-index's HTTP)
   libssl-dev libxxhash-dev libmimalloc-dev                # hashing, allocator
   libmsgpack-cxx-dev libzmq3-dev cppzmq-dev               # KV events, ZeroMQ
   libhiredis-dev redis-server                             # Redis/Valkey index backend

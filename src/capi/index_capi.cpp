@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "capi/guard.h"
+#include "capi/index_handles.h"
 #include "capi/pool_handles.h"
 #include "index/event_decoder.h"
 #include "index/index.h"
@@ -510,3 +511,5 @@ const char* kvc_index_tier_name(kvc_index_tier tier) {
 }
 
 }  // extern "C"
+
+kvcore::capi::IndexParts kvcore::capi::index_parts(kvc_index& x) noexcept { return {*x.impl, x.ingest.get(), x.refused}; }

@@ -33,7 +33,7 @@ for code in "0 ok" "1 usage error" "2 bad input or data"; do
 done
 
 # Every option that takes a value shows its default ("=VALUE"), says it has none, or is REQUIRED.
-for sub in demo hash simulate; do
+for sub in demo hash serve-index simulate; do
   "$kvcore" "$sub" --help > "$work/help"
   options=$(grep -Ec '^ +(-[a-z],)?--[a-z-]+ [A-Z]+' "$work/help") || true
   [ "$options" -ge 4 ] || fail "$sub --help: only $options options with values found"
@@ -52,4 +52,9 @@ expect_usage "--blocks 10 is too few" demo --blocks 10
 expect_usage "--trace is required" simulate
 expect_usage "--block-size" simulate --trace - --block-size 0
 expect_usage "--algo" hash --algo md5
+expect_usage "give --zmq-bind or at least one --engine" serve-index
+expect_usage "--hash" serve-index --zmq-bind tcp://127.0.0.1:0 --hash md5
+expect_usage "--engine-keys" serve-index --zmq-bind tcp://127.0.0.1:0 --engine-keys sometimes
+expect_usage "HOST:PORT" serve-index --zmq-bind tcp://127.0.0.1:0 --http localhost
+expect_usage "POD=ENDPOINT" serve-index --zmq-bind tcp://127.0.0.1:0 --pod-replay tcp://x
 echo "kvcore usage: --version, exit codes, defaults and usage errors as documented"

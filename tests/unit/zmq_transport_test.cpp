@@ -15,9 +15,13 @@
 #include <zmq_addon.hpp>
 
 #include "common/error.h"
+#include "index/index.h"
+#include "index/index_feed.h"
+#include "index/ingest_pool.h"
 #include "index/zmq_publisher.h"
 #include "index/zmq_subscriber.h"
 #include "index/zmq_wire.h"
+#include "pool/pool.h"
 #include "pool_event_batches.h"
 
 using namespace kvcore::index;
@@ -478,4 +482,141 @@ TEST(ZmqSubscriber, BadEndpointsAreRefusedAtStart) {
     EXPECT_THROW(bad.start(), kvcore::Error);
     EXPECT_FALSE(bad.running());
     EXPECT_THROW(ZmqPublisher({.endpoint = "nonsense://x"}), kvcore::Error);
+}
+
+namespace {
+
+// A kvcore engine: a pool with KV events on, hashing as vLLM does (sha256_cbor, seed 42, 16 tokens).
+struct Engine {
+    kvcore::pool::Pool pool;
+    Engine() : pool([] {
+        kvcore::pool::PoolConfig c;
+        c.num_blocks = 256;
+        c.block_size = 16;
+        c.events = true;
+        c.hash_algo = kvcore::pool::HashAlgo::kSha256Cbor;
+        c.hash_seed = "42";
+        return c;
+    }()) {}
+    // Runs a prompt (its blocks stay cached after the sequence ends) and returns the events it caused.
+    std::vector<uint8_t> run(const std::vector<int32_t>& prompt) {
+        const auto id = pool.create_sequence(prompt, {});
+        pool.allocate(id, prompt.size());
+        pool.free_sequence(id);
+        std::vector<uint8_t> payload = pool.encode_events(kvcore::pool::EventEncoding::kMap);
+        pool.clear_events();
+        return payload;
+    }
+};
+
+IndexConfig vllm_router_config() {
+    IndexConfig c;
+    c.hash_algo = kvcore::pool::HashAlgo::kSha256Cbor;
+    c.hash_seed = "42";
+    c.block_size = 16;
+    c.engine_keys_direct = true;
+    c.shards = 8;
+    return c;
+}
+
+std::vector<int32_t> prompt_of(size_t blocks, int32_t first) {
+    std::vector<int32_t> p(blocks * 16);
+    for (size_t i = 0; i < p.size(); ++i) p[i] = first + static_cast<int32_t>(i);
+    return p;
+}
+
+// The run of cached blocks each named pod has for the prompt (0 for a pod the index does not know).
+std::vector<uint32_t> cached_blocks(const Index& index, const std::string& model, const std::vector<int32_t>& prompt,
+                                    const std::vector<std::string>& pods) {
+    std::vector<uint32_t> out;
+    const ModelId m = const_cast<Index&>(index).intern_model(model);
+    for (const std::string& pod : pods) {
+        const PodId p = index.find_pod(pod);
+        if (p == Index::kNoPod) {
+            out.push_back(0);
+            continue;
+        }
+        PodScore score[1];
+        const PodId candidate[1] = {p};
+        index.score_tokens(m, prompt, {}, candidate, score);
+        out.push_back(score[0].blocks);
+    }
+    return out;
+}
+
+}  // namespace
+
+// A kvcore engine and a kvcore router talk end to end: pool events -> ZmqPublisher -> IndexFeed (the
+// router's subscriber) -> Index, scored by the prompt's tokens. Two engines; one router applying on
+// ingest threads, the other on the subscriber's thread.
+TEST(ZmqTransport, PoolEventsReachTheIndexAndScore) {
+    for (const uint32_t threads : {0u, 2u}) {
+        SCOPED_TRACE(threads);
+        Index index(vllm_router_config());
+        std::unique_ptr<IngestPool> ingest;
+        if (threads != 0) ingest = std::make_unique<IngestPool>(index, threads, 64);
+        Engine a, b;
+        ZmqPublisher pub_a(loopback_publisher("engine-a")), pub_b(loopback_publisher("engine-b"));
+        std::atomic<uint64_t> refused{0};
+        IndexFeed feed(index, ingest.get(),
+                       fast_reconnect({.engines = {{pub_a.endpoint(), pub_a.replay_endpoint()},
+                                                   {pub_b.endpoint(), pub_b.replay_endpoint()}}}),
+                       &refused);
+        feed.start();
+        const std::vector<int32_t> shared = prompt_of(8, 100), longer = prompt_of(12, 100);
+        // Empty batches until both subscriptions are in place (the index then knows both pods): a batch
+        // missed before that would be noticed, and replayed, only when a later one arrives.
+        uint64_t warmup = 0;
+        ASSERT_TRUE(eventually([&] {
+            warmup += 2;
+            pub_a.publish(a.pool.encode_events(kvcore::pool::EventEncoding::kArray));
+            pub_b.publish(b.pool.encode_events(kvcore::pool::EventEncoding::kMap));
+            std::this_thread::sleep_for(5ms);
+            return index.find_pod("engine-a") != Index::kNoPod && index.find_pod("engine-b") != Index::kNoPod;
+        }));
+        pub_a.publish(a.run(longer));
+        pub_b.publish(b.run(std::vector<int32_t>(shared.begin(), shared.begin() + 5 * 16)));
+        const std::vector<std::string> pods = {"engine-a", "engine-b", "engine-c"};
+        const auto want = std::vector<uint32_t>{12, 5, 0};
+        ASSERT_TRUE(eventually([&] {
+            if (ingest) ingest->flush();
+            return cached_blocks(index, "meta/llama-3", longer, pods) == want;
+        })) << "engine-a " << cached_blocks(index, "meta/llama-3", longer, pods)[0];
+        EXPECT_EQ(cached_blocks(index, "meta/llama-3", shared, pods), (std::vector<uint32_t>{8, 5, 0}));
+        EXPECT_EQ(cached_blocks(index, "other/model", longer, pods), (std::vector<uint32_t>{0, 0, 0}));
+        ASSERT_TRUE(eventually([&] { return feed.counters().applied == warmup + 2; })) << feed.counters().applied;
+        const FeedCounters c = feed.counters();
+        EXPECT_EQ(c.decode_failures + c.apply_failures + refused.load(), 0u);
+        EXPECT_EQ(index.counters().blocks_stored, 12u + 5u);
+        feed.stop();
+    }
+}
+
+// An engine restart (seq back to 0) clears what it held before; a payload that is not an EventBatch
+// is counted and applied nothing, also into the caller's refused count.
+TEST(ZmqTransport, IndexFeedClearsARestartedEngineAndCountsBadPayloads) {
+    Index index(vllm_router_config());
+    RawPub engine;
+    std::atomic<uint64_t> refused{0};
+    IndexFeed feed(index, nullptr, {.engines = {{engine.endpoint, ""}}}, &refused);
+    feed.start();
+    ASSERT_TRUE(engine.wait_subscribed());
+    Engine before;
+    const std::vector<int32_t> old_prompt = prompt_of(6, 7), new_prompt = prompt_of(3, 5000);
+    const std::string topic = make_topic("pod-r", "m");
+    engine.send(topic, 0, before.run(old_prompt));
+    engine.send(topic, 1, bytes("\x93\x01"));  // a truncated array
+    ASSERT_TRUE(eventually([&] { return feed.counters().decode_failures == 1; }));
+    EXPECT_EQ(cached_blocks(index, "m", old_prompt, {"pod-r"}), std::vector<uint32_t>{6});
+    EXPECT_EQ(refused.load(), 1u);
+
+    Engine after;  // the new process: an empty cache, seq from 0
+    engine.send(topic, 0, after.run(new_prompt));
+    ASSERT_TRUE(eventually([&] { return feed.counters().restart_clears == 1; }));
+    EXPECT_EQ(cached_blocks(index, "m", old_prompt, {"pod-r"}), std::vector<uint32_t>{0});
+    EXPECT_EQ(cached_blocks(index, "m", new_prompt, {"pod-r"}), std::vector<uint32_t>{3});
+    EXPECT_EQ(feed.subscriber_counters().restarts, 1u);
+    EXPECT_EQ(feed.counters().applied, 2u);
+    EXPECT_EQ(index.counters().clears, 1u);
+    index.check_invariants();
 }

@@ -61,4 +61,24 @@ struct SimulateOptions {
 std::vector<std::string> simulate_policies();
 int run_simulate(const SimulateOptions& options);
 
+struct ServeIndexOptions {
+    std::string zmq_bind;                  // bind mode: engines connect here
+    std::vector<std::string> engines;      // connect mode: ENDPOINT[,replay=ENDPOINT]
+    std::vector<std::string> pod_replays;  // bind mode: POD=ENDPOINT
+    std::string http = "127.0.0.1:8080";
+    std::string algo = "sha256_cbor";
+    std::string seed = "42";
+    uint32_t block_size = 16;
+    std::string engine_keys = "auto";  // auto: direct with sha256_cbor, mapped with xxh3
+    std::string redis;
+    uint32_t ingest_threads = 0;
+    uint64_t byte_budget = 0;
+    size_t max_body_bytes = 4u << 20;
+    uint32_t max_pods = 4096;    // per /score request
+    uint32_t max_models = 1024;  // distinct models /score may name
+    uint32_t http_threads = 4;
+};
+std::vector<std::string> serve_index_engine_keys();
+int run_serve_index(const ServeIndexOptions& options);
+
 }  // namespace kvcore::cli

@@ -123,6 +123,50 @@ int main(int argc, char** argv) {
     sim_cmd->add_flag("--json", sim.json, "Print the summary as JSON (the pool's snapshot and the run's figures)");
     sim_cmd->callback([&] { exit_code = run_simulate(sim); });
 
+    ServeIndexOptions serve;
+    auto* serve_cmd = app.add_subcommand(
+        "serve-index", "The router's cluster KV-block index: engines' KV events in over ZeroMQ, pod scores by cached "
+                       "prefix out over HTTP (POST /score, GET /metrics, GET /healthz); stops on SIGINT/SIGTERM");
+    serve_cmd->footer(
+        "POST /score takes {\"model\": M, \"token_ids\": [..] or \"block_hashes\": [..], \"pods\": [..], "
+        "\"lora_name\": L, \"cache_salt\": S}\nand answers {\"model\", \"prompt_blocks\", \"scores\": {pod: score}, "
+        "\"blocks\": {pod: cached blocks}};\nwithout pods, the pods holding the prompt's first block. Errors: 4xx with "
+        "{\"error\": \"...\"}.\n\n" + std::string(kExitCodes));
+    serve_cmd->add_option("--zmq-bind", serve.zmq_bind,
+                          "Bind mode: a ZeroMQ endpoint engines connect their PUB to, e.g. tcp://0.0.0.0:5557 "
+                          "(port 0: a free one, printed on start); default: none");
+    serve_cmd->add_option("--engine", serve.engines,
+                          "Connect mode, repeatable: an engine's PUB endpoint, optionally with its replay ROUTER: "
+                          "tcp://HOST:PORT[,replay=tcp://HOST:PORT]; default: none");
+    serve_cmd->add_option("--pod-replay", serve.pod_replays,
+                          "Bind mode, repeatable: POD=ENDPOINT, the replay ROUTER of the engine publishing as POD; "
+                          "default: none");
+    serve_cmd->add_option("--http", serve.http, "HOST:PORT the HTTP API listens on (port 0: a free one, printed on start)");
+    serve_cmd->add_option("--hash", serve.algo, "The engines' block hash: sha256_cbor (vLLM) or xxh3")
+        ->check(CLI::IsMember({"sha256_cbor", "xxh3"}));
+    serve_cmd->add_option("--seed", serve.seed, "Hash seed (vLLM's PYTHONHASHSEED)");
+    serve_cmd->add_option("--block-size", serve.block_size, "Tokens per block of the index's keys")
+        ->check(CLI::Range(1, 1 << 20));
+    serve_cmd->add_option("--engine-keys", serve.engine_keys,
+                          "direct: the engines' block hashes are the index's keys (needs sha256_cbor with the "
+                          "engines' seed); mapped: keys recomputed from each event's tokens; auto: direct with "
+                          "sha256_cbor, else mapped")
+        ->check(CLI::IsMember(serve_index_engine_keys()));
+    serve_cmd->add_option("--redis", serve.redis, "Share the index through Redis/Valkey at this URL (not built yet); "
+                                                  "default: none");
+    serve_cmd->add_option("--ingest-threads", serve.ingest_threads,
+                          "Threads applying batches, pods sharded over them (0: on the subscriber's thread)")
+        ->check(CLI::Range(0, 256));
+    serve_cmd->add_option("--byte-budget", serve.byte_budget, "Bytes the index's entries may take, LRU past it (0: unbounded)");
+    serve_cmd->add_option("--max-body-bytes", serve.max_body_bytes, "Largest request body (413 past it)")
+        ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
+    serve_cmd->add_option("--max-pods", serve.max_pods, "Most pods one /score request may name")->check(CLI::Range(1, 65535));
+    serve_cmd->add_option("--max-models", serve.max_models,
+                          "Most distinct model names /score requests may name (each costs the index an id)")
+        ->check(CLI::Range(1, 32768));
+    serve_cmd->add_option("--http-threads", serve.http_threads, "Threads answering HTTP requests")->check(CLI::Range(1, 256));
+    serve_cmd->callback([&] { exit_code = run_serve_index(serve); });
+
     // CLI11 alone would answer an unknown command with "The following arguments were not expected".
     if (argc > 1 && argv[1][0] != '-') {
         const std::string word = argv[1];
@@ -131,7 +175,7 @@ int main(int argc, char** argv) {
             known = known || sub->check_name(word);
         }
         if (!known) {
-            std::fprintf(stderr, "kvcore: unknown command \"%s\" (commands: version, demo, hash, simulate; see "
+            std::fprintf(stderr, "kvcore: unknown command \"%s\" (commands: version, demo, hash, simulate, serve-index; see "
                                  "kvcore --help)\n", word.c_str());
             return kExitUsage;
         }
