@@ -1832,3 +1832,116 @@ typedef struct {} KvIndex;
     kvc_bind_check(kvc_index_counters($self, out_counters, capacity, NULL));
   }
 }
+
+/* ---- index subscriber -------------------------------------------------------------------------- */
+
+/* kvcore/index_subscriber.h: its functions (already ignored by the ^kvc_index_ rule) through the classes
+   below; counters by name, so the enum stays out. A subscriber keeps its index alive at the C level, so
+   the garbage collectors may finalize the two in any order. */
+%ignore kvc_index_subscriber_options;
+%ignore kvc_index_subscriber;
+%ignore kvc_index_subscriber_counter;
+%include "kvcore/index_subscriber.h"
+%{
+typedef struct kvc_index_subscriber_options KvIndexSubscriberOptions;
+typedef struct kvc_index_subscriber KvIndexSubscriber;
+%}
+KVC_BIND_HANDLE(KvIndexSubscriberOptions)
+KVC_BIND_HANDLE(KvIndexSubscriber)
+KVC_CLOSEABLE(KvIndexSubscriberOptions)
+#if defined(SWIGJAVA)
+%typemap(javainterfaces) KvIndexSubscriber "AutoCloseable"
+%typemap(javacode) KvIndexSubscriber %{
+  /** Stops the subscriber and frees it; using it afterwards throws KvcoreException(INVALID_STATE). */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /** The subscriber's counters by name ("messages", "gaps", "batches_applied", ...), in the C API's order. */
+  public java.util.Map<String, Long> counters() {
+    long[] values = new long[(int) counterCount()];
+    countersInto(values, values.length);
+    java.util.Map<String, Long> byName = new java.util.LinkedHashMap<>();
+    for (int i = 0; i < values.length; ++i) byName.put(counterName(i), values[i]);
+    return byName;
+  }
+%}
+#endif
+KVC_INTERNAL(KvIndexSubscriber::counters_into)
+KVC_INTERNAL(KvIndexSubscriber::counter_count)
+KVC_INTERNAL(KvIndexSubscriber::counter_name)
+#if defined(SWIGCSHARP)
+/* Its convenience members are written in bindings/csharp/src/KvIndexSubscriber.cs. */
+%typemap(csclassmodifiers) KvIndexSubscriber "public partial class"
+#endif
+
+/* Where the subscriber listens: a bind endpoint (engines connect to it) and/or engines to connect to. */
+typedef struct {} KvIndexSubscriberOptions;
+%extend KvIndexSubscriberOptions {
+  KvIndexSubscriberOptions() {
+    kvc_index_subscriber_options* options = NULL;
+    kvc_bind_check(kvc_index_subscriber_options_create(&options));
+    return options;
+  }
+  ~KvIndexSubscriberOptions() { kvc_index_subscriber_options_destroy($self); }
+  void set_bind(const char* endpoint) { kvc_bind_check(kvc_index_subscriber_options_set_bind($self, endpoint)); }
+  /* replay_endpoint may be NULL (null / "") for none. */
+  void add_engine(const char* endpoint, const char* replay_endpoint) {
+    kvc_bind_check(kvc_index_subscriber_options_add_engine($self, endpoint, replay_endpoint));
+  }
+  void set_pod_replay(const char* pod, const char* replay_endpoint) {
+    kvc_bind_check(kvc_index_subscriber_options_set_pod_replay($self, pod, replay_endpoint));
+  }
+  void set_replay_timeout_ms(uint32_t timeout_ms) {
+    kvc_bind_check(kvc_index_subscriber_options_set_replay_timeout_ms($self, timeout_ms));
+  }
+}
+
+/* Feeds a KvIndex from engines' KV events over ZeroMQ on its own thread (see kvcore/index_subscriber.h). */
+typedef struct {} KvIndexSubscriber;
+%extend KvIndexSubscriber {
+  KvIndexSubscriber(KvIndex* index, const KvIndexSubscriberOptions* options) {
+    kvc_index_subscriber* subscriber = NULL;
+    if (index == NULL) {
+      kvc_bind_pending = KVC_ERR_INVALID_STATE; /* a closed index */
+      return NULL;
+    }
+    kvc_bind_check(kvc_index_subscriber_create(index, options, &subscriber));
+    return subscriber;
+  }
+  ~KvIndexSubscriber() { kvc_index_subscriber_destroy($self); }
+  void start() { kvc_bind_check(kvc_index_subscriber_start($self)); }
+  void stop() { kvc_bind_check(kvc_index_subscriber_stop($self)); }
+  /* The bind endpoint as bound (port 0 resolved); "" before start or without bind mode. */
+  %newobject bound_endpoint;
+  char* bound_endpoint() {
+    size_t length = 0;
+    char* text;
+    kvc_status status = kvc_index_subscriber_bound_endpoint($self, NULL, 0, &length);
+    if (status != KVC_OK) {
+      kvc_bind_check(status);
+      return NULL;
+    }
+    text = (char*)malloc(length + 1);
+    if (text == NULL) {
+      kvc_bind_pending = KVC_ERR_NO_MEMORY;
+      return NULL;
+    }
+    /* Bound once at start: the length cannot grow between the two calls. */
+    status = kvc_index_subscriber_bound_endpoint($self, text, length + 1, NULL);
+    if (status != KVC_OK) {
+      free(text);
+      kvc_bind_check(status);
+      return NULL;
+    }
+    return text;
+  }
+  static size_t counter_count() { return KVC_INDEX_SUBSCRIBER_COUNTER_COUNT; }
+  static const char* counter_name(uint32_t counter) {
+    return kvc_index_subscriber_counter_name((kvc_index_subscriber_counter)counter);
+  }
+  void counters_into(uint64_t* out_counters, size_t capacity) {
+    kvc_bind_check(kvc_index_subscriber_counters($self, out_counters, capacity, NULL));
+  }
+}

@@ -136,7 +136,8 @@ KVC_API kvc_status kvc_index_options_set_ingest_threads(kvc_index_options* optio
 
 /* options may be NULL for the defaults; they are copied. */
 KVC_API kvc_status kvc_index_create(const kvc_index_options* options, kvc_index** out);
-/* Accepts NULL. Applies the batches still queued, joins the ingest threads, frees everything. */
+/* Accepts NULL. Applies the batches still queued, joins the ingest threads, frees everything; with
+ * subscribers still feeding it (kvcore/index_subscriber.h), that happens when the last one is destroyed. */
 KVC_API void kvc_index_destroy(kvc_index* index);
 
 /* Decodes one vLLM EventBatch (msgpack, n bytes; every encoding vLLM uses) published by pod for model,

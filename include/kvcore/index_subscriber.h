@@ -27,8 +27,10 @@
  * Thread-safety:
  * - kvc_index_subscriber_options: not thread-safe; build on one thread, then only read it.
  * - kvc_index_subscriber: _start, _stop and _destroy from one thread at a time (the owner); _counters
- *   and _bound_endpoint from any thread, also while it runs. The index must outlive the subscriber:
- *   destroy the subscriber first. Calls on the index itself (scoring, lookups) run alongside it.
+ *   and _bound_endpoint from any thread, also while it runs. A subscriber keeps its index alive:
+ *   kvc_index_destroy while subscribers of it live frees the index when the last of them is destroyed
+ *   (so garbage-collected bindings may finalize them in any order). Calls on the index itself
+ *   (scoring, lookups) run alongside the subscriber.
  */
 #ifndef KVCORE_INDEX_SUBSCRIBER_H
 #define KVCORE_INDEX_SUBSCRIBER_H
@@ -87,7 +89,7 @@ KVC_API kvc_status kvc_index_subscriber_options_set_replay_timeout_ms(kvc_index_
 
 /* ---- the subscriber ---------------------------------------------------------------------------- */
 
-/* A subscriber feeding index (not owned; it must outlive the subscriber); options are copied. Opens
+/* A subscriber feeding index (kept alive until the subscriber is destroyed); options are copied. Opens
  * nothing until kvc_index_subscriber_start. KVC_ERR_INVALID_ARGUMENT without any endpoint;
  * KVC_ERR_UNSUPPORTED in a build without ZeroMQ. */
 KVC_API kvc_status kvc_index_subscriber_create(kvc_index* index, const kvc_index_subscriber_options* options,

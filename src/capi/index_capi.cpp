@@ -59,6 +59,7 @@ struct kvc_index {
     std::unique_ptr<idx::Index> impl;
     std::unique_ptr<idx::IngestPool> ingest;  // declared last: drained and joined before impl goes
     std::atomic<uint64_t> refused{0};         // batches that failed on the calling thread
+    std::atomic<uint32_t> references{1};      // the caller's handle and each subscriber's (index_handles.h)
 };
 struct kvc_index_lookup_result {
     size_t keys_found = 0;
@@ -220,7 +221,7 @@ kvc_status kvc_index_create(const kvc_index_options* options, kvc_index** out) {
         return x.release();
     });
 }
-void kvc_index_destroy(kvc_index* index) { delete index; }
+void kvc_index_destroy(kvc_index* index) { kvcore::capi::index_release(index); }
 
 kvc_status kvc_index_apply_batch(kvc_index* x, const char* pod, const char* model, const uint8_t* payload, size_t n) {
     KVC_REQUIRE_HANDLE(x, "index");
@@ -513,3 +514,7 @@ const char* kvc_index_tier_name(kvc_index_tier tier) {
 }  // extern "C"
 
 kvcore::capi::IndexParts kvcore::capi::index_parts(kvc_index& x) noexcept { return {*x.impl, x.ingest.get(), x.refused}; }
+void kvcore::capi::index_retain(kvc_index& x) noexcept { x.references.fetch_add(1, std::memory_order_relaxed); }
+void kvcore::capi::index_release(kvc_index* x) noexcept {
+    if (x != nullptr && x->references.fetch_sub(1, std::memory_order_acq_rel) == 1) delete x;
+}

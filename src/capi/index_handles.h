@@ -22,4 +22,9 @@ struct IndexParts {
 };
 IndexParts index_parts(kvc_index& x) noexcept;
 
+// A kvc_index is freed when its caller has destroyed it and every subscriber feeding it is gone: the
+// bindings' garbage collectors may finalize an index before the subscriber that feeds it.
+void index_retain(kvc_index& x) noexcept;
+void index_release(kvc_index* x) noexcept;
+
 }  // namespace kvcore::capi

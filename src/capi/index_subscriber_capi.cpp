@@ -58,7 +58,12 @@ struct kvc_index_subscriber_options {
 
 #if KVCORE_WITH_ZMQ
 struct kvc_index_subscriber {
+    kvc_index* index = nullptr;  // retained: released after the feed has stopped
     std::unique_ptr<kvcore::index::IndexFeed> feed;
+    ~kvc_index_subscriber() {
+        feed.reset();
+        kvcore::capi::index_release(index);
+    }
 };
 #else
 struct kvc_index_subscriber {};
@@ -120,6 +125,8 @@ kvc_status kvc_index_subscriber_create(kvc_index* index, const kvc_index_subscri
         const kvcore::capi::IndexParts parts = kvcore::capi::index_parts(*index);
         auto s = std::make_unique<kvc_index_subscriber>();
         s->feed = std::make_unique<kvcore::index::IndexFeed>(parts.index, parts.ingest, std::move(so), &parts.refused);
+        kvcore::capi::index_retain(*index);
+        s->index = index;
         return s.release();
     });
 #else
