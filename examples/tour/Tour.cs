@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// kvcore from C#: a recorder, a pool that reuses a cached prefix, a chat session kept between turns, a TTL
-// cache that loads once, one Prometheus scrape of all four.
+// kvcore from C#: a recorder, a pool that reuses a cached prefix, a router's index scoring pods by the pool's
+// KV events, a chat session kept between turns, a TTL cache that loads once, one Prometheus scrape.
 using System;
 using System.Linq;
 using System.Text;
@@ -9,7 +9,7 @@ using Kvcore;
 class Tour {
   static void Main() {
     using (var options = new RecorderOptions())
-    using (var pool = new Pool()) {                      // default options: 1024 blocks of 16 tokens
+    using (var pool = new Pool(EngineOptions())) {       // 1024 blocks of 16 tokens, KV events on
       options.SetComponent("prefix_cache");
       using (var recorder = new Recorder(options)) {
         recorder.RecordAccess(true);
@@ -23,6 +23,12 @@ class Tour {
         pool.Append(second, 42);                         // decode: a slot for the new token
         int[] table = pool.BlockTable(second);
         Console.WriteLine("reused {0} of 40 prompt tokens; block table [{1}]", cached, string.Join(", ", table));
+
+        using (var index = new KvIndex()) {              // a router's index; keys from the events' tokens
+          index.ApplyBatch("pod-a", "llama", pool.DrainEvents(EventEncoding.MAP));  // over ZeroMQ: KvIndexSubscriber
+          var scores = index.Score("llama", prompt, new[] { "pod-a", "pod-b" });
+          Console.WriteLine("router: pod-a scores {0}, pod-b {1}", scores["pod-a"], scores["pod-b"]);
+        }
 
         using (var store = new Store())                  // SmallMind's defaults (LruKvCacheStore also works)
         using (var cache = new TtlCache(MetricsOptions())) {
@@ -58,6 +64,12 @@ class Tour {
       }
     }
   }   // failures throw KvcoreException { Status, Message }
+
+  static PoolOptions EngineOptions() {
+    var options = new PoolOptions();
+    options.SetEvents(true, "GPU", 1024);               // publish KV events, as vLLM does
+    return options;
+  }
 
   static TtlOptions MetricsOptions() {
     var options = new TtlOptions();

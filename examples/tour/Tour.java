@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// kvcore from Java: a recorder, a pool that reuses a cached prefix, a chat session kept between turns, a TTL
-// cache that loads once, one Prometheus scrape of all four.
+// kvcore from Java: a recorder, a pool that reuses a cached prefix, a router's index scoring pods by the
+// pool's KV events, a chat session kept between turns, a TTL cache that loads once, one Prometheus scrape.
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 import java.util.stream.IntStream;
 import org.kvcore.DType;
+import org.kvcore.EventEncoding;
 import org.kvcore.Exposition;
+import org.kvcore.KvIndex;
 import org.kvcore.Pool;
+import org.kvcore.PoolOptions;
 import org.kvcore.Recorder;
 import org.kvcore.RecorderOptions;
 import org.kvcore.Session;
@@ -19,7 +24,8 @@ import org.kvcore.TtlOptions;
 public class Tour {
   public static void main(String[] args) {
     try (RecorderOptions options = new RecorderOptions();
-         Pool pool = new Pool()) {                       // default options: 1024 blocks of 16 tokens
+         PoolOptions poolOptions = engineOptions();
+         Pool pool = new Pool(poolOptions)) {            // 1024 blocks of 16 tokens, KV events on
       options.setComponent("prefix_cache");
       try (Recorder recorder = new Recorder(options)) {
         recorder.recordAccess(true);
@@ -33,6 +39,12 @@ public class Tour {
         pool.append(second, 42);                         // decode: a slot for the new token
         int[] table = pool.blockTable(second);
         System.out.printf("reused %d of 40 prompt tokens; block table %s%n", cached, Arrays.toString(table));
+
+        try (KvIndex index = new KvIndex()) {            // a router's index; keys from the events' tokens
+          index.applyBatch("pod-a", "llama", pool.drainEvents(EventEncoding.MAP));  // over ZeroMQ: KvIndexSubscriber
+          Map<String, Double> scores = index.score("llama", prompt, List.of("pod-a", "pod-b"));
+          System.out.printf("router: pod-a scores %.0f, pod-b %.0f%n", scores.get("pod-a"), scores.get("pod-b"));
+        }
 
         try (Store store = new Store();                  // SmallMind's defaults
              TtlOptions ttlOptions = new TtlOptions()) {
@@ -76,5 +88,11 @@ public class Tour {
         }
       }
     }   // failures throw KvcoreException (getStatus())
+  }
+
+  static PoolOptions engineOptions() {
+    PoolOptions options = new PoolOptions();
+    options.setEvents(true, "GPU", 1024);                // publish KV events, as vLLM does
+    return options;
   }
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* kvcore from C: a recorder, a pool that reuses a cached prefix, a chat session kept between turns, a TTL
- * cache that loads once, one Prometheus scrape of all four. */
+/* kvcore from C: a recorder, a pool that reuses a cached prefix, a router's index scoring pods by the pool's
+ * KV events, a chat session kept between turns, a TTL cache that loads once, one Prometheus scrape. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -27,8 +27,12 @@ int main(void) {
     CHECK(kvc_recorder_record_access(recorder, 1));           /* a hit */
     CHECK(kvc_recorder_record_access_bits(recorder, 0x5, 3)); /* 3 lookups in one call: hit, miss, hit */
 
-    kvc_pool* pool = NULL;                                    /* NULL options: 1024 blocks of 16 tokens */
-    CHECK(kvc_pool_create(NULL, &pool));
+    kvc_pool_options* pool_options = NULL;                    /* defaults: 1024 blocks of 16 tokens */
+    CHECK(kvc_pool_options_create(&pool_options));
+    CHECK(kvc_pool_options_set_events(pool_options, 1, "GPU", 1024)); /* publish KV events, as vLLM does */
+    kvc_pool* pool = NULL;
+    CHECK(kvc_pool_create(pool_options, &pool));
+    kvc_pool_options_destroy(pool_options);
     int32_t prompt[40];
     for (int i = 0; i < 40; i++) prompt[i] = 1000 + i;
     kvc_sequence_id first, second;
@@ -42,6 +46,22 @@ int main(void) {
     int32_t table[8];
     CHECK(kvc_pool_block_table(pool, second, table, 8, &blocks));
     printf("reused %zu of 40 prompt tokens; block table [%d, %d, %d]\n", cached, table[0], table[1], table[2]);
+
+    /* A router's index fed by the engine's events (in process here; over ZeroMQ: kvc_index_subscriber). */
+    size_t batch_length = 0;
+    CHECK(kvc_pool_drain_events(pool, KVC_EVENTS_MAP, NULL, 0, &batch_length)); /* size, then drain */
+    uint8_t* batch = malloc(batch_length);
+    if (batch == NULL) return 1;
+    CHECK(kvc_pool_drain_events(pool, KVC_EVENTS_MAP, batch, batch_length, &batch_length));
+    kvc_index* index = NULL;                                  /* NULL options: keys from the events' tokens */
+    CHECK(kvc_index_create(NULL, &index));
+    CHECK(kvc_index_apply_batch(index, "pod-a", "llama", batch, batch_length));
+    free(batch);
+    const char* pods[] = {"pod-a", "pod-b"};
+    double scores[2];
+    CHECK(kvc_index_score_tokens(index, "llama", prompt, 40, NULL, pods, 2, scores, NULL));
+    printf("router: pod-a scores %.0f, pod-b %.0f\n", scores[0], scores[1]);
+    kvc_index_destroy(index);
 
     kvc_store* store = NULL;                                  /* NULL options: SmallMind's defaults */
     CHECK(kvc_store_create(NULL, &store));

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
-// kvcore from Go: a recorder, a pool that reuses a cached prefix, a chat session kept between turns, a TTL
-// cache that loads once, one Prometheus scrape of all four.
+// kvcore from Go: a recorder, a pool that reuses a cached prefix, a router's index scoring pods by the pool's
+// KV events, a chat session kept between turns, a TTL cache that loads once, one Prometheus scrape.
 package main
 
 import (
@@ -25,7 +25,7 @@ func main() {
 	check(recorder.RecordAccess(true))
 	check(recorder.RecordAccessBits(0b101, 3)) // 3 lookups in one call: hit, miss, hit
 
-	pool, err := kvcore.NewPool(nil) // default options: 1024 blocks of 16 tokens
+	pool, err := kvcore.NewPool(&kvcore.PoolOptions{Events: true}) // 1024 blocks of 16 tokens, KV events on
 	check(err)
 	defer pool.Close()
 	prompt := make([]int32, 40)
@@ -44,6 +44,17 @@ func main() {
 	table, err := pool.BlockTable(second)
 	check(err)
 	fmt.Printf("reused %d of 40 prompt tokens; block table %v\n", cached, table)
+
+	// A router's index fed by the engine's events (in process here; over ZeroMQ: an index subscriber).
+	batch, err := pool.DrainEvents(kvcore.EventsMap)
+	check(err)
+	index, err := kvcore.NewIndex(nil) // default options: keys from the events' tokens
+	check(err)
+	defer index.Close()
+	check(index.ApplyBatch("pod-a", "llama", batch))
+	scores, err := index.Model("llama").Score(prompt, []string{"pod-a", "pod-b"}, nil) // llm-d's view of one model
+	check(err)
+	fmt.Printf("router: pod-a scores %.0f, pod-b %.0f\n", scores["pod-a"], scores["pod-b"])
 
 	store, err := kvcore.NewStore(nil) // SmallMind's defaults
 	check(err)
