@@ -91,7 +91,10 @@ typedef enum kvc_index_counter {
     KVC_INDEX_COUNTER_ORPHANS_HEALED = 14,  /* orphan blocks moved to their request keys */
     KVC_INDEX_COUNTER_ORPHANS_DROPPED = 15, /* orphan blocks forgotten past the per-pod bound */
     KVC_INDEX_COUNTER_UNKNOWN_EVENTS = 16,  /* events of a type the decoder does not know, skipped */
-    KVC_INDEX_COUNTER_COUNT = 17
+    KVC_INDEX_COUNTER_SCORE_CACHE_HITS = 17,          /* kvc_index_score_tokens answered by the score cache */
+    KVC_INDEX_COUNTER_SCORE_CACHE_MISSES = 18,        /* ... scored by the index (the cache enabled) */
+    KVC_INDEX_COUNTER_SCORE_CACHE_INVALIDATIONS = 19, /* misses whose cached result a write had made stale */
+    KVC_INDEX_COUNTER_COUNT = 20
 } kvc_index_counter;
 
 #define KVC_INDEX_DEFAULT_SPECULATIVE_TTL_MS 2000u
@@ -127,6 +130,16 @@ KVC_API kvc_status kvc_index_options_set_max_orphan_blocks(kvc_index_options* op
 KVC_API kvc_status kvc_index_options_set_tier_weight(kvc_index_options* options, kvc_index_tier tier, double weight);
 /* Default lifetime of speculative entries: 1..KVC_INDEX_MAX_SPECULATIVE_TTL_MS. */
 KVC_API kvc_status kvc_index_options_set_speculative_ttl_ms(kvc_index_options* options, uint64_t ttl_ms);
+/* The prefix-to-pods score cache of kvc_index_score_tokens (off by default: max_entries 0). A repeated
+ * prompt (the same model, tokens, LoRA name, cache salt and multimodal items) with the same candidate
+ * list (in the same order) and tier weights is answered without hashing or looking up its blocks. Its
+ * results always equal the uncached ones: any write touching the keys that decided them (a stored,
+ * removed, cleared, evicted or speculative block; a removed pod) or a speculative entry's expiry makes
+ * them stale, and a stale result is computed again. max_entries: prompts kept (LRU), 0..4294967295;
+ * ttl_ms: 1..1000000000000, a result's lifetime; max_pod_sets_per_prompt: 1..64 candidate lists kept
+ * per prompt (the oldest goes). With max_entries 0 the other two are not checked. */
+KVC_API kvc_status kvc_index_options_set_score_cache(kvc_index_options* options, uint32_t max_entries, uint64_t ttl_ms,
+                                                     uint32_t max_pod_sets_per_prompt);
 /* threads 0..256 (0, the default: no workers, kvc_index_submit_batch is KVC_ERR_INVALID_STATE);
  * queue_capacity >= 1 batches per worker. */
 KVC_API kvc_status kvc_index_options_set_ingest_threads(kvc_index_options* options, uint32_t threads,
