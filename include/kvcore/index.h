@@ -105,7 +105,7 @@ typedef enum kvc_index_counter {
 
 /* Defaults: request keys by xxh3 seeded "42" over blocks of 16 tokens, engine keys mapped (not direct),
  * 32 shards, no byte budget, 65536 orphan blocks kept per (pod, rank, model), default tier weights,
- * speculative TTL 2 s, no ingest threads. Setters reject a bad value with KVC_ERR_INVALID_ARGUMENT and
+ * speculative TTL 2 s, no ingest threads, no score cache. Setters reject a bad value with KVC_ERR_INVALID_ARGUMENT and
  * change nothing. Consistency (direct mode needs sha256_cbor; a budget of at least 37 bytes per shard) is
  * checked by each setter against the values already set. */
 KVC_API kvc_status kvc_index_options_create(kvc_index_options** out);

@@ -27,6 +27,10 @@
 // so readers and writers never deadlock and scoring runs alongside ingest of other shards. Lookups
 // cannot reorder an LRU under a shared lock: they set a reference byte, and eviction gives a
 // referenced key a second chance (LRU with second chance).
+//
+// Score cache. With IndexConfig::score_cache enabled, score_tokens answers repeated prompts from
+// score_cache.h's cache; every write to a key bumps that key's generation bucket under its shard's
+// exclusive lock (execute(), clears, budget evictions), which is how cached results are never stale.
 #pragma once
 
 #include <array>
