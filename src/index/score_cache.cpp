@@ -18,9 +18,10 @@ namespace {
 constexpr uint64_t kNsPerMs = 1'000'000;
 constexpr uint64_t kMaxTtlMs = 1'000'000'000'000ull;  // the TTL cache's bound
 constexpr uint32_t kMaxPodSets = 64;
+constexpr size_t kBucketBytes = sizeof(Generations::Bucket);
 
-// An entry's bytes: Head; the generation buckets of the prompt's first Head::buckets keys (uint16,
-// padded to 8 bytes); Head::records records, newest first, each a RecordHead, its candidates (uint16,
+// An entry's bytes: Head; the generation buckets of the prompt's first Head::buckets keys
+// (Generations::Bucket, padded to 8 bytes); Head::records records, newest first, each a RecordHead, its candidates (uint16,
 // padded to 8 bytes) and its Results.
 struct Head {
     uint64_t prompt_blocks;
@@ -79,7 +80,7 @@ struct EntryView {
         records = &out;
         if (v.size() < sizeof(Head)) return false;
         head = load<Head>(v.data());
-        size_t off = sizeof(Head) + pad8(size_t{head.buckets} * 2);
+        size_t off = sizeof(Head) + pad8(size_t{head.buckets} * kBucketBytes);
         if (off > v.size()) return false;
         buckets = v.data() + sizeof(Head);
         for (uint32_t r = 0; r < head.records; ++r) {
@@ -131,7 +132,7 @@ std::array<char, 18> prompt_key(ModelId model, std::span<const int32_t> tokens, 
 struct Scratch {
     std::vector<uint8_t> value = std::vector<uint8_t>(4096);
     std::vector<RecordView> records;
-    std::vector<uint16_t> buckets;
+    std::vector<Generations::Bucket> buckets;
     std::vector<uint64_t> gens;
     std::vector<const RecordView*> kept;
     std::string next;
@@ -216,7 +217,7 @@ size_t ScoreCache::score_tokens(const Index& index, ModelId model, std::span<con
             if (index_now >= r.head.deadline) return State::kStale;
         }
         uint64_t sum = 0;
-        for (uint32_t i = 0; i < r.head.examined; ++i) sum += gens_.read(load<uint16_t>(entry.buckets + 2 * i));
+        for (uint32_t i = 0; i < r.head.examined; ++i) sum += gens_.read(load<Generations::Bucket>(entry.buckets + kBucketBytes * i));
         return sum == r.head.gen_sum ? State::kCurrent : State::kStale;
     };
 
@@ -280,7 +281,7 @@ size_t ScoreCache::score_tokens(const Index& index, ModelId model, std::span<con
     std::string& v = sc.next;
     v.clear();
     append(v, Head{keys.size(), buckets, static_cast<uint32_t>(sc.kept.size() + 1)});
-    v.append(reinterpret_cast<const char*>(sc.buckets.data()), size_t{buckets} * 2);
+    v.append(reinterpret_cast<const char*>(sc.buckets.data()), size_t{buckets} * kBucketBytes);
     v.resize(pad8(v.size()), '\0');
     append(v, head);
     v.append(reinterpret_cast<const char*>(candidates.data()), candidates.size() * 2);

@@ -210,8 +210,8 @@ TEST(IndexScoreCache, EveryWriteTouchingTheKeysInvalidates) {
 
 // The generation buckets of the keys a scoring of prompt examines (every key, for a prompt held
 // whole by a candidate).
-std::set<uint16_t> buckets_of(const Index& index, ModelId m, const std::vector<int32_t>& prompt) {
-    std::set<uint16_t> out;
+std::set<Generations::Bucket> buckets_of(const Index& index, ModelId m, const std::vector<int32_t>& prompt) {
+    std::set<Generations::Bucket> out;
     for (uint64_t k : index.request_keys(prompt, {}))
         out.insert(Generations::bucket(Index::entry_hash(m, KeyKind::kRequest, k)));
     return out;
@@ -222,12 +222,12 @@ TEST(IndexScoreCache, WritesToOtherBucketsLeaveTheRecord) {
     const auto prompt = tokens_from(4, 16 * 6);
     w.index.apply(w.a, w.m, batch_of({stored(w.index, prompt, 0, 6)}));
     const auto mine = buckets_of(w.index, w.m, prompt);
-    // Another prompt none of whose keys shares a bucket with this one's (65536 buckets: found at once).
+    // Another prompt none of whose keys shares a bucket with this one's (2^20 buckets: found at once).
     std::vector<int32_t> other;
     for (uint32_t seed = 100; seed < 200 && other.empty(); ++seed) {
         auto candidate = tokens_from(seed, 16 * 6);
         const auto theirs = buckets_of(w.index, w.m, candidate);
-        if (std::none_of(theirs.begin(), theirs.end(), [&](uint16_t b) { return mine.count(b) != 0; }))
+        if (std::none_of(theirs.begin(), theirs.end(), [&](Generations::Bucket b) { return mine.count(b) != 0; }))
             other = std::move(candidate);
     }
     ASSERT_FALSE(other.empty());
