@@ -1064,12 +1064,19 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
     }
     bool running = !keys.empty() && (open || !cands.empty());
     size_t i = 0, examined = 0;
+    const Generations* const gens = trace != nullptr ? trace->gens : nullptr;
+    uint64_t gen_sum = 0;
     for (size_t window_end = std::min(keys.size(), kFirstWindow); running && i < keys.size();
          window_end = keys.size()) {
         ReadWindow window;
         window.lock(shards_, std::span<const uint32_t>(shard_of + i, window_end - i));
         for (; i < window_end; ++i) {
             examined = i + 1;
+            if (gens != nullptr) {  // under the shard's shared lock: consistent with the entry read below
+                const uint32_t b = Generations::bucket(hash_of[i]);
+                gen_sum += gens->read(b);
+                trace->buckets->push_back(b);
+            }
             const Shard& s = *shards_[shard_of[i]];
             const uint32_t idx = s.find(hash_of[i], keys[i], mf);
             if (idx == kNone) {
@@ -1115,7 +1122,11 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
         }
     }
     for (const Cand& c : cands) slot_of[c.pod] = 0xFFFF;
-    if (trace != nullptr) *trace = ScoreTrace{examined, deadline};
+    if (trace != nullptr) {
+        trace->keys_examined = examined;
+        trace->gen_sum = gen_sum;
+        trace->speculative_deadline = deadline;
+    }
     const size_t prompt_blocks = keys.size();
     auto cost = [&](const Cand& c, size_t k) {
         return decode_load.empty() ? 0.0 : load_cost(prompt_blocks, c.blocks, params.prefill_weight, decode_load[k]);

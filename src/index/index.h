@@ -106,10 +106,17 @@ struct ScoreParams {
     return double(prompt_blocks - blocks) * prefill_weight + decode_load;
 }
 
+class Generations;
+
 // What decided a score (for the score cache): keys [0, keys_examined) were read, and the earliest
-// expiry (Index clock) of a live speculative holder met, UINT64_MAX for none.
+// expiry (Index clock) of a live speculative holder met, UINT64_MAX for none. With gens set, each
+// examined key's generation bucket is appended to buckets and its generation, read under the key's
+// shard lock together with the key, added to gen_sum.
 struct ScoreTrace {
+    const Generations* gens = nullptr;
+    std::vector<uint32_t>* buckets = nullptr;
     size_t keys_examined = 0;
+    uint64_t gen_sum = 0;
     uint64_t speculative_deadline = UINT64_MAX;
 };
 
@@ -143,7 +150,6 @@ struct IndexCounters {
 };
 
 class ScoreCache;
-class Generations;
 
 class Index {
 public:

@@ -133,7 +133,6 @@ struct Scratch {
     std::vector<uint8_t> value = std::vector<uint8_t>(4096);
     std::vector<RecordView> records;
     std::vector<Generations::Bucket> buckets;
-    std::vector<uint64_t> gens;
     std::vector<const RecordView*> kept;
     std::string next;
 };
@@ -246,21 +245,18 @@ size_t ScoreCache::score_tokens(const Index& index, ModelId model, std::span<con
         if (st == State::kStale) invalidations_.fetch_add(1, std::memory_order_relaxed);
     }
 
-    // Miss: the uncached path, with the generations of every key read before it looks.
+    // Miss: the uncached path, which reads the generations of the keys it examines.
     const std::vector<uint64_t> keys = index.request_keys(tokens, extra);
-    sc.buckets.resize(keys.size());
-    sc.gens.resize(keys.size());
-    for (size_t i = 0; i < keys.size(); ++i) {
-        sc.buckets[i] = Generations::bucket(Index::entry_hash(model, KeyKind::kRequest, keys[i]));
-        sc.gens[i] = gens_.read(sc.buckets[i]);
-    }
+    sc.buckets.clear();
     ScoreTrace trace;
+    trace.gens = &gens_;
+    trace.buckets = &sc.buckets;
     const size_t n = index.score(model, keys, candidates, out, params, KeyKind::kRequest, decode_load, &trace);
     misses_.fetch_add(1, std::memory_order_relaxed);
 
     RecordHead head{};
     head.written_ns = entries_->now_ns();
-    for (size_t i = 0; i < trace.keys_examined; ++i) head.gen_sum += sc.gens[i];
+    head.gen_sum = trace.gen_sum;
     head.deadline = trace.speculative_deadline;
     head.examined = static_cast<uint32_t>(trace.keys_examined);
     head.candidates = static_cast<uint32_t>(candidates.size());
@@ -277,6 +273,9 @@ size_t ScoreCache::score_tokens(const Index& index, ModelId model, std::span<con
     if (sc.kept.size() >= config_.max_pod_sets_per_prompt) sc.kept.resize(config_.max_pod_sets_per_prompt - 1);
     uint32_t buckets = head.examined;
     for (const RecordView* r : sc.kept) buckets = std::max(buckets, r->head.examined);
+    // A kept record may have examined more keys: the old entry has their buckets (the same prompt's).
+    for (size_t i = sc.buckets.size(); i < buckets; ++i)
+        sc.buckets.push_back(load<Generations::Bucket>(entry.buckets + kBucketBytes * i));
 
     std::string& v = sc.next;
     v.clear();

@@ -23,16 +23,17 @@
 // no remaining candidate holds (or all of them). The entry keeps the generation buckets of these keys
 // (4 bytes each) and each record the sum of their generations when it was computed. Generations: one
 // counter per bucket of entry hashes (the top 20 bits of the index's per-key hash, so a bucket belongs
-// to exactly one index shard; 2^20 counters, 8 MB, allocated only with the cache); Index::execute and the shard operations under its exclusive lock bump the
-// bucket of every key they add to, remove from, evict or clear. The counters only grow, so a record is
-// current exactly when the sum of its buckets' counters is still the one it saw. A miss reads the
-// counters before it scores: a write it did not see bumps a counter after the read and invalidates the
-// record; a write whose bump it saw was complete before its shard's shared lock was taken, so the score
-// includes it. A hit reads the counters only; if none moved, its result equals the index's state at its
-// first read. Speculative holders expire by time, not by an event: a record keeps the earliest expiry
-// of the live speculative holders the scoring met and is not used from then on (expired holders are
-// ignored by scoring, so their later removal needs no bump). A Redis-backed index changes without
-// execute() and must not enable the cache.
+// to exactly one index shard; 2^20 counters, 8 MB, allocated only with the cache). Index::execute and
+// the shard operations under its exclusive locks bump the bucket of every key they add to, remove from,
+// evict or clear. The counters only grow, so a record is current exactly when the sum of its buckets'
+// counters is still the one it saw. A miss reads each examined key's counter inside Index::score, under
+// the key's shard lock and together with the key, so the sum matches the state the score was computed
+// from. A hit reads the counters only; if none moved since, its result equals the index's state at its
+// first read (a write is visible to readers only once its locks are released, after its bumps).
+// Speculative holders expire by time, not by an event: a record keeps the earliest expiry of the live
+// speculative holders the scoring met and is not used from then on (expired holders are ignored by
+// scoring, so their later removal needs no bump). A Redis-backed index changes without execute() and
+// must not enable the cache.
 //
 // Buckets are shared: a write to another key of the same bucket invalidates a record too. A record
 // that k keys decide survives an unrelated write with probability 1 - k / 2^20 (k = 512: 99.95 %); 2^16
@@ -42,8 +43,8 @@
 // Costs. Ingest with the cache enabled pays one plain store per touched key (the bucket is owned by the
 // shard whose lock the writer holds: no atomic read-modify-write); disabled, one null test per batch op.
 // A hit pays the digest, one TTL-cache lookup (copying the entry out under its shard's mutex) and one
-// counter load per examined key. A miss pays the uncached path plus one counter load per prompt key and
-// the rewrite of its entry.
+// counter load per examined key. A miss pays the uncached path plus the digest, one counter load per
+// examined key and the rewrite of its entry.
 //
 // Thread safety: every member may be called concurrently with each other and with index writes.
 #pragma once
@@ -63,7 +64,7 @@ class Generations {
 public:
     static constexpr unsigned kBits = 20;
     static constexpr uint32_t kBuckets = 1u << kBits;
-    using Bucket = uint32_t;
+    using Bucket = uint32_t;  // ScoreTrace::buckets' type
     Generations() : gens_(std::make_unique<std::atomic<uint64_t>[]>(kBuckets)) {}
 
     // entry_hash: Index::entry_hash of the key. Its top bits select the index shard too (at most 4096
