@@ -39,7 +39,8 @@
  * - kvc_index: every call except kvc_index_destroy may run concurrently from any number of threads,
  *   with one rule: batches of the same pod are applied (kvc_index_apply_batch) by one thread at a time,
  *   in order; batches of different pods may be applied concurrently. Scoring, lookups and speculative
- *   entries run alongside ingest, and each sees a batch whole or not at all. kvc_index_destroy may run
+ *   entries run alongside ingest, and each sees a batch whole or not at all (a score from the score
+ *   cache too: it is used only while no write has touched the keys it came from). kvc_index_destroy may run
  *   on any thread when no other call on the index is running; it finishes queued batches first.
  * - kvc_index_lookup_result: immutable; any number of threads may read one; it outlives its index.
  */
