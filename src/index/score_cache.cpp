@@ -216,7 +216,8 @@ size_t ScoreCache::score_tokens(const Index& index, ModelId model, std::span<con
             if (index_now >= r.head.deadline) return State::kStale;
         }
         uint64_t sum = 0;
-        for (uint32_t i = 0; i < r.head.examined; ++i) sum += gens_.read(load<Generations::Bucket>(entry.buckets + kBucketBytes * i));
+        for (uint32_t i = 0; i < r.head.examined; ++i)
+            sum += gens_.read(load<Generations::Bucket>(entry.buckets + kBucketBytes * i));
         return sum == r.head.gen_sum ? State::kCurrent : State::kStale;
     };
 
