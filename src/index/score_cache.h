@@ -40,8 +40,9 @@
 // buckets cost the same on ingest within the noise of the measurement and would lose records 16 times
 // as often.
 //
-// Costs. Ingest with the cache enabled pays one plain store per touched key (the bucket is owned by the
-// shard whose lock the writer holds: no atomic read-modify-write); disabled, one null test per write.
+// Costs. Ingest with the cache enabled pays one load and one plain store per touched key (about 10 % of
+// ingest, bench/RESULTS.md; the bucket is owned by the shard whose lock the writer holds: no atomic
+// read-modify-write); disabled, one null test per write.
 // A hit pays the digest, one TTL-cache lookup (copying the entry out under its shard's mutex) and one
 // counter load per examined key. A miss pays the uncached path plus the digest, one counter load per
 // examined key and the rewrite of its entry.
