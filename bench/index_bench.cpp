@@ -3,7 +3,9 @@
 // in-memory design, a std::unordered_map from key to a std::list LRU node holding the key's pod entries
 // (pod name and tier as strings). Measured: adding 10,000 keys, looking up and scoring 10,000 keys, scoring
 // a 512-block prompt over 100 candidate pods (p50/p99 per call), ingest of decoded events on one core,
-// and heap bytes per (block, pod) entry (glibc's mallinfo2 before and after).
+// and heap bytes per (block, pod) entry (glibc's mallinfo2 before and after). The score cache
+// (score_tokens uncached, hit and miss; ingest with it enabled) is measured against the same index
+// without it.
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 
@@ -170,6 +172,14 @@ void BM_LookupScore10k_baseline(benchmark::State& state) {
 }
 BENCHMARK(BM_LookupScore10k_baseline)->Unit(benchmark::kMicrosecond);
 
+// p50 / p90 / p99 of the per-call times (ns) as counters, in µs.
+void report_percentiles(benchmark::State& state, std::vector<double>& ns) {
+    std::sort(ns.begin(), ns.end());
+    state.counters["p50_us"] = ns[ns.size() / 2] / 1000;
+    state.counters["p90_us"] = ns[ns.size() * 90 / 100] / 1000;
+    state.counters["p99_us"] = ns[ns.size() * 99 / 100] / 1000;
+}
+
 // ---- a 512-block prompt over 100 candidate pods: p50 / p99 per call ----------------------------------------------
 // Eight pods hold prefixes of the prompt (512, 400, 256, 128, 64, 32, 16, 8 blocks), as a shared system
 // prompt spreads; the other 92 hold 512 blocks of other prompts each. all_hold: every pod holds all 512
@@ -209,11 +219,7 @@ void score512(benchmark::State& state) {
         const auto t1 = std::chrono::steady_clock::now();
         if (ns.size() < (1u << 16)) ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
     }
-    std::sort(ns.begin(), ns.end());
-    state.counters["p50_us"] = ns[ns.size() / 2] / 1000;
-    state.counters["p90_us"] = ns[ns.size() * 90 / 100] / 1000;
-    state.counters["p90_us"] = ns[ns.size() * 90 / 100] / 1000;
-    state.counters["p99_us"] = ns[ns.size() * 99 / 100] / 1000;
+    report_percentiles(state, ns);
     if (!kBaseline && out[0].blocks != 512) state.SkipWithError("wrong score");
 }
 void BM_Score512x100_kvcore(benchmark::State& state) { score512<false>(state); }
@@ -225,9 +231,11 @@ BENCHMARK(BM_Score512x100_baseline)->Arg(0)->Arg(1)->ArgName("all_hold");
 // 16 pods; each batch is 16 BlockStored events of 4 blocks x 16 tokens chained on the pod's previous
 // block, plus the BlockRemoved of that pod's blocks from 8 batches earlier (a steady state). Direct:
 // engine keys are request keys. Mapped: the index hashes each block's tokens with xxh3 (its own keys).
-void ingest(benchmark::State& state, bool mapped) {
+// score_cache: the score cache enabled (every touched key bumps its generation).
+void ingest(benchmark::State& state, bool mapped, bool score_cache = false) {
     constexpr int kPods = 16, kBatchesPerPod = 64, kEvents = 16, kBlocks = 4, kBs = 16, kLag = 8;
     IndexConfig cfg = mapped ? IndexConfig{.block_size = kBs} : direct();
+    if (score_cache) cfg.score_cache = ScoreCacheConfig{4096, 30000, 5};
     Index index(cfg);
     const ModelId m = index.intern_model("m");
     std::vector<PodId> pods;
@@ -282,8 +290,101 @@ void ingest(benchmark::State& state, bool mapped) {
 }
 void BM_Ingest_direct(benchmark::State& state) { ingest(state, false); }
 void BM_Ingest_mapped_xxh3(benchmark::State& state) { ingest(state, true); }
+void BM_Ingest_direct_score_cache(benchmark::State& state) { ingest(state, false, true); }
+void BM_Ingest_mapped_xxh3_score_cache(benchmark::State& state) { ingest(state, true, true); }
 BENCHMARK(BM_Ingest_direct)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Ingest_mapped_xxh3)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Ingest_direct_score_cache)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Ingest_mapped_xxh3_score_cache)->Unit(benchmark::kMicrosecond);
+
+// ---- the score cache (score_tokens): uncached vs hit vs miss -----------------------------------------------------
+// The index hashes tokens with xxh3 (16-token blocks). 512: a 512-block prompt over 100 candidates, the
+// first eight holding prefixes as in score512 (512 ... 8 blocks); 10k: a 10,000-block prompt over 4
+// candidates (2 hold it all, then 1/3 and 1/4), as in LookupScore10k. mode 0: the cache off (the
+// uncached path); 1: a hit (the same prompt and candidates each call); 2: a miss: each call scores
+// another prompt (the same but for its last block's tokens, so the index work is the same), cycling
+// through more prompts than the cache keeps, so each is new to it and its insertion evicts another.
+// Every mode reads its prompt from one of 4 x the cache's entries buffers in turn (mode 0 the same
+// prompts as mode 2, mode 1 copies of one prompt), as a router reads each request from a new buffer:
+// hashing a prompt just read from cold memory costs more than hashing the one scored a moment ago.
+struct PromptWorld {
+    std::vector<int32_t> prompt;
+    std::vector<std::vector<int32_t>> variants;  // the prompt with another last block, or copies of it
+    std::vector<PodId> candidates;
+    uint32_t expect_blocks;  // candidate 0's run
+};
+
+PromptWorld fill_prompt_world(Index& index, size_t blocks, bool many_pods, size_t variants, bool copies) {
+    PromptWorld w;
+    std::mt19937 rng(9);
+    w.prompt.resize(blocks * 16);
+    for (auto& t : w.prompt) t = static_cast<int32_t>(rng() % 150000);
+    const ModelId m = index.intern_model("m");
+    const size_t pods = many_pods ? 100 : 4;
+    for (size_t p = 0; p < pods; ++p) {
+        w.candidates.push_back(index.intern_pod("pod-" + std::to_string(p)));
+        size_t held = 0;
+        if (many_pods) {
+            const size_t prefix[8] = {512, 400, 256, 128, 64, 32, 16, 8};
+            held = p < 8 ? prefix[p] : 0;
+        } else {
+            held = p < 2 ? blocks : blocks / (p + 1);
+        }
+        std::vector<int32_t> tokens = w.prompt;
+        if (held == 0) {  // another prompt of the same length
+            for (auto& t : tokens) t = static_cast<int32_t>(rng() % 150000);
+            held = blocks;
+        }
+        BlockStored s;
+        s.block_size = 16;
+        s.block_hashes = random_keys(held, static_cast<uint32_t>(1000 + p));  // engine keys, mapped
+        s.token_ids.assign(tokens.begin(), tokens.begin() + held * 16);
+        EventBatch b;
+        b.events.push_back(std::move(s));
+        index.apply(w.candidates.back(), m, b);
+    }
+    for (size_t v = 0; v < variants; ++v) {
+        w.variants.push_back(w.prompt);
+        if (copies) continue;
+        for (size_t t = (blocks - 1) * 16; t < blocks * 16; ++t) w.variants.back()[t] = static_cast<int32_t>(rng() % 150000);
+    }
+    w.expect_blocks = static_cast<uint32_t>(blocks);
+    return w;
+}
+
+void score_cache_bench(benchmark::State& state, size_t blocks, bool many_pods) {
+    const int mode = static_cast<int>(state.range(0));
+    const uint32_t entries = many_pods ? 256 : 16;  // 1024 x 32 KB or 64 x 640 KB of prompts
+    IndexConfig cfg{.block_size = 16};
+    if (mode != 0) cfg.score_cache = ScoreCacheConfig{entries, 30000, 5};
+    Index index(cfg);
+    const PromptWorld w = fill_prompt_world(index, blocks, many_pods, 4 * entries, mode == 1);
+    const ModelId m = index.intern_model("m");
+    std::vector<PodScore> out(w.candidates.size());
+    std::vector<double> ns;
+    ns.reserve(1 << 16);
+    size_t v = 0;
+    index.score_tokens(m, w.prompt, {}, w.candidates, out);  // mode 1: the record the calls hit
+    for (auto _ : state) {
+        const std::vector<int32_t>& prompt = w.variants[v];
+        v = (v + 1) % w.variants.size();
+        const auto t0 = std::chrono::steady_clock::now();
+        index.score_tokens(m, prompt, {}, w.candidates, out);
+        benchmark::DoNotOptimize(out.data());
+        const auto t1 = std::chrono::steady_clock::now();
+        if (ns.size() < (1u << 16)) ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
+    }
+    report_percentiles(state, ns);
+    const uint32_t want = mode == 1 ? w.expect_blocks : w.expect_blocks - 1;
+    if (out[0].blocks != want) state.SkipWithError("wrong score");
+    const IndexCounters c = index.counters();
+    if (mode == 1 && c.score_cache_misses != 1) state.SkipWithError("the hits missed");
+    if (mode == 2 && c.score_cache_hits != 0) state.SkipWithError("the misses hit");
+}
+void BM_ScoreCache512x100(benchmark::State& state) { score_cache_bench(state, 512, true); }
+void BM_ScoreCache10k(benchmark::State& state) { score_cache_bench(state, 10000, false); }
+BENCHMARK(BM_ScoreCache512x100)->DenseRange(0, 2)->ArgName("uncached0_hit1_miss2");
+BENCHMARK(BM_ScoreCache10k)->DenseRange(0, 2)->ArgName("uncached0_hit1_miss2")->Unit(benchmark::kMicrosecond);
 
 // ---- bytes per (block, pod) entry ---------------------------------------------------------------------------------
 // 100,000 keys; each held by 1 or 2 pods (1.5 on average). Heap bytes from mallinfo2 before and after.

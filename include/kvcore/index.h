@@ -39,7 +39,8 @@
  * - kvc_index: every call except kvc_index_destroy may run concurrently from any number of threads,
  *   with one rule: batches of the same pod are applied (kvc_index_apply_batch) by one thread at a time,
  *   in order; batches of different pods may be applied concurrently. Scoring, lookups and speculative
- *   entries run alongside ingest, and each sees a batch whole or not at all. kvc_index_destroy may run
+ *   entries run alongside ingest, and each sees a batch whole or not at all (a score from the score
+ *   cache too: it is used only while no write has touched the keys it came from). kvc_index_destroy may run
  *   on any thread when no other call on the index is running; it finishes queued batches first.
  * - kvc_index_lookup_result: immutable; any number of threads may read one; it outlives its index.
  */
@@ -91,7 +92,10 @@ typedef enum kvc_index_counter {
     KVC_INDEX_COUNTER_ORPHANS_HEALED = 14,  /* orphan blocks moved to their request keys */
     KVC_INDEX_COUNTER_ORPHANS_DROPPED = 15, /* orphan blocks forgotten past the per-pod bound */
     KVC_INDEX_COUNTER_UNKNOWN_EVENTS = 16,  /* events of a type the decoder does not know, skipped */
-    KVC_INDEX_COUNTER_COUNT = 17
+    KVC_INDEX_COUNTER_SCORE_CACHE_HITS = 17,          /* kvc_index_score_tokens answered by the score cache */
+    KVC_INDEX_COUNTER_SCORE_CACHE_MISSES = 18,        /* ... scored by the index (the cache enabled) */
+    KVC_INDEX_COUNTER_SCORE_CACHE_INVALIDATIONS = 19, /* misses whose cached result a write had made stale */
+    KVC_INDEX_COUNTER_COUNT = 20
 } kvc_index_counter;
 
 #define KVC_INDEX_DEFAULT_SPECULATIVE_TTL_MS 2000u
@@ -102,7 +106,7 @@ typedef enum kvc_index_counter {
 
 /* Defaults: request keys by xxh3 seeded "42" over blocks of 16 tokens, engine keys mapped (not direct),
  * 32 shards, no byte budget, 65536 orphan blocks kept per (pod, rank, model), default tier weights,
- * speculative TTL 2 s, no ingest threads. Setters reject a bad value with KVC_ERR_INVALID_ARGUMENT and
+ * speculative TTL 2 s, no ingest threads, no score cache. Setters reject a bad value with KVC_ERR_INVALID_ARGUMENT and
  * change nothing. Consistency (direct mode needs sha256_cbor; a budget of at least 37 bytes per shard) is
  * checked by each setter against the values already set. */
 KVC_API kvc_status kvc_index_options_create(kvc_index_options** out);
@@ -127,6 +131,16 @@ KVC_API kvc_status kvc_index_options_set_max_orphan_blocks(kvc_index_options* op
 KVC_API kvc_status kvc_index_options_set_tier_weight(kvc_index_options* options, kvc_index_tier tier, double weight);
 /* Default lifetime of speculative entries: 1..KVC_INDEX_MAX_SPECULATIVE_TTL_MS. */
 KVC_API kvc_status kvc_index_options_set_speculative_ttl_ms(kvc_index_options* options, uint64_t ttl_ms);
+/* The prefix-to-pods score cache of kvc_index_score_tokens (off by default: max_entries 0). A repeated
+ * prompt (the same model, tokens, LoRA name, cache salt and multimodal items) with the same candidate
+ * list (in the same order) and tier weights is answered without hashing or looking up its blocks. Its
+ * results always equal the uncached ones: any write touching the keys that decided them (a stored,
+ * removed, cleared, evicted or speculative block; a removed pod) or a speculative entry's expiry makes
+ * them stale, and a stale result is computed again. max_entries: prompts kept (LRU), 0..4294967295;
+ * ttl_ms: 1..1000000000000, a result's lifetime; max_pod_sets_per_prompt: 1..64 candidate lists kept
+ * per prompt (the oldest goes). With max_entries 0 the other two are not checked. */
+KVC_API kvc_status kvc_index_options_set_score_cache(kvc_index_options* options, uint32_t max_entries, uint64_t ttl_ms,
+                                                     uint32_t max_pod_sets_per_prompt);
 /* threads 0..256 (0, the default: no workers, kvc_index_submit_batch is KVC_ERR_INVALID_STATE);
  * queue_capacity >= 1 batches per worker. */
 KVC_API kvc_status kvc_index_options_set_ingest_threads(kvc_index_options* options, uint32_t threads,

@@ -201,6 +201,12 @@ kvc_status kvc_index_options_set_tier_weight(kvc_index_options* o, kvc_index_tie
 kvc_status kvc_index_options_set_speculative_ttl_ms(kvc_index_options* o, uint64_t ttl_ms) {
     return edit_validated(o, [&](CapiConfig& c) { c.speculative_ttl_ms = ttl_ms; });
 }
+kvc_status kvc_index_options_set_score_cache(kvc_index_options* o, uint32_t max_entries, uint64_t ttl_ms,
+                                             uint32_t max_pod_sets_per_prompt) {
+    return edit_validated(o, [&](CapiConfig& c) {
+        c.index.score_cache = idx::ScoreCacheConfig{max_entries, ttl_ms, max_pod_sets_per_prompt};
+    });
+}
 kvc_status kvc_index_options_set_ingest_threads(kvc_index_options* o, uint32_t threads, uint32_t queue_capacity) {
     return edit_validated(o, [&](CapiConfig& c) {
         c.ingest_threads = threads;
@@ -491,7 +497,8 @@ kvc_status kvc_index_counters(const kvc_index* x, uint64_t* values, size_t capac
             c.keys,          c.holders,         c.speculative,   c.charged_bytes,  c.memory_bytes,
             c.engine_blocks, c.orphan_blocks,   c.evictions,     c.expired,        c.batches,
             failed,          c.blocks_stored,   c.blocks_removed, c.clears,        c.orphans_healed,
-            c.orphans_dropped, c.unknown_events};
+            c.orphans_dropped, c.unknown_events, c.score_cache_hits, c.score_cache_misses,
+            c.score_cache_invalidations};
         std::copy(all, all + std::min<size_t>(capacity, KVC_INDEX_COUNTER_COUNT), values);
     });
 }
@@ -500,7 +507,8 @@ const char* kvc_index_counter_name(kvc_index_counter counter) {
     static const char* const names[KVC_INDEX_COUNTER_COUNT] = {
         "keys",          "holders",         "speculative",    "charged_bytes", "memory_bytes",   "engine_blocks",
         "orphan_blocks", "evictions",       "expired",        "batches_applied", "batches_failed", "blocks_stored",
-        "blocks_removed", "clears",         "orphans_healed", "orphans_dropped", "unknown_events"};
+        "blocks_removed", "clears",         "orphans_healed", "orphans_dropped", "unknown_events",
+        "score_cache_hits", "score_cache_misses", "score_cache_invalidations"};
     const uint32_t raw = kvcore::capi::enum_bits(counter);
     return raw < KVC_INDEX_COUNTER_COUNT ? names[raw] : "unknown";
 }

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/eviction/policy.h"
+#include "index/score_cache.h"
 
 namespace kvcore::index {
 namespace {
@@ -295,10 +296,14 @@ struct Index::Shard {
         return removed;
     }
 
+    // gens: the score cache's generations (null when off), bumped for each key that lost a holder.
     template <class Pred>
-    void scan_remove(Pred&& pred) {
-        for (uint32_t idx = 0; idx < slab.size(); ++idx)
-            if (slab[idx].meta != 0) remove_if(idx, [&](Ref r) { return pred(slab[idx], r); });
+    void scan_remove(Pred&& pred, Generations* gens) {
+        for (uint32_t idx = 0; idx < slab.size(); ++idx) {
+            if (slab[idx].meta == 0) continue;
+            const uint64_t h = mix(slab[idx].key, slab[idx].model);
+            if (remove_if(idx, [&](Ref r) { return pred(slab[idx], r); }) != 0 && gens != nullptr) gens->bump(h);
+        }
     }
 
     void expire(uint64_t now) {
@@ -313,14 +318,16 @@ struct Index::Shard {
         }
     }
 
-    [[nodiscard]] bool spec_live(uint32_t idx, Ref r, uint64_t now) const {
+    [[nodiscard]] bool spec_live(uint32_t idx, Ref r, uint64_t now) const { return spec_expiry(idx, r) > now; }
+    // 0 when the pod holds no speculative entry there.
+    [[nodiscard]] uint64_t spec_expiry(uint32_t idx, Ref r) const {
         auto it = spec.find((uint64_t{idx} << 16) | ref_pod(r));
-        return it != spec.end() && it->second > now;
+        return it != spec.end() ? it->second : 0;
     }
 
     // LRU with second chance: a key a lookup referenced since it was last considered goes to the
     // newest end once instead of leaving. Bounded: each pass clears a reference byte.
-    void enforce_budget() {
+    void enforce_budget(Generations* gens) {
         if (budget == 0) return;
         for (size_t guard = 0; charged > budget && guard <= 2 * slab.size() + 1; ++guard) {
             const std::optional<uint32_t> victim = lru->evict();
@@ -333,6 +340,7 @@ struct Index::Shard {
                 continue;
             }
             lru->insert(idx, slab[idx].key, false);  // erase() expects it resident
+            if (gens != nullptr) gens->bump(mix(slab[idx].key, slab[idx].model));
             erase(idx);
             ++evictions;
         }
@@ -442,6 +450,7 @@ void IndexConfig::validate() const {
         fail(KVC_ERR_INVALID_ARGUMENT, "index: engine keys are request keys only with sha256_cbor (vLLM's)");
     if (byte_budget != 0 && byte_budget / shards < Index::kKeyCharge)
         fail(KVC_ERR_INVALID_ARGUMENT, "index: byte_budget leaves a shard less than one key");
+    score_cache.validate();
 }
 
 Index::Index(IndexConfig config)
@@ -454,9 +463,17 @@ Index::Index(IndexConfig config)
         shards_.push_back(std::make_unique<Shard>());
         shards_.back()->budget = config_.byte_budget / config_.shards;
     }
+    if (config_.score_cache.max_entries != 0) {
+        score_cache_ = std::make_unique<ScoreCache>(config_.score_cache, config_.clock);
+        gens_ = &score_cache_->generations();
+    }
 }
 
 Index::~Index() = default;
+
+uint64_t Index::entry_hash(ModelId model, KeyKind kind, uint64_t key) noexcept {
+    return mix(key, model_field(model, kind));
+}
 
 uint64_t Index::now() const noexcept { return config_.clock ? config_.clock() : steady_ns(); }
 
@@ -831,12 +848,17 @@ void Index::execute(Plan& plan) {
     } unlock{this, ids};
     const uint64_t t = now();
     for (uint32_t id : ids) shards_[id]->expire(t);
+    // The score cache's invalidation: every key this batch adds to or removes from (clears and budget
+    // evictions bump theirs as they go). Under the shards' exclusive locks, see Generations.
+    if (gens_ != nullptr)
+        for (const auto& op : plan.ops)
+            if (op.type == Plan::Type::kAdd || op.type == Plan::Type::kRemove) gens_->bump(op.h);
     for (const auto& op : plan.ops) {
         switch (op.type) {
             case Plan::Type::kAdd: {
                 Shard& s = *shards_[shard_shift_ == 64 ? 0 : op.h >> shard_shift_];
                 s.add(op.h, op.key, op.model, op.ref, op.expiry);
-                s.enforce_budget();
+                s.enforce_budget(gens_);
                 break;
             }
             case Plan::Type::kRemove: {
@@ -851,13 +873,13 @@ void Index::execute(Plan& plan) {
                 for (uint32_t id : ids)
                     shards_[id]->scan_remove([&](const Shard::Entry& e, Ref r) {
                         return (e.model & 0x7FFF) == op.model && ref_pod(r) == pod && ref_rank(r) == rank && !ref_spec(r);
-                    });
+                    }, gens_);
                 break;
             }
             case Plan::Type::kRemovePod: {
                 const PodId pod = ref_pod(op.ref);
                 for (uint32_t id : ids)
-                    shards_[id]->scan_remove([&](const Shard::Entry&, Ref r) { return ref_pod(r) == pod; });
+                    shards_[id]->scan_remove([&](const Shard::Entry&, Ref r) { return ref_pod(r) == pod; }, gens_);
                 break;
             }
         }
@@ -1110,7 +1132,7 @@ constexpr size_t kFirstWindow = 16;
 
 size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<const PodId> candidates,
                     std::span<PodScore> out, const ScoreParams& params, KeyKind kind,
-                    std::span<const double> decode_load) const {
+                    std::span<const double> decode_load, ScoreTrace* trace) const {
     if (!candidates.empty() && out.size() < candidates.size())
         fail(KVC_ERR_BUFFER_TOO_SMALL, "index: score needs one output per candidate");
     if (!decode_load.empty() && decode_load.size() != candidates.size())
@@ -1162,9 +1184,13 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
         sc.shard_of[i] = shard_shift_ == 64 ? 0 : static_cast<uint32_t>(sc.hash_of[i] >> shard_shift_);
     }
     uint64_t t = 0;  // read only when a speculative holder is met
+    uint64_t deadline = UINT64_MAX;  // the earliest expiry of a live speculative holder met
     const auto live = [&](const Shard& s, uint32_t idx, Ref r) {
         if (t == 0) t = now();
-        return s.spec_live(idx, r, t);
+        const uint64_t expiry = s.spec_expiry(idx, r);
+        if (expiry <= t) return false;
+        deadline = std::min(deadline, expiry);
+        return true;
     };
     // A holder's weight by its low 4 bits (tier, speculative), copied out of params so that the
     // stores into cands cannot make the compiler reload it per holder.
@@ -1174,12 +1200,20 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
         weight_of[b] = (b & 1) ? params.tier_weight[0] : tier < kNumTiers ? params.tier_weight[tier] : 0.0f;
     }
     bool running = !keys.empty() && (open || !cands.empty());
-    size_t i = 0;
+    size_t i = 0, examined = 0;
+    const Generations* const gens = trace != nullptr ? trace->gens : nullptr;
+    uint64_t gen_sum = 0;
     for (size_t window_end = std::min(keys.size(), kFirstWindow); running && i < keys.size();
          window_end = keys.size()) {
         ReadWindow window;
         window.lock(shards_, std::span<const uint32_t>(shard_of + i, window_end - i));
         for (; i < window_end; ++i) {
+            examined = i + 1;
+            if (gens != nullptr) {  // under the shard's shared lock: consistent with the entry read below
+                const uint32_t b = Generations::bucket(hash_of[i]);
+                gen_sum += gens->read(b);
+                trace->buckets->push_back(b);
+            }
             const Shard& s = *shards_[shard_of[i]];
             const uint32_t idx = s.find(hash_of[i], keys[i], mf);
             if (idx == kNone) {
@@ -1225,9 +1259,14 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
         }
     }
     for (const Cand& c : cands) slot_of[c.pod] = 0xFFFF;
+    if (trace != nullptr) {
+        trace->keys_examined = examined;
+        trace->gen_sum = gen_sum;
+        trace->speculative_deadline = deadline;
+    }
     const size_t prompt_blocks = keys.size();
     auto cost = [&](const Cand& c, size_t k) {
-        return decode_load.empty() ? 0.0 : double(prompt_blocks - c.blocks) * params.prefill_weight + decode_load[k];
+        return decode_load.empty() ? 0.0 : load_cost(prompt_blocks, c.blocks, params.prefill_weight, decode_load[k]);
     };
     if (!candidates.empty()) {
         for (size_t k = 0; k < candidates.size(); ++k) {
@@ -1247,6 +1286,8 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
 size_t Index::score_tokens(ModelId model, std::span<const int32_t> tokens, const pool::ExtraKeys& extra,
                            std::span<const PodId> candidates, std::span<PodScore> out, const ScoreParams& params,
                            std::span<const double> decode_load) const {
+    if (score_cache_ != nullptr)
+        return score_cache_->score_tokens(*this, model, tokens, extra, candidates, out, params, decode_load);
     const auto keys = request_keys(tokens, extra);
     return score(model, keys, candidates, out, params, KeyKind::kRequest, decode_load);
 }
@@ -1344,6 +1385,12 @@ IndexCounters Index::counters() const {
     c.orphans_healed = orphans_healed_.load();
     c.orphans_dropped = orphans_dropped_.load();
     c.unknown_events = unknown_events_.load();
+    if (score_cache_ != nullptr) {
+        const ScoreCache::Counters sc = score_cache_->counters();
+        c.score_cache_hits = sc.hits;
+        c.score_cache_misses = sc.misses;
+        c.score_cache_invalidations = sc.invalidations;
+    }
     return c;
 }
 

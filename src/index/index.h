@@ -27,6 +27,10 @@
 // so readers and writers never deadlock and scoring runs alongside ingest of other shards. Lookups
 // cannot reorder an LRU under a shared lock: they set a reference byte, and eviction gives a
 // referenced key a second chance (LRU with second chance).
+//
+// Score cache. With IndexConfig::score_cache enabled, score_tokens answers repeated prompts from
+// score_cache.h's cache; every write to a key bumps that key's generation bucket under its shard's
+// exclusive lock (execute(), clears, budget evictions), which is how cached results are never stale.
 #pragma once
 
 #include <array>
@@ -53,6 +57,14 @@ inline constexpr size_t kNumTiers = 5;                 // Medium's values
 
 enum class KeyKind : uint8_t { kRequest = 0, kEngine = 1 };
 
+// The prefix-to-pods score cache of score_tokens (score_cache.h). max_entries 0: off.
+struct ScoreCacheConfig {
+    uint32_t max_entries = 0;               // prompts, LRU
+    uint64_t ttl_ms = 30000;                // 1..1e12 when enabled
+    uint32_t max_pod_sets_per_prompt = 5;   // 1..64 when enabled
+    void validate() const;
+};
+
 struct IndexConfig {
     pool::HashAlgo hash_algo = pool::HashAlgo::kXxh3;
     std::string hash_seed = "42";
@@ -67,6 +79,7 @@ struct IndexConfig {
     uint32_t max_orphan_blocks = 1u << 16;  // per (pod, rank, model): kept for healing, oldest dropped
     using Clock = uint64_t (*)() noexcept;  // monotonic ns; tests inject one (speculative TTLs)
     Clock clock = nullptr;
+    ScoreCacheConfig score_cache;
     void validate() const;
 };
 
@@ -85,6 +98,26 @@ struct ScoreParams {
     std::array<float, kNumTiers> tier_weight{1.0f, 0.8f, 0.6f, 0.4f, 0.5f};
     // Load-aware cost: (prompt blocks - cached run) x prefill_weight + decode_load[i].
     double prefill_weight = 1.0;
+};
+
+// The load-aware cost of a run of `blocks` cached blocks of a prompt of prompt_blocks blocks.
+[[nodiscard]] inline double load_cost(size_t prompt_blocks, uint32_t blocks, double prefill_weight,
+                                      double decode_load) noexcept {
+    return double(prompt_blocks - blocks) * prefill_weight + decode_load;
+}
+
+class Generations;
+
+// What decided a score (for the score cache): keys [0, keys_examined) were read, and the earliest
+// expiry (Index clock) of a live speculative holder met, UINT64_MAX for none. With gens set, each
+// examined key's generation bucket is appended to buckets and its generation, read under the key's
+// shard lock together with the key, added to gen_sum.
+struct ScoreTrace {
+    const Generations* gens = nullptr;
+    std::vector<uint32_t>* buckets = nullptr;
+    size_t keys_examined = 0;
+    uint64_t gen_sum = 0;
+    uint64_t speculative_deadline = UINT64_MAX;
 };
 
 struct PodScore {
@@ -113,7 +146,10 @@ struct IndexCounters {
     uint64_t expired = 0;              // speculative holders expired
     uint64_t batches = 0, blocks_stored = 0, blocks_removed = 0, clears = 0;
     uint64_t orphans_healed = 0, orphans_dropped = 0, unknown_events = 0;
+    uint64_t score_cache_hits = 0, score_cache_misses = 0, score_cache_invalidations = 0;
 };
+
+class ScoreCache;
 
 class Index {
 public:
@@ -138,6 +174,8 @@ public:
     [[nodiscard]] PodId find_pod(std::string_view name) const;
     [[nodiscard]] std::string pod_name(PodId pod) const;
     static constexpr PodId kNoPod = 0xFFFF;
+    // The hash by which the index places a key (its shard and the score cache's generation bucket).
+    [[nodiscard]] static uint64_t entry_hash(ModelId model, KeyKind kind, uint64_t key) noexcept;
 
     // Applies one decoded batch from (pod, model): wholly or, on a validation error
     // (KVC_ERR_INVALID_ARGUMENT), not at all. Batches of one pod must be applied in order (one thread
@@ -190,7 +228,8 @@ public:
     // candidate (then cost is computed).
     size_t score(ModelId model, std::span<const uint64_t> keys, std::span<const PodId> candidates,
                  std::span<PodScore> out, const ScoreParams& params = {}, KeyKind kind = KeyKind::kRequest,
-                 std::span<const double> decode_load = {}) const;
+                 std::span<const double> decode_load = {}, ScoreTrace* trace = nullptr) const;
+    // Through the score cache when IndexConfig::score_cache enables it (same results; score_cache.h).
     size_t score_tokens(ModelId model, std::span<const int32_t> tokens, const pool::ExtraKeys& extra,
                         std::span<const PodId> candidates, std::span<PodScore> out, const ScoreParams& params = {},
                         std::span<const double> decode_load = {}) const;
@@ -211,6 +250,7 @@ public:
     struct Plan;
 
 private:
+    friend class ScoreCache;
     [[nodiscard]] uint64_t now() const noexcept;
     PodState& pod_state(PodId pod, uint16_t rank, ModelId model);
     // add's and evict's checks: the model and pods known, ranks and tiers in range.
@@ -232,6 +272,9 @@ private:
     std::vector<std::unique_ptr<PodState>> states_;  // per (pod, rank, model), found by a small map
     struct StateMap;
     std::unique_ptr<StateMap> state_map_;
+
+    std::unique_ptr<ScoreCache> score_cache_;  // null when disabled
+    Generations* gens_ = nullptr;              // score_cache_'s, bumped by every write
 
     std::atomic<uint64_t> batches_{0}, blocks_stored_{0}, blocks_removed_{0}, clears_{0}, orphans_healed_{0},
         orphans_dropped_{0}, unknown_events_{0};

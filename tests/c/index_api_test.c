@@ -566,6 +566,60 @@ static void test_add_evict(void) {
     CHECK(counter(index, KVC_INDEX_COUNTER_KEYS) == 0);
     CHECK(counter(index, KVC_INDEX_COUNTER_ENGINE_BLOCKS) == 0);
     kvc_index_destroy(index);
+/* The score cache: its option, its counters, results equal to the uncached path's, and a write that
+ * touches the prompt (a clear of the pod) making the cached result stale. */
+static void test_score_cache(void) {
+    kvc_index_options* o = NULL;
+    kvc_index* index = NULL;
+    kvc_pool* pool = make_pool();
+    uint8_t* payload;
+    size_t length = 0, count = 0, i;
+    uint64_t keys[4];
+    const char* const pods[3] = {"pod-b", "pod-a", "pod-unknown"};
+    double cached[3], uncached[3];
+    uint32_t cached_blocks[3], uncached_blocks[3];
+
+    CHECK(strcmp(kvc_index_counter_name(KVC_INDEX_COUNTER_SCORE_CACHE_HITS), "score_cache_hits") == 0);
+    CHECK(strcmp(kvc_index_counter_name(KVC_INDEX_COUNTER_SCORE_CACHE_MISSES), "score_cache_misses") == 0);
+    CHECK(strcmp(kvc_index_counter_name(KVC_INDEX_COUNTER_SCORE_CACHE_INVALIDATIONS), "score_cache_invalidations") == 0);
+    CHECK_STATUS(kvc_index_options_create(&o), KVC_OK);
+    CHECK_STATUS(kvc_index_options_set_score_cache(NULL, 16, 1000, 4), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_options_set_score_cache(o, 16, 0, 4), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "TTL") != NULL);
+    CHECK_STATUS(kvc_index_options_set_score_cache(o, 16, 1000, 0), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_options_set_score_cache(o, 16, 1000, 65), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_options_set_score_cache(o, 0, 0, 0), KVC_OK); /* off: the rest unchecked */
+    CHECK_STATUS(kvc_index_options_set_score_cache(o, 16, 60000, 4), KVC_OK);
+    CHECK_STATUS(kvc_index_options_set_hash(o, KVC_HASH_SHA256_CBOR, "42"), KVC_OK);
+    CHECK_STATUS(kvc_index_options_set_engine_keys_direct(o, 1), KVC_OK);
+    CHECK_STATUS(kvc_index_create(o, &index), KVC_OK);
+    kvc_index_options_destroy(o);
+
+    run_prompt(pool, prompt_a, PROMPT, NULL);
+    payload = drain(pool, KVC_EVENTS_ARRAY, &length);
+    CHECK_STATUS(kvc_index_apply_batch(index, "pod-a", "m", payload, length), KVC_OK);
+    free(payload);
+    CHECK_STATUS(kvc_index_request_keys(index, prompt_a, PROMPT, NULL, keys, 4, &count), KVC_OK);
+    CHECK_STATUS(kvc_index_add_speculative(index, "m", keys, 2, "pod-b", 60000), KVC_OK);
+    CHECK_STATUS(kvc_index_score_keys(index, "m", keys, 4, KVC_INDEX_KEY_REQUEST, pods, 3, uncached, uncached_blocks),
+                 KVC_OK);
+    CHECK(uncached_blocks[0] == 2 && uncached_blocks[1] == 4 && uncached_blocks[2] == 0);
+    for (i = 0; i < 2; ++i) {
+        CHECK_STATUS(kvc_index_score_tokens(index, "m", prompt_a, PROMPT, NULL, pods, 3, cached, cached_blocks), KVC_OK);
+        CHECK(memcmp(cached, uncached, sizeof cached) == 0);
+        CHECK(memcmp(cached_blocks, uncached_blocks, sizeof cached_blocks) == 0);
+    }
+    CHECK(counter(index, KVC_INDEX_COUNTER_SCORE_CACHE_MISSES) == 1);
+    CHECK(counter(index, KVC_INDEX_COUNTER_SCORE_CACHE_HITS) == 1);
+    CHECK(counter(index, KVC_INDEX_COUNTER_SCORE_CACHE_INVALIDATIONS) == 0);
+
+    CHECK_STATUS(kvc_index_clear(index, "pod-a", "m", 0), KVC_OK);
+    CHECK_STATUS(kvc_index_score_tokens(index, "m", prompt_a, PROMPT, NULL, pods, 3, cached, cached_blocks), KVC_OK);
+    CHECK(cached_blocks[0] == 2 && cached_blocks[1] == 0 && cached[1] == 0.0);
+    CHECK(counter(index, KVC_INDEX_COUNTER_SCORE_CACHE_MISSES) == 2);
+    CHECK(counter(index, KVC_INDEX_COUNTER_SCORE_CACHE_INVALIDATIONS) == 1);
+    kvc_index_destroy(index);
+    kvc_pool_destroy(pool);
 }
 
 /* Ingest threads: submitted batches apply after a flush; malformed ones are refused at once. */
@@ -610,6 +664,7 @@ int main(void) {
     test_pool_events();
     test_speculative();
     test_add_evict();
+    test_score_cache();
     test_submit();
     if (failures != 0) {
         fprintf(stderr, "c_api_index: %d checks failed\n", failures);
