@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "index/index.h"
+#include "index/index_plan.h"
 
 #include <algorithm>
 #include <atomic>
@@ -17,32 +18,6 @@ namespace kvcore::index {
 namespace {
 
 constexpr uint32_t kNone = UINT32_MAX;
-
-// A holder packed in 32 bits: pod 16 | rank 12 | tier 3 | speculative 1.
-using Ref = uint32_t;
-constexpr Ref make_ref(PodId pod, uint32_t rank, Medium tier, bool spec) noexcept {
-    return (uint32_t{pod} << 16) | (rank << 4) | (uint32_t(tier) << 1) | (spec ? 1u : 0u);
-}
-constexpr PodId ref_pod(Ref r) noexcept { return static_cast<PodId>(r >> 16); }
-constexpr uint16_t ref_rank(Ref r) noexcept { return static_cast<uint16_t>((r >> 4) & kMaxRank); }
-constexpr Medium ref_tier(Ref r) noexcept { return static_cast<Medium>((r >> 1) & 7); }
-constexpr bool ref_spec(Ref r) noexcept { return (r & 1) != 0; }
-Holder to_holder(Ref r) noexcept { return Holder{ref_pod(r), ref_rank(r), ref_tier(r), ref_spec(r)}; }
-
-// (model, kind) in 16 bits: the kind is the top bit.
-constexpr uint16_t model_field(ModelId model, KeyKind kind) noexcept {
-    return static_cast<uint16_t>(model | (kind == KeyKind::kEngine ? 0x8000u : 0u));
-}
-
-inline uint64_t mix(uint64_t key, uint16_t model) noexcept {
-    uint64_t x = key ^ (uint64_t{model} * 0x9E3779B97F4A7C15ull);
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
 
 // The shards a batch or a window of keys touches, visited in ascending order (the lock order).
 struct ShardSet {
@@ -404,26 +379,11 @@ struct Index::PodState {
     std::unordered_map<uint64_t, Orphan> orphans;
     std::deque<uint64_t> orphan_order;
     uint64_t next_orphan = 0, orphan_blocks = 0;
+    Plan unsent;  // Redis mode: changes of a batch the server did not get, sent before the next one
 };
 
 struct Index::StateMap {
     std::unordered_map<uint64_t, PodState*> map;  // pod << 32 | rank << 16 | model
-};
-
-// A batch's changes, computed before any shard is locked.
-struct Index::Plan {
-    enum class Type : uint8_t { kAdd, kRemove, kClearPodRank, kRemovePod };
-    struct Op {
-        Type type;
-        uint16_t model;
-        Ref ref;
-        uint64_t key, h, expiry;
-    };
-    std::vector<Op> ops;
-    bool all_shards = false;
-    void add(Type t, uint64_t key, uint16_t model, Ref r, uint64_t expiry = 0) {
-        ops.push_back(Op{t, model, r, key, mix(key, model), expiry});
-    }
 };
 
 // ---- construction, names ------------------------------------------------------------------------------
@@ -435,6 +395,10 @@ void IndexConfig::validate() const {
         fail(KVC_ERR_INVALID_ARGUMENT, "index: engine keys are request keys only with sha256_cbor (vLLM's)");
     if (byte_budget != 0 && byte_budget / shards < Index::kKeyCharge)
         fail(KVC_ERR_INVALID_ARGUMENT, "index: byte_budget leaves a shard less than one key");
+    redis.validate();
+    if (!redis.url.empty() && byte_budget != 0)
+        fail(KVC_ERR_INVALID_ARGUMENT, "index: in Redis mode the byte budget is the server's (maxmemory with "
+                                       "maxmemory-policy volatile-lru or allkeys-lru): byte_budget must be 0");
 }
 
 Index::Index(IndexConfig config)
@@ -447,6 +411,7 @@ Index::Index(IndexConfig config)
         shards_.push_back(std::make_unique<Shard>());
         shards_.back()->budget = config_.byte_budget / config_.shards;
     }
+    if (!config_.redis.url.empty()) redis_open();
 }
 
 Index::~Index() = default;
@@ -479,6 +444,7 @@ PodId Index::intern_pod(std::string_view name) {
 }
 
 PodId Index::find_pod(std::string_view name) const {
+    if (redis_ && !name.empty()) return const_cast<Index*>(this)->intern_pod(name);  // a cache of the server's names
     std::lock_guard lock(names_mutex_);
     for (size_t i = 0; i < pods_.size(); ++i)
         if (!pods_[i].empty() && pods_[i] == name) return static_cast<PodId>(i);
@@ -803,6 +769,7 @@ void Index::plan_batch(PodState& st, PodId pod, uint16_t rank, ModelId model, co
 }
 
 void Index::execute(Plan& plan) {
+    if (redis_) return redis_execute(plan, nullptr);
     if (plan.ops.empty()) return;
     ShardSet set;
     if (plan.all_shards) {
@@ -887,7 +854,8 @@ void Index::apply(PodId pod, ModelId model, const EventBatch& batch) {
     }
     plan.ops.reserve(blocks);
     plan_batch(st, pod, rank, model, batch, plan);
-    execute(plan);
+    if (redis_) redis_execute(plan, &st.unsent);
+    else execute(plan);
     batches_.fetch_add(1, std::memory_order_relaxed);
     unknown_events_.fetch_add(batch.unknown_events, std::memory_order_relaxed);
 }
@@ -908,6 +876,7 @@ void Index::remove_pod(PodId pod) {
         s->orphans_by_parent.clear();
         s->orphan_order.clear();
         s->orphan_blocks = 0;
+        s->unsent.ops.clear();
     }
     Plan plan;
     plan.ops.push_back(Plan::Op{Plan::Type::kRemovePod, 0, make_ref(pod, 0, Medium::kGpu, false), 0, 0, 0});
@@ -926,7 +895,7 @@ void Index::add_speculative(ModelId model, std::span<const uint64_t> keys, PodId
         if (pod >= pods_.size() || pods_[pod].empty()) fail(KVC_ERR_NOT_FOUND, "index: unknown pod id");
         if (model >= models_.size()) fail(KVC_ERR_NOT_FOUND, "index: unknown model id");
     }
-    const uint64_t expiry = now() + ttl_ns;
+    const uint64_t expiry = redis_ ? ttl_ns : now() + ttl_ns;  // Redis: the server's clock makes it absolute
     Plan plan;
     for (uint64_t k : keys)
         plan.add(Plan::Type::kAdd, k, model_field(model, KeyKind::kRequest), make_ref(pod, 0, Medium::kGpu, true), expiry);
@@ -981,6 +950,7 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
     if (candidates.size() > 0xFFFE) fail(KVC_ERR_INVALID_ARGUMENT, "index: too many candidates");
     for (PodId p : candidates)
         if (p == kNoPod) fail(KVC_ERR_INVALID_ARGUMENT, "index: candidate is not a pod");
+    if (redis_) return redis_score(model, keys, candidates, out, params, kind, decode_load);
     const uint16_t mf = model_field(model, kind);
     // A candidate's run covers keys [0, blocks); it is still running at key i while blocks == i. best:
     // the best tier weight it holds key i in so far (0: none yet).
@@ -1116,6 +1086,7 @@ size_t Index::score_tokens(ModelId model, std::span<const int32_t> tokens, const
 
 LookupResult Index::lookup(ModelId model, std::span<const uint64_t> keys, std::span<const PodId> filter,
                            KeyKind kind) const {
+    if (redis_) return redis_lookup(model, keys, filter, kind);
     const uint16_t mf = model_field(model, kind);
     LookupResult res;
     res.offsets.push_back(0);
@@ -1158,6 +1129,7 @@ LookupResult Index::lookup(ModelId model, std::span<const uint64_t> keys, std::s
 }
 
 std::vector<Holder> Index::holders(ModelId model, uint64_t key, KeyKind kind) const {
+    if (redis_) return redis_holders(model, key, kind);
     const uint16_t mf = model_field(model, kind);
     const uint64_t h = mix(key, mf);
     const Shard& s = *shards_[shard_shift_ == 64 ? 0 : h >> shard_shift_];
@@ -1205,6 +1177,7 @@ IndexCounters Index::counters() const {
     c.orphans_healed = orphans_healed_.load();
     c.orphans_dropped = orphans_dropped_.load();
     c.unknown_events = unknown_events_.load();
+    if (redis_) redis_counters(c);
     return c;
 }
 
