@@ -172,6 +172,20 @@ kvc_status kvc_index_options_set_tier_weight(kvc_index_options* o, kvc_index_tie
 kvc_status kvc_index_options_set_speculative_ttl_ms(kvc_index_options* o, uint64_t ttl_ms) {
     return edit_validated(o, [&](CapiConfig& c) { c.speculative_ttl_ms = ttl_ms; });
 }
+kvc_status kvc_index_options_set_redis(kvc_index_options* o, const char* url) {
+    KVC_REQUIRE_HANDLE(url, "url");
+    return edit_validated(o, [&](CapiConfig& c) {
+        c.index.redis.url = url;
+        c.index.redis.validate();  // the url's own message, also with a byte budget set
+    });
+}
+kvc_status kvc_index_options_set_redis_key_ttl_ms(kvc_index_options* o, uint64_t ttl_ms) {
+    return edit_validated(o, [&](CapiConfig& c) { c.index.redis.key_ttl_ms = ttl_ms; });
+}
+kvc_status kvc_index_options_set_redis_key_prefix(kvc_index_options* o, const char* prefix) {
+    KVC_REQUIRE_HANDLE(prefix, "prefix");
+    return edit_validated(o, [&](CapiConfig& c) { c.index.redis.key_prefix = prefix; });
+}
 kvc_status kvc_index_options_set_ingest_threads(kvc_index_options* o, uint32_t threads, uint32_t queue_capacity) {
     return edit_validated(o, [&](CapiConfig& c) {
         c.ingest_threads = threads;
@@ -417,7 +431,8 @@ kvc_status kvc_index_counters(const kvc_index* x, uint64_t* values, size_t capac
             c.keys,          c.holders,         c.speculative,   c.charged_bytes,  c.memory_bytes,
             c.engine_blocks, c.orphan_blocks,   c.evictions,     c.expired,        c.batches,
             failed,          c.blocks_stored,   c.blocks_removed, c.clears,        c.orphans_healed,
-            c.orphans_dropped, c.unknown_events};
+            c.orphans_dropped, c.unknown_events, 0,            0,                0,
+            c.redis_errors,  c.redis_reconnects};
         std::copy(all, all + std::min<size_t>(capacity, KVC_INDEX_COUNTER_COUNT), values);
     });
 }
@@ -426,7 +441,8 @@ const char* kvc_index_counter_name(kvc_index_counter counter) {
     static const char* const names[KVC_INDEX_COUNTER_COUNT] = {
         "keys",          "holders",         "speculative",    "charged_bytes", "memory_bytes",   "engine_blocks",
         "orphan_blocks", "evictions",       "expired",        "batches_applied", "batches_failed", "blocks_stored",
-        "blocks_removed", "clears",         "orphans_healed", "orphans_dropped", "unknown_events"};
+        "blocks_removed", "clears",         "orphans_healed", "orphans_dropped", "unknown_events",
+        "reserved_17",   "reserved_18",     "reserved_19",    "redis_errors",   "redis_reconnects"};
     const uint32_t raw = kvcore::capi::enum_bits(counter);
     return raw < KVC_INDEX_COUNTER_COUNT ? names[raw] : "unknown";
 }

@@ -44,8 +44,7 @@ struct Index::Redis {
 void Index::RedisDelete::operator()(Redis* r) const noexcept { delete r; }
 
 void RedisConfig::validate() const {
-    if (url.empty()) return;
-    (void)parse_redis_url(url);
+    if (!url.empty()) (void)parse_redis_url(url);
     auto check = [](bool ok, const char* what) {
         if (!ok) fail(KVC_ERR_INVALID_ARGUMENT, std::string("index: redis ") + what);
     };
