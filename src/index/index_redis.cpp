@@ -145,14 +145,38 @@ namespace {
 // Pod ids of the names a read meets: every name in the shared index is interned (another replica may
 // have written it), once per call.
 struct PodIds {
+    struct Hash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
     Index& index;
-    std::unordered_map<std::string, PodId> ids;
+    std::unordered_map<std::string, PodId, Hash, std::equal_to<>> ids{};
     PodId operator()(std::string_view name) {
-        auto it = ids.find(std::string(name));
+        auto it = ids.find(name);
         if (it != ids.end()) return it->second;
         const PodId id = index.intern_pod(name);
         ids.emplace(std::string(name), id);
         return id;
+    }
+};
+
+// Candidate slots by pod id for one call, per thread (no allocation once warm), reset on the way out
+// even when a read fails.
+struct Slots {
+    std::vector<uint16_t>& of;
+    std::vector<PodId> set;
+    Slots() : of(table()) {}
+    ~Slots() {
+        for (PodId p : set) of[p] = 0xFFFF;
+    }
+    static std::vector<uint16_t>& table() {
+        thread_local std::vector<uint16_t> t(kMaxPods + 1, 0xFFFF);
+        return t;
+    }
+    uint16_t find(PodId p) const noexcept { return of[p]; }
+    void put(PodId p, uint16_t slot) {
+        set.push_back(p);
+        of[p] = slot;
     }
 };
 
@@ -184,12 +208,14 @@ size_t Index::redis_score(ModelId model, std::span<const uint64_t> keys, std::sp
         float best = 0;
     };
     std::vector<Cand> cands;
-    std::unordered_map<PodId, uint16_t> slot_of;
+    Slots slots;
     std::vector<uint16_t> slot_for;
     for (PodId p : candidates) {
-        auto [it, fresh] = slot_of.try_emplace(p, static_cast<uint16_t>(cands.size()));
-        if (fresh) cands.push_back(Cand{p});
-        slot_for.push_back(it->second);
+        if (slots.find(p) == 0xFFFF) {
+            slots.put(p, static_cast<uint16_t>(cands.size()));
+            cands.push_back(Cand{p});
+        }
+        slot_for.push_back(slots.find(p));
     }
     bool open = candidates.empty();
     std::array<float, 16> weight_of{};
@@ -205,15 +231,16 @@ size_t Index::redis_score(ModelId model, std::span<const uint64_t> keys, std::sp
             hits.clear();
             for (const RedisItem& item : items) {
                 const PodId pod = ids(item.pod);
-                auto it = slot_of.find(pod);
-                if (it == slot_of.end()) {
+                uint16_t slot = slots.find(pod);
+                if (slot == 0xFFFF) {
                     if (!open) continue;
-                    it = slot_of.emplace(pod, static_cast<uint16_t>(cands.size())).first;
+                    slot = static_cast<uint16_t>(cands.size());
+                    slots.put(pod, slot);
                     cands.push_back(Cand{pod});
                 }
-                Cand& c = cands[it->second];
+                Cand& c = cands[slot];
                 if (c.blocks != i) continue;
-                if (c.best == 0) hits.push_back(it->second);
+                if (c.best == 0) hits.push_back(slot);
                 c.best = std::max(c.best, weight_of[make_ref(pod, item.rank, item.tier, item.speculative) & 15]);
             }
             open = false;

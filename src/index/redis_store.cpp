@@ -32,6 +32,16 @@ local function live_items(v)
   end
   return items
 end
+local expiry_texts = {}
+local function expiry_text(ms)
+  local t = expiry_texts[ms]
+  if not t then
+    t = '0'
+    if ms > 0 then t = string.format('%d', now + ms) end
+    expiry_texts[ms] = t
+  end
+  return t
+end
 local function raw_count(v)
   local _, spaces = string.gsub(v, ' ', ' ')
   return spaces + 1
@@ -41,15 +51,6 @@ local function encode(items)
   for i, it in ipairs(items) do parts[i] = it[1] .. '.' .. it[2] .. '.' .. string.format('%d', it[3]) end
   return table.concat(parts, ' ')
 end
--- Writes pod's items of key k; none left drops the field and k from the pod's set.
-local function store(k, pod, items)
-  if #items == 0 then
-    redis.call('HDEL', k, pod)
-    redis.call('SREM', prefix .. 'p:' .. pod, k)
-  else
-    redis.call('HSET', k, pod, encode(items))
-  end
-end
 -- An entry key must live ms more (0: forever); before is its PTTL before this write (-2: it is new).
 local function extend(k, ms, before)
   if ms == 0 then
@@ -58,17 +59,45 @@ local function extend(k, ms, before)
     redis.call('PEXPIRE', k, ms)
   end
 end
--- Pod sets that adds touched: their PTTL before the first add and the longest life they now need.
+-- Pod sets that adds touched: their PTTL before the first add, the longest life they now need, and the
+-- keys to add to them (one SADD per 1000 at the end, not one per key).
 local sets = {}
-local function note_set(pod, ms)
+local function note_set(pod, ms, k)
   local name = prefix .. 'p:' .. pod
   local s = sets[name]
   if not s then
-    sets[name] = {before = redis.call('PTTL', name), need = ms}
+    s = {before = redis.call('PTTL', name), need = ms, keys = {}}
+    sets[name] = s
   elseif s.need ~= 0 and (ms == 0 or ms > s.need) then
     s.need = ms
   end
-  return name
+  s.keys[k] = true
+end
+local function flush_sets()
+  for name, s in pairs(sets) do
+    local page = {}
+    for k in pairs(s.keys) do
+      page[#page + 1] = k
+      if #page == 1000 then
+        redis.call('SADD', name, unpack(page))
+        page = {}
+      end
+    end
+    if #page > 0 then redis.call('SADD', name, unpack(page)) end
+    s.keys = {}
+  end
+end
+-- Writes pod's items of key k; none left drops the field and k from the pod's set (and from the keys
+-- still to be added to it).
+local function store(k, pod, items)
+  if #items == 0 then
+    redis.call('HDEL', k, pod)
+    local name = prefix .. 'p:' .. pod
+    if sets[name] then sets[name].keys[k] = nil end
+    redis.call('SREM', name, k)
+  else
+    redis.call('HSET', k, pod, encode(items))
+  end
 end
 -- Drops every pod's expired items of k.
 local function prune(k)
@@ -98,26 +127,33 @@ for i = 3, #ARGV, 6 do
     local expiry = 0
     if ms > 0 then expiry = now + ms end
     local before = redis.call('PTTL', k)
-    local old = redis.call('HGET', k, pod)
-    local out, found, real = {}, false, false
-    for _, it in ipairs(live_items(old)) do
-      if it[2] ~= 's' then real = true end
-      if it[1] == rank and it[2] == tier then
-        it[3] = expiry
-        found = true
+    if before == -2 then
+      -- a new key, the common case: one item
+      redis.call('HSET', k, pod, rank .. '.' .. tier .. '.' .. expiry_text(ms))
+      if ms > 0 then redis.call('PEXPIRE', k, ms) end
+      note_set(pod, ms, k)
+    else
+      local old = redis.call('HGET', k, pod)
+      local out, found, real = {}, false, false
+      for _, it in ipairs(live_items(old)) do
+        if it[2] ~= 's' then real = true end
+        if it[1] == rank and it[2] == tier then
+          it[3] = expiry
+          found = true
+        end
+        -- the engine's item replaces the routing decision
+        if spec or it[2] ~= 's' then out[#out + 1] = it end
       end
-      -- the engine's item replaces the routing decision
-      if spec or it[2] ~= 's' then out[#out + 1] = it end
-    end
-    -- a pod holding the key for real gains nothing from a speculative item
-    if not (spec and real) then
-      if not found then out[#out + 1] = {rank, tier, expiry} end
-      redis.call('HSET', k, pod, encode(out))
-      extend(k, ms, before)
-      redis.call('SADD', note_set(pod, ms), k)
-      if not old then
-        local n = redis.call('HLEN', k)
-        if n >= 2 and bit.band(n, n - 1) == 0 then prune(k) end
+      -- a pod holding the key for real gains nothing from a speculative item
+      if not (spec and real) then
+        if not found then out[#out + 1] = {rank, tier, expiry} end
+        redis.call('HSET', k, pod, encode(out))
+        extend(k, ms, before)
+        note_set(pod, ms, k)
+        if not old then
+          local n = redis.call('HLEN', k)
+          if n >= 2 and bit.band(n, n - 1) == 0 then prune(k) end
+        end
       end
     end
   elseif kind == 'r' then
@@ -130,6 +166,7 @@ for i = 3, #ARGV, 6 do
       if #out ~= raw_count(old) then store(k, pod, out) end
     end
   elseif kind == 'c' then
+    flush_sets()
     each_key(pod, function(set, ek)
       if #ek ~= #k + 18 or string.sub(ek, 1, #k) ~= k then return end
       local old = redis.call('HGET', ek, pod)
@@ -144,10 +181,12 @@ for i = 3, #ARGV, 6 do
       if #out ~= raw_count(old) then store(ek, pod, out) end
     end)
   elseif kind == 'p' then
+    flush_sets()
     local set = each_key(pod, function(set, ek) redis.call('HDEL', ek, pod) end)
     redis.call('DEL', set)
   end
 end
+flush_sets()
 -- Pod sets outlive their items: extended only ever later; a recreated set (its TTL gone) gets one again.
 for name, s in pairs(sets) do
   local cur = redis.call('PTTL', name)
@@ -522,14 +561,15 @@ void RedisStore::read(std::span<const std::string> keys, const Visitor& visit) {
     Lease lease(*this);
     bool retried = false;
     uint64_t now_ms = 0;
-    bool have_time = false;
-    std::vector<Reply> replies;
+    bool have_time = false, stop = false;
     std::vector<RedisItem> items;
+    // Replies are visited as they arrive (a window's replies all held at once cost more in cache misses
+    // than the round trip saves); next is the first key not yet visited, where a retried round trip
+    // starts again.
     size_t next = 0, window = config_.read_window;
-    for (size_t guard = 0; next < keys.size() && guard <= keys.size(); ++guard) {
+    for (size_t guard = 0; !stop && next < keys.size() && guard <= 2 * keys.size(); ++guard) {
         const size_t end = std::min(keys.size(), next + window);
         exchange(*lease.conn, retried, "read", [&](Conn& c) {
-            replies.clear();
             const bool ask_time = !have_time;
             if (ask_time) {
                 const char* argv[] = {"TIME"};
@@ -541,34 +581,44 @@ void RedisStore::read(std::span<const std::string> keys, const Visitor& visit) {
                 const size_t len[] = {7, keys[i].size()};
                 redisAppendCommandArgv(c.ctx, 2, argv, len);
             }
-            const size_t n = end - next + (ask_time ? 1 : 0);
-            for (size_t i = 0; i < n; ++i) {
+            auto get = [&]() {
                 void* raw = nullptr;
                 if (redisGetReply(c.ctx, &raw) != REDIS_OK) throw Lost{c.ctx->errstr};
-                replies.emplace_back(static_cast<redisReply*>(raw));
-            }
+                return Reply(static_cast<redisReply*>(raw));
+            };
             if (ask_time) {
-                const redisReply* t = replies.front().get();
-                uint64_t s = 0, us = 0;
+                const Reply t = get();
+                uint64_t sec = 0, us = 0;
                 if (t->type != REDIS_REPLY_ARRAY || t->elements != 2 || t->element[0]->type != REDIS_REPLY_STRING ||
-                    !parse_uint({t->element[0]->str, t->element[0]->len}, UINT64_MAX / 2000, s) ||
-                    !parse_uint({t->element[1]->str, t->element[1]->len}, 999999, us))
+                    !parse_uint({t->element[0]->str, t->element[0]->len}, UINT64_MAX / 2000, sec) ||
+                    !parse_uint({t->element[1]->str, t->element[1]->len}, 999999, us)) {
+                    c.drop();  // the window's replies are unread
                     fail(KVC_ERR_IO, "index: redis " + endpoint_.display + ": TIME gave no time");
-                now_ms = s * 1000 + us / 1000;
+                }
+                now_ms = sec * 1000 + us / 1000;
                 have_time = true;
-                replies.erase(replies.begin());
             }
+            std::string error;
+            for (size_t i = next; i < end; ++i) {
+                const Reply r = get();
+                if (stop) continue;  // read and dropped: the connection stays in step
+                if (r->type == REDIS_REPLY_ERROR) {
+                    error.assign(r->str, r->len);
+                    stop = true;
+                    continue;
+                }
+                parse_items(*r, now_ms, items);
+                next = i + 1;
+                try {
+                    stop = !visit(i, items);
+                } catch (...) {
+                    c.drop();  // the window's remaining replies are unread
+                    throw;
+                }
+            }
+            if (!error.empty())
+                fail(status_of_error_reply(error), "index: redis " + endpoint_.display + ": read: " + error);
         });
-        for (size_t i = next; i < end; ++i) {
-            const redisReply& r = *replies[i - next];
-            if (r.type == REDIS_REPLY_ERROR) {
-                const std::string msg(r.str, r.len);
-                fail(status_of_error_reply(msg), "index: redis " + endpoint_.display + ": read: " + msg);
-            }
-            parse_items(r, now_ms, items);
-            if (!visit(i, items)) return;
-        }
-        next = end;
         window = std::min<size_t>(window * config_.read_window_growth, keys.size());
     }
 }
