@@ -44,7 +44,10 @@
 // and read as 0 here; expire_speculative() has nothing to do (expired holders are ignored by readers
 // and dropped by the next write of their key). A call that cannot reach the server fails with
 // KVC_ERR_IO naming it, after a bounded reconnect; an apply() that fails so keeps its batch's changes
-// and sends them, in order, before that (pod, rank, model)'s next batch.
+// and sends them, in order, before that (pod, rank, model)'s next batch. Threads: the rules above hold
+// unchanged; server calls run on a pool of connections guarded by a mutex (one thread per connection at
+// a time, at most redis.max_connections, further calls wait for one), so scorers and ingest threads
+// reach the server in parallel.
 #pragma once
 
 #include <array>

@@ -358,6 +358,10 @@ TEST_F(IndexRedis, UrlsSocketsAndUnreachableServers) {
     db2.redis.url += "/2";
     Index over_tcp2(db2);
     EXPECT_EQ(blocks_of(over_tcp2, over_tcp2.intern_model("m"), keys, "pod-a"), 3u);
+    IndexConfig valkey = redis_config();
+    valkey.redis.url = "valkey://127.0.0.1:" + std::to_string(server->port()) + "/2";  // the same protocol
+    Index over_valkey_url(valkey);
+    EXPECT_EQ(blocks_of(over_valkey_url, over_valkey_url.intern_model("m"), keys, "pod-a"), 3u);
 }
 
 // Scoring from several threads (pooled connections) while another replica ingests: no errors, and at
