@@ -195,8 +195,10 @@ TEST_F(IndexRedis, SpeculativeEntriesAreSharedReplacedAndExpire) {
     const auto keys = a.request_keys(prompt, {});
     ASSERT_EQ(keys.size(), 5u);
     const PodId pc = a.intern_pod("pod-c");
-    a.add_speculative(ma, keys, pc, 700'000'000);  // 700 ms
-    const auto start = std::chrono::steady_clock::now();
+    // Checks before the TTL runs out are guarded by the time before the write, waits by the time after it.
+    const auto before = std::chrono::steady_clock::now();
+    a.add_speculative(ma, keys, pc, 1000'000'000);  // 1 s
+    const auto after = std::chrono::steady_clock::now();
     EXPECT_EQ(blocks_of(b, mb, keys, "pod-c"), 5u);
     const LookupResult seen = b.lookup(mb, keys, {});
     ASSERT_EQ(seen.keys_found, 5u);
@@ -207,10 +209,10 @@ TEST_F(IndexRedis, SpeculativeEntriesAreSharedReplacedAndExpire) {
     a.apply(pc, ma, engine.run(head));
     EXPECT_EQ(named(b, b.holders(mb, keys[0])), (std::vector<NamedHolder>{{"pod-c", 0, 0, false}}));
     EXPECT_EQ(named(b, b.holders(mb, keys[4])), (std::vector<NamedHolder>{{"pod-c", 0, 0, true}}));
-    b.add_speculative(mb, std::span(keys).first(1), b.find_pod("pod-c"), 700'000'000);
+    b.add_speculative(mb, std::span(keys).first(1), b.find_pod("pod-c"), 1000'000'000);
     EXPECT_EQ(named(a, a.holders(ma, keys[0])), (std::vector<NamedHolder>{{"pod-c", 0, 0, false}}));
-    ASSERT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(600)) << "the machine is too slow";
-    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    ASSERT_LT(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(900)) << "the machine is too slow";
+    std::this_thread::sleep_until(after + std::chrono::milliseconds(1300));
     EXPECT_TRUE(b.holders(mb, keys[4]).empty());
     EXPECT_EQ(blocks_of(b, mb, keys, "pod-c"), 3u);
     EXPECT_EQ(blocks_of(a, ma, keys, "pod-c"), 3u);
@@ -219,19 +221,21 @@ TEST_F(IndexRedis, SpeculativeEntriesAreSharedReplacedAndExpire) {
 // With a key TTL, holders nobody rewrites expire and their keys leave the server.
 TEST_F(IndexRedis, KeyTtlExpiresHoldersAndKeys) {
     IndexConfig config = redis_config();
-    config.redis.key_ttl_ms = 500;
+    config.redis.key_ttl_ms = 800;
     Index a(config), b(config);
     const ModelId ma = a.intern_model("llama"), mb = b.intern_model("llama");
     const auto prompt = tokens_from(13, 6 * 16 + 1);
     const auto keys = b.request_keys(prompt, {});
-    a.apply(a.intern_pod("pod-a"), ma, Engine(256).run(prompt));
+    const EventBatch batch = Engine(256).run(prompt);
+    const auto before = std::chrono::steady_clock::now();
+    a.apply(a.intern_pod("pod-a"), ma, batch);
     const auto stored = std::chrono::steady_clock::now();
     const uint32_t fresh = blocks_of(b, mb, keys, "pod-a");
     const long long live_keys = server->integer("DBSIZE");
-    ASSERT_LT(std::chrono::steady_clock::now() - stored, std::chrono::milliseconds(400)) << "the machine is too slow";
+    ASSERT_LT(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(700)) << "the machine is too slow";
     EXPECT_EQ(fresh, 6u);
     EXPECT_EQ(live_keys, 7) << "6 entries and the pod's set";
-    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    std::this_thread::sleep_until(stored + std::chrono::milliseconds(1100));
     EXPECT_EQ(blocks_of(b, mb, keys, "pod-a"), 0u);
     // The server drops expired keys (KEYS skips them at once; DBSIZE once its expiry cycle ran).
     EXPECT_EQ(server->integer("KEYS *"), 0);
