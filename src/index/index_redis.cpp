@@ -2,6 +2,7 @@
 // Index in Redis mode (index.h, "Redis mode"): Plans become RedisStore writes, reads walk the keys the
 // store hands back in pipelined windows. Built without KVCORE_REDIS, a url is KVC_ERR_UNSUPPORTED.
 #include <algorithm>
+#include <deque>
 #include <unordered_map>
 
 #include "common/error.h"
@@ -60,11 +61,12 @@ void RedisConfig::validate() const {
 void Index::redis_open() { redis_.reset(new Redis(config_.redis)); }
 
 namespace {
-// The names of the ids a call uses, read under the names lock once per distinct id.
+// The names of the ids a call uses, read under the names lock once per distinct id. A deque: writes keep
+// views of the names while more are added.
 template <class Lookup>
 struct NameCache {
     Lookup lookup;
-    std::vector<std::pair<uint16_t, std::string>> names;
+    std::deque<std::pair<uint16_t, std::string>> names;
     const std::string& operator()(uint16_t id) {
         for (const auto& [i, n] : names)
             if (i == id) return n;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <map>
 #include <random>
@@ -245,6 +246,32 @@ TEST_F(IndexRedis, KeyTtlExpiresHoldersAndKeys) {
         if (left != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     EXPECT_EQ(left, 0);
+}
+
+// A key kept alive by some pods sheds another pod's expired items: the writer that brings the key's
+// field count to a power of two prunes them (raw field counts read from the server).
+TEST_F(IndexRedis, ExpiredItemsOfOtherPodsArePruned) {
+    Index a(redis_config());
+    const ModelId m = a.intern_model("llama");
+    const auto prompt = tokens_from(17, 1 * 16 + 1);
+    const auto keys = a.request_keys(prompt, {});
+    ASSERT_EQ(keys.size(), 1u);
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(keys[0]));
+    const std::string hlen = std::string("HLEN kvc:b:llama:r:") + hex;
+    const auto before = std::chrono::steady_clock::now();
+    a.add_speculative(m, keys, a.intern_pod("pod-a"), 300'000'000);  // 300 ms
+    const auto after = std::chrono::steady_clock::now();
+    a.apply(a.intern_pod("pod-b"), m, Engine(64).run(prompt));  // 2 fields: pruned, nothing expired yet
+    EXPECT_EQ(server->integer(hlen.c_str()), 2);
+    ASSERT_LT(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(250)) << "the machine is too slow";
+    std::this_thread::sleep_until(after + std::chrono::milliseconds(450));
+    EXPECT_EQ(named(a, a.holders(m, keys[0])), (std::vector<NamedHolder>{{"pod-b", 0, 0, false}}));
+    a.apply(a.intern_pod("pod-c"), m, Engine(64).run(prompt));  // 3 fields: no pruning
+    EXPECT_EQ(server->integer(hlen.c_str()), 3);
+    a.apply(a.intern_pod("pod-d"), m, Engine(64).run(prompt));  // 4: pruned, pod-a's field goes
+    EXPECT_EQ(server->integer(hlen.c_str()), 3);
+    EXPECT_EQ(a.holders(m, keys[0]).size(), 3u);
 }
 
 // The server is killed mid-run: writes and reads fail with KVC_ERR_IO naming it, the failed batch is
