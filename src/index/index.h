@@ -36,10 +36,13 @@
 // stop early like the shards do. Replicas may ingest disjoint pods or the same ones (the writes are
 // idempotent). Speculative expiry is on the server's clock, so replicas agree without synchronised
 // clocks; IndexConfig::clock does not apply to it. The byte budget is the server's: byte_budget must
-// be 0, and the server is given `maxmemory` with `maxmemory-policy volatile-lru` (or allkeys-lru),
-// which evicts the least recently used entries; with redis.key_ttl_ms > 0 every holder also expires
-// key_ttl after its last write (a pod that vanished without a clear leaves nothing behind), at the
-// cost of forgetting blocks an engine holds longer without announcing them again. In Redis mode the
+// be 0, and the server is given `maxmemory` with `maxmemory-policy allkeys-lru` (volatile-lru only
+// when key_ttl_ms > 0: it evicts keys with a TTL), which evicts the least recently used entries (a
+// pod's key set is rewritten with each of its writes, so it is rarely the one evicted; if it is, a
+// clear of that pod misses the keys it listed, which then live until evicted or expired; a server with
+// noeviction refuses a batch over maxmemory whole: KVC_ERR_CAPACITY). With redis.key_ttl_ms > 0 every
+// holder also expires key_ttl after its last write (a pod that vanished without a clear leaves nothing
+// behind), at the cost of forgetting blocks an engine holds longer without announcing them again. In Redis mode the
 // counters of entries (keys, holders, speculative, charged bytes, evictions, expired) are the server's
 // and read as 0 here; expire_speculative() has nothing to do (expired holders are ignored by readers
 // and dropped by the next write of their key). A call that cannot reach the server fails with

@@ -274,6 +274,60 @@ TEST_F(IndexRedis, ExpiredItemsOfOtherPodsArePruned) {
     EXPECT_EQ(a.holders(m, keys[0]).size(), 3u);
 }
 
+// The byte budget in Redis mode is the server's maxmemory: with an LRU policy the server evicts the least
+// recently used entries and the index goes on (recent prompts score in full, old ones lost blocks); with
+// noeviction a batch over the limit is refused whole with KVC_ERR_CAPACITY.
+TEST_F(IndexRedis, ServerMaxmemoryIsTheByteBudget) {
+    IndexConfig config = redis_config();
+    config.hash_algo = HashAlgo::kSha256Cbor;
+    config.engine_keys_direct = true;  // batches of bare keys
+    Index a(config);
+    const ModelId m = a.intern_model("llama");
+    const PodId pa = a.intern_pod("pod-a");
+    const long long base = std::stoll(server->info("memory", "used_memory"));
+    const long long limit = base + (2 << 20);
+    (void)server->integer(("CONFIG SET maxmemory " + std::to_string(limit)).c_str());
+    (void)server->integer("CONFIG SET maxmemory-policy allkeys-lru");
+    std::mt19937_64 rng(5);
+    std::vector<std::vector<uint64_t>> prompts;
+    for (int b = 0; b < 80; ++b) {  // 40,000 keys: several times what 2 MiB hold
+        std::vector<uint64_t> keys(500);
+        for (auto& k : keys) k = rng();
+        BlockStored stored;
+        stored.block_hashes = keys;
+        stored.block_size = 16;
+        EventBatch batch;
+        batch.events.emplace_back(std::move(stored));
+        a.apply(pa, m, batch);
+        prompts.push_back(std::move(keys));
+    }
+    EXPECT_GT(std::stoll(server->info("stats", "evicted_keys")), 0);
+    EXPECT_LE(std::stoll(server->info("memory", "used_memory")), limit + (limit >> 4));
+    EXPECT_EQ(blocks_of(a, m, prompts.back(), "pod-a"), 500u);
+    EXPECT_LT(blocks_of(a, m, prompts.front(), "pod-a"), 500u);
+    EXPECT_EQ(a.counters().redis_errors, 0u);
+
+    (void)server->integer("CONFIG SET maxmemory-policy noeviction");
+    std::vector<uint64_t> more(20000);
+    for (auto& k : more) k = rng();
+    BlockStored stored;
+    stored.block_hashes = more;
+    stored.block_size = 16;
+    EventBatch batch;
+    batch.events.emplace_back(std::move(stored));
+    bool refused = false;
+    for (int i = 0; i < 20 && !refused; ++i) {  // the server is at its limit already; bounded anyway
+        try {
+            a.apply(pa, m, batch);
+        } catch (const Error& e) {
+            refused = true;
+            EXPECT_EQ(e.status(), KVC_ERR_CAPACITY);
+            EXPECT_NE(std::string(e.what()).find("OOM"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_TRUE(refused);
+}
+
 // The server is killed mid-run: writes and reads fail with KVC_ERR_IO naming it, the failed batch is
 // kept; restarted (empty: no persistence) on the same port, calls succeed after reconnecting and the
 // kept batch arrives before the next one.

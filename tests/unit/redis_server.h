@@ -100,6 +100,26 @@ public:
         return v;
     }
 
+    // A field of INFO (e.g. info("stats", "evicted_keys")); "" when there is none.
+    std::string info(const char* section, const std::string& field) const {
+        redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, timeval{1, 0});
+        std::string v;
+        if (c != nullptr && c->err == 0) {
+            auto* r = static_cast<redisReply*>(redisCommand(c, "INFO %s", section));
+            if (r != nullptr && r->type == REDIS_REPLY_STRING) {
+                const std::string text(r->str, r->len);
+                const size_t at = text.find("\r\n" + field + ":");
+                if (at != std::string::npos) {
+                    const size_t start = at + 3 + field.size();
+                    v = text.substr(start, text.find("\r\n", start) - start);
+                }
+            }
+            if (r != nullptr) freeReplyObject(r);
+        }
+        if (c != nullptr) redisFree(c);
+        return v;
+    }
+
 private:
     static int free_port() {
         const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
