@@ -42,9 +42,9 @@
 // clear of that pod misses the keys it listed, which then live until evicted or expired; a server with
 // noeviction refuses a batch over maxmemory whole: KVC_ERR_CAPACITY). With redis.key_ttl_ms > 0 every
 // holder also expires key_ttl after its last write (a pod that vanished without a clear leaves nothing
-// behind), at the cost of forgetting blocks an engine holds longer without announcing them again. In Redis mode the
-// counters of entries (keys, holders, speculative, charged bytes, evictions, expired) are the server's
-// and read as 0 here; expire_speculative() has nothing to do (expired holders are ignored by readers
+// behind), at the cost of forgetting blocks an engine holds longer without announcing them again. In
+// Redis mode the counters of entries (keys, holders, speculative, charged bytes, evictions, expired) are
+// the server's and read as 0 here; expire_speculative() has nothing to do (expired holders are ignored by readers
 // and dropped by the next write of their key). A call that cannot reach the server fails with
 // KVC_ERR_IO naming it, after a bounded reconnect; an apply() that fails so keeps its batch's changes
 // and sends them, in order, before that (pod, rank, model)'s next batch. Threads: the rules above hold
