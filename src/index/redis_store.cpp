@@ -14,9 +14,10 @@
 namespace kvcore::index {
 namespace {
 
-// The writes of one call (see redis_store.h, "Layout" and "Expiry"). ARGV: prefix, key_ttl_ms, then six
-// per write: kind, key, pod, rank, tier, ttl_ms. Items are {rank, tier, expiry} with rank and tier as
-// the strings the client sent.
+// The writes of one call (see redis_store.h, "Layout" and "Expiry"). ARGV: prefix, key_ttl_ms, then runs
+// of writes that differ only in their key: kind, pod, rank, tier, ttl_ms, n, and the n keys (a batch is
+// mostly one run: ARGV is about a key per write). Items are {rank, tier, expiry} with rank and tier as the
+// strings the client sent.
 constexpr std::string_view kScript = R"lua(#!lua
 local prefix, key_ttl = ARGV[1], tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -118,8 +119,7 @@ local function each_key(pod, fn)
   return set
 end
 
-for i = 3, #ARGV, 6 do
-  local kind, k, pod, rank, tier, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
+local function apply(kind, k, pod, rank, tier, ttl)
   if kind == 'a' or kind == 's' then
     local spec = kind == 's'
     local ms = key_ttl
@@ -185,6 +185,13 @@ for i = 3, #ARGV, 6 do
     local set = each_key(pod, function(set, ek) redis.call('HDEL', ek, pod) end)
     redis.call('DEL', set)
   end
+end
+
+local i = 3
+while i + 5 <= #ARGV do
+  local kind, pod, rank, tier, ttl, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+  for j = i + 6, i + 5 + n do apply(kind, ARGV[j], pod, rank, tier, ttl) end
+  i = i + 6 + n
 end
 flush_sets()
 -- Pod sets outlive their items: extended only ever later; a recreated set (its TTL gone) gets one again.
@@ -499,7 +506,7 @@ void RedisStore::write(std::span<const RedisWrite> writes) {
         size_t off, len;
     };
     std::vector<Arg> args;
-    args.reserve(5 + writes.size() * 6);
+    args.reserve(5 + writes.size() * 7);
     auto own = [&](std::string_view s) {
         args.push_back(Arg{nullptr, buf.size(), s.size()});
         buf += s;
@@ -510,17 +517,36 @@ void RedisStore::write(std::span<const RedisWrite> writes) {
     ref("0");
     ref(config_.key_prefix);
     own(std::to_string(config_.key_ttl_ms));
+    // Runs of writes equal but for their key share one header; its count is filled in when the run ends.
+    const RedisWrite* run = nullptr;
+    size_t count_arg = 0, run_keys = 0;
+    auto end_run = [&] {
+        if (run == nullptr) return;
+        const std::string n = std::to_string(run_keys);
+        args[count_arg] = Arg{nullptr, buf.size(), n.size()};
+        buf += n;
+    };
     for (const RedisWrite& w : writes) {
-        const char kind = static_cast<char>(w.kind);
-        own(std::string_view(&kind, 1));
-        ref(w.key);
-        ref(w.pod);
         const bool spec = w.kind == RedisWrite::Kind::kAddSpeculative;
-        own(spec ? "0" : std::to_string(w.rank));
-        const char tier = spec ? 's' : static_cast<char>('0' + w.tier);
-        own(std::string_view(&tier, 1));
-        own(std::to_string(w.ttl_ms));
+        if (run == nullptr || w.kind != run->kind || w.pod != run->pod || w.rank != run->rank || w.tier != run->tier ||
+            w.ttl_ms != run->ttl_ms) {
+            end_run();
+            run = &w;
+            run_keys = 0;
+            const char kind = static_cast<char>(w.kind);
+            own(std::string_view(&kind, 1));
+            ref(w.pod);
+            own(spec ? "0" : std::to_string(w.rank));
+            const char tier = spec ? 's' : static_cast<char>('0' + w.tier);
+            own(std::string_view(&tier, 1));
+            own(std::to_string(w.ttl_ms));
+            count_arg = args.size();
+            args.push_back(Arg{});
+        }
+        ref(w.key);
+        ++run_keys;
     }
+    end_run();
     std::vector<const char*> argv(args.size());
     std::vector<size_t> len(args.size());
     for (size_t i = 0; i < args.size(); ++i) {
