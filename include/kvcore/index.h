@@ -30,6 +30,19 @@
  * (kvc_index_options_set_ingest_threads), kvc_index_submit_batch decodes on the calling thread and
  * queues the batch on the pod's worker (pods sharded over the threads, order kept per pod).
  *
+ * Redis mode (kvc_index_options_set_redis): several routers share one index in a Redis or Valkey
+ * server. Each keeps the names it meets and the engine-key mapping of the pods whose batches it applies;
+ * the entries live in the server, keyed by model and pod names, so any router scores what any other
+ * applied (pods are known by name: a router need not have seen a pod's batches to score, look up,
+ * clear or remove it). A batch reaches the server as one script (other routers see it whole or not at
+ * all); scoring and lookups read keys in pipelined windows and stop early. When the server cannot be
+ * reached a call fails with KVC_ERR_IO naming it, after a bounded reconnect; an applied batch that
+ * fails so is kept and sent before that pod's next batch. The byte budget is then the server's
+ * (maxmemory, maxmemory-policy volatile-lru or allkeys-lru) and kvc_index_options_set_byte_budget must
+ * stay 0; holders expire kvc_index_options_set_redis_key_ttl_ms after their last write when that is set.
+ * The entry counters (keys, holders, speculative, charged bytes, evictions, expired) read 0 in Redis
+ * mode: they are the server's. Speculative TTLs run on the server's clock.
+ *
  * Counters (kvc_index_counters) are the index's own figures; the index has no kvc_stats snapshot yet:
  * hits and misses of a router's scoring are per pod and per prompt, which kvc_stats' cache counters do
  * not describe, and counting them would add a shared write to every scoring call.
@@ -95,7 +108,9 @@ typedef enum kvc_index_counter {
     KVC_INDEX_COUNTER_SCORE_CACHE_HITS = 17,          /* kvc_index_score_tokens answered by the score cache */
     KVC_INDEX_COUNTER_SCORE_CACHE_MISSES = 18,        /* ... scored by the index (the cache enabled) */
     KVC_INDEX_COUNTER_SCORE_CACHE_INVALIDATIONS = 19, /* misses whose cached result a write had made stale */
-    KVC_INDEX_COUNTER_COUNT = 20
+    KVC_INDEX_COUNTER_REDIS_ERRORS = 20,     /* Redis mode: failed server round trips (connection lost, error reply) */
+    KVC_INDEX_COUNTER_REDIS_RECONNECTS = 21, /* Redis mode: connections made again after one was lost */
+    KVC_INDEX_COUNTER_COUNT = 22
 } kvc_index_counter;
 
 #define KVC_INDEX_DEFAULT_SPECULATIVE_TTL_MS 2000u
@@ -141,6 +156,17 @@ KVC_API kvc_status kvc_index_options_set_speculative_ttl_ms(kvc_index_options* o
  * per prompt (the oldest goes). With max_entries 0 the other two are not checked. */
 KVC_API kvc_status kvc_index_options_set_score_cache(kvc_index_options* options, uint32_t max_entries, uint64_t ttl_ms,
                                                      uint32_t max_pod_sets_per_prompt);
+/* Redis mode: url is redis://[[user]:password@]host[:port][/db] (valkey:// alike; host may be [ipv6]) or
+ * unix:///path/to/socket[?db=N]; "" goes back to entries in this process. Copied; checked for syntax
+ * here (KVC_ERR_INVALID_ARGUMENT), connected to by kvc_index_create (KVC_ERR_IO when it cannot).
+ * KVC_ERR_UNSUPPORTED in a build without Redis (KVCORE_REDIS=OFF) and for rediss:// (no TLS). */
+KVC_API kvc_status kvc_index_options_set_redis(kvc_index_options* options, const char* url);
+/* Redis mode: a holder expires ttl_ms after its last write (0, the default: never by time), and keys
+ * no write refreshes leave the server. At most 2^40 ms. */
+KVC_API kvc_status kvc_index_options_set_redis_key_ttl_ms(kvc_index_options* options, uint64_t ttl_ms);
+/* Redis mode: what every key of the index in the server starts with (default "kvc:"); routers that share
+ * an index use the same prefix, different indexes in one server different ones. Copied. */
+KVC_API kvc_status kvc_index_options_set_redis_key_prefix(kvc_index_options* options, const char* prefix);
 /* threads 0..256 (0, the default: no workers, kvc_index_submit_batch is KVC_ERR_INVALID_STATE);
  * queue_capacity >= 1 batches per worker. */
 KVC_API kvc_status kvc_index_options_set_ingest_threads(kvc_index_options* options, uint32_t threads,

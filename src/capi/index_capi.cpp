@@ -207,6 +207,20 @@ kvc_status kvc_index_options_set_score_cache(kvc_index_options* o, uint32_t max_
         c.index.score_cache = idx::ScoreCacheConfig{max_entries, ttl_ms, max_pod_sets_per_prompt};
     });
 }
+kvc_status kvc_index_options_set_redis(kvc_index_options* o, const char* url) {
+    KVC_REQUIRE_HANDLE(url, "url");
+    return edit_validated(o, [&](CapiConfig& c) {
+        c.index.redis.url = url;
+        c.index.redis.validate();  // the url's own message, also with a byte budget set
+    });
+}
+kvc_status kvc_index_options_set_redis_key_ttl_ms(kvc_index_options* o, uint64_t ttl_ms) {
+    return edit_validated(o, [&](CapiConfig& c) { c.index.redis.key_ttl_ms = ttl_ms; });
+}
+kvc_status kvc_index_options_set_redis_key_prefix(kvc_index_options* o, const char* prefix) {
+    KVC_REQUIRE_HANDLE(prefix, "prefix");
+    return edit_validated(o, [&](CapiConfig& c) { c.index.redis.key_prefix = prefix; });
+}
 kvc_status kvc_index_options_set_ingest_threads(kvc_index_options* o, uint32_t threads, uint32_t queue_capacity) {
     return edit_validated(o, [&](CapiConfig& c) {
         c.ingest_threads = threads;
@@ -498,7 +512,7 @@ kvc_status kvc_index_counters(const kvc_index* x, uint64_t* values, size_t capac
             c.engine_blocks, c.orphan_blocks,   c.evictions,     c.expired,        c.batches,
             failed,          c.blocks_stored,   c.blocks_removed, c.clears,        c.orphans_healed,
             c.orphans_dropped, c.unknown_events, c.score_cache_hits, c.score_cache_misses,
-            c.score_cache_invalidations};
+            c.score_cache_invalidations, c.redis_errors, c.redis_reconnects};
         std::copy(all, all + std::min<size_t>(capacity, KVC_INDEX_COUNTER_COUNT), values);
     });
 }
@@ -508,7 +522,7 @@ const char* kvc_index_counter_name(kvc_index_counter counter) {
         "keys",          "holders",         "speculative",    "charged_bytes", "memory_bytes",   "engine_blocks",
         "orphan_blocks", "evictions",       "expired",        "batches_applied", "batches_failed", "blocks_stored",
         "blocks_removed", "clears",         "orphans_healed", "orphans_dropped", "unknown_events",
-        "score_cache_hits", "score_cache_misses", "score_cache_invalidations"};
+        "score_cache_hits", "score_cache_misses", "score_cache_invalidations", "redis_errors", "redis_reconnects"};
     const uint32_t raw = kvcore::capi::enum_bits(counter);
     return raw < KVC_INDEX_COUNTER_COUNT ? names[raw] : "unknown";
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "index/index.h"
+#include "index/index_plan.h"
 
 #include <algorithm>
 #include <atomic>
@@ -18,32 +19,6 @@ namespace kvcore::index {
 namespace {
 
 constexpr uint32_t kNone = UINT32_MAX;
-
-// A holder packed in 32 bits: pod 16 | rank 12 | tier 3 | speculative 1.
-using Ref = uint32_t;
-constexpr Ref make_ref(PodId pod, uint32_t rank, Medium tier, bool spec) noexcept {
-    return (uint32_t{pod} << 16) | (rank << 4) | (uint32_t(tier) << 1) | (spec ? 1u : 0u);
-}
-constexpr PodId ref_pod(Ref r) noexcept { return static_cast<PodId>(r >> 16); }
-constexpr uint16_t ref_rank(Ref r) noexcept { return static_cast<uint16_t>((r >> 4) & kMaxRank); }
-constexpr Medium ref_tier(Ref r) noexcept { return static_cast<Medium>((r >> 1) & 7); }
-constexpr bool ref_spec(Ref r) noexcept { return (r & 1) != 0; }
-Holder to_holder(Ref r) noexcept { return Holder{ref_pod(r), ref_rank(r), ref_tier(r), ref_spec(r)}; }
-
-// (model, kind) in 16 bits: the kind is the top bit.
-constexpr uint16_t model_field(ModelId model, KeyKind kind) noexcept {
-    return static_cast<uint16_t>(model | (kind == KeyKind::kEngine ? 0x8000u : 0u));
-}
-
-inline uint64_t mix(uint64_t key, uint16_t model) noexcept {
-    uint64_t x = key ^ (uint64_t{model} * 0x9E3779B97F4A7C15ull);
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
 
 // The shards a batch or a window of keys touches, visited in ascending order (the lock order).
 struct ShardSet {
@@ -419,26 +394,11 @@ struct Index::PodState {
         std::vector<uint64_t> keys;
     };
     std::unordered_map<uint64_t, Added> added;
+    Plan unsent;  // Redis mode: changes of a batch the server did not get, sent before the next one
 };
 
 struct Index::StateMap {
     std::unordered_map<uint64_t, PodState*> map;  // pod << 32 | rank << 16 | model
-};
-
-// A batch's changes, computed before any shard is locked.
-struct Index::Plan {
-    enum class Type : uint8_t { kAdd, kRemove, kClearPodRank, kRemovePod };
-    struct Op {
-        Type type;
-        uint16_t model;
-        Ref ref;
-        uint64_t key, h, expiry;
-    };
-    std::vector<Op> ops;
-    bool all_shards = false;
-    void add(Type t, uint64_t key, uint16_t model, Ref r, uint64_t expiry = 0) {
-        ops.push_back(Op{t, model, r, key, mix(key, model), expiry});
-    }
 };
 
 // ---- construction, names ------------------------------------------------------------------------------
@@ -451,6 +411,14 @@ void IndexConfig::validate() const {
     if (byte_budget != 0 && byte_budget / shards < Index::kKeyCharge)
         fail(KVC_ERR_INVALID_ARGUMENT, "index: byte_budget leaves a shard less than one key");
     score_cache.validate();
+    redis.validate();
+    // The score cache learns of writes from this process's execute(); other replicas write to the server.
+    if (!redis.url.empty() && score_cache.max_entries != 0)
+        fail(KVC_ERR_INVALID_ARGUMENT, "index: the score cache cannot see other replicas' writes in Redis mode: "
+                                       "use one or the other");
+    if (!redis.url.empty() && byte_budget != 0)
+        fail(KVC_ERR_INVALID_ARGUMENT, "index: in Redis mode the byte budget is the server's (maxmemory with "
+                                       "maxmemory-policy volatile-lru or allkeys-lru): byte_budget must be 0");
 }
 
 Index::Index(IndexConfig config)
@@ -467,6 +435,7 @@ Index::Index(IndexConfig config)
         score_cache_ = std::make_unique<ScoreCache>(config_.score_cache, config_.clock);
         gens_ = &score_cache_->generations();
     }
+    if (!config_.redis.url.empty()) redis_open();
 }
 
 Index::~Index() = default;
@@ -503,6 +472,7 @@ PodId Index::intern_pod(std::string_view name) {
 }
 
 PodId Index::find_pod(std::string_view name) const {
+    if (redis_ && !name.empty()) return const_cast<Index*>(this)->intern_pod(name);  // a cache of the server's names
     std::lock_guard lock(names_mutex_);
     for (size_t i = 0; i < pods_.size(); ++i)
         if (!pods_[i].empty() && pods_[i] == name) return static_cast<PodId>(i);
@@ -828,6 +798,7 @@ void Index::plan_batch(PodState& st, PodId pod, uint16_t rank, ModelId model, co
 }
 
 void Index::execute(Plan& plan) {
+    if (redis_) return redis_execute(plan, nullptr);
     if (plan.ops.empty()) return;
     ShardSet set;
     if (plan.all_shards) {
@@ -917,7 +888,8 @@ void Index::apply(PodId pod, ModelId model, const EventBatch& batch) {
     }
     plan.ops.reserve(blocks);
     plan_batch(st, pod, rank, model, batch, plan);
-    execute(plan);
+    if (redis_) redis_execute(plan, &st.unsent);
+    else execute(plan);
     batches_.fetch_add(1, std::memory_order_relaxed);
     unknown_events_.fetch_add(batch.unknown_events, std::memory_order_relaxed);
 }
@@ -939,6 +911,7 @@ void Index::remove_pod(PodId pod) {
         s->orphans_by_parent.clear();
         s->orphan_order.clear();
         s->orphan_blocks = 0;
+        s->unsent.ops.clear();
     }
     Plan plan;
     plan.ops.push_back(Plan::Op{Plan::Type::kRemovePod, 0, make_ref(pod, 0, Medium::kGpu, false), 0, 0, 0});
@@ -957,7 +930,7 @@ void Index::add_speculative(ModelId model, std::span<const uint64_t> keys, PodId
         if (pod >= pods_.size() || pods_[pod].empty()) fail(KVC_ERR_NOT_FOUND, "index: unknown pod id");
         if (model >= models_.size()) fail(KVC_ERR_NOT_FOUND, "index: unknown model id");
     }
-    const uint64_t expiry = now() + ttl_ns;
+    const uint64_t expiry = redis_ ? ttl_ns : now() + ttl_ns;  // Redis: the server's clock makes it absolute
     Plan plan;
     for (uint64_t k : keys)
         plan.add(Plan::Type::kAdd, k, model_field(model, KeyKind::kRequest), make_ref(pod, 0, Medium::kGpu, true), expiry);
@@ -1140,6 +1113,7 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
     if (candidates.size() > 0xFFFE) fail(KVC_ERR_INVALID_ARGUMENT, "index: too many candidates");
     for (PodId p : candidates)
         if (p == kNoPod) fail(KVC_ERR_INVALID_ARGUMENT, "index: candidate is not a pod");
+    if (redis_) return redis_score(model, keys, candidates, out, params, kind, decode_load);
     const uint16_t mf = model_field(model, kind);
     // A candidate's run covers keys [0, blocks); it is still running at key i while blocks == i. best:
     // the best tier weight it holds key i in so far (0: none yet).
@@ -1294,6 +1268,7 @@ size_t Index::score_tokens(ModelId model, std::span<const int32_t> tokens, const
 
 LookupResult Index::lookup(ModelId model, std::span<const uint64_t> keys, std::span<const PodId> filter,
                            KeyKind kind) const {
+    if (redis_) return redis_lookup(model, keys, filter, kind);
     const uint16_t mf = model_field(model, kind);
     LookupResult res;
     res.offsets.push_back(0);
@@ -1336,6 +1311,7 @@ LookupResult Index::lookup(ModelId model, std::span<const uint64_t> keys, std::s
 }
 
 std::vector<Holder> Index::holders(ModelId model, uint64_t key, KeyKind kind) const {
+    if (redis_) return redis_holders(model, key, kind);
     const uint16_t mf = model_field(model, kind);
     const uint64_t h = mix(key, mf);
     const Shard& s = *shards_[shard_shift_ == 64 ? 0 : h >> shard_shift_];
@@ -1391,6 +1367,7 @@ IndexCounters Index::counters() const {
         c.score_cache_misses = sc.misses;
         c.score_cache_invalidations = sc.invalidations;
     }
+    if (redis_) redis_counters(c);
     return c;
 }
 

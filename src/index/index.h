@@ -31,6 +31,29 @@
 // Score cache. With IndexConfig::score_cache enabled, score_tokens answers repeated prompts from
 // score_cache.h's cache; every write to a key bumps that key's generation bucket under its shard's
 // exclusive lock (execute(), clears, budget evictions), which is how cached results are never stale.
+// Redis mode (IndexConfig::redis.url set; KVCORE_REDIS builds; redis_store.h). Several router replicas
+// share one index in a Redis or Valkey server: each keeps its own names and per-pod engine-key mapping
+// (PodState: the pods whose events it ingests) but stores and reads the entries in the server, by name,
+// so every replica sees every replica's writes. A Plan goes to the server as one Lua script (atomic:
+// other replicas see a batch whole or not at all); score and lookup send pipelined windows of keys and
+// stop early like the shards do. Replicas may ingest disjoint pods or the same ones (the writes are
+// idempotent). Speculative expiry is on the server's clock, so replicas agree without synchronised
+// clocks; IndexConfig::clock does not apply to it. The byte budget is the server's: byte_budget must
+// be 0, and the server is given `maxmemory` with `maxmemory-policy allkeys-lru` (volatile-lru only
+// when key_ttl_ms > 0: it evicts keys with a TTL), which evicts the least recently used entries (a
+// pod's key set is rewritten with each of its writes, so it is rarely the one evicted; if it is, a
+// clear of that pod misses the keys it listed, which then live until evicted or expired; a server with
+// noeviction refuses a batch over maxmemory whole: KVC_ERR_CAPACITY). With redis.key_ttl_ms > 0 every
+// holder also expires key_ttl after its last write (a pod that vanished without a clear leaves nothing
+// behind), at the cost of forgetting blocks an engine holds longer without announcing them again. In
+// Redis mode the counters of entries (keys, holders, speculative, charged bytes, evictions, expired) are
+// the server's and read as 0 here; expire_speculative() has nothing to do (expired holders are ignored by readers
+// and dropped by the next write of their key). A call that cannot reach the server fails with
+// KVC_ERR_IO naming it, after a bounded reconnect; an apply() that fails so keeps its batch's changes
+// and sends them, in order, before that (pod, rank, model)'s next batch. Threads: the rules above hold
+// unchanged; server calls run on a pool of connections guarded by a mutex (one thread per connection at
+// a time, at most redis.max_connections, further calls wait for one), so scorers and ingest threads
+// reach the server in parallel.
 #pragma once
 
 #include <array>
@@ -65,6 +88,24 @@ struct ScoreCacheConfig {
     void validate() const;
 };
 
+// The Redis/Valkey backend (see "Redis mode" above; the details in redis_store.h).
+struct RedisConfig {
+    // "": entries in this process. redis://[[user]:password@]host[:port][/db] (valkey:// alike; host may be
+    // [ipv6]), or unix:///path/to/socket[?db=N].
+    std::string url;
+    std::string key_prefix = "kvc:";  // every key of the index in the server starts with it
+    uint64_t key_ttl_ms = 0;          // 0: holders never expire by time; else key_ttl after their last write
+    uint32_t connect_timeout_ms = 1000;
+    uint32_t command_timeout_ms = 5000;
+    uint32_t reconnect_attempts = 3;  // per failed call, 10 ms backoff doubling, each within connect_timeout
+    uint32_t max_connections = 16;    // calls beyond it wait for a free connection
+    // Keys per pipelined read: the first window, then each window `read_window_growth` times the last.
+    // 1 and 1: one round trip per key (the benchmark's baseline).
+    uint32_t read_window = 32;
+    uint32_t read_window_growth = 4;
+    void validate() const;  // KVC_ERR_UNSUPPORTED for a url in a build without KVCORE_REDIS
+};
+
 struct IndexConfig {
     pool::HashAlgo hash_algo = pool::HashAlgo::kXxh3;
     std::string hash_seed = "42";
@@ -80,6 +121,7 @@ struct IndexConfig {
     using Clock = uint64_t (*)() noexcept;  // monotonic ns; tests inject one (speculative TTLs)
     Clock clock = nullptr;
     ScoreCacheConfig score_cache;
+    RedisConfig redis;
     void validate() const;
 };
 
@@ -147,6 +189,9 @@ struct IndexCounters {
     uint64_t batches = 0, blocks_stored = 0, blocks_removed = 0, clears = 0;
     uint64_t orphans_healed = 0, orphans_dropped = 0, unknown_events = 0;
     uint64_t score_cache_hits = 0, score_cache_misses = 0, score_cache_invalidations = 0;
+    // Redis mode: failed server calls (each retried once after a reconnect), reconnections made, and
+    // round trips (pipelined windows and scripts).
+    uint64_t redis_errors = 0, redis_reconnects = 0, redis_round_trips = 0;
 };
 
 class ScoreCache;
@@ -171,6 +216,7 @@ public:
     // limits; find_* return nullopt-like 0xFFFF for an unknown name.
     ModelId intern_model(std::string_view name);
     PodId intern_pod(std::string_view name);
+    // In Redis mode every non-empty name may be in the shared index: find_pod interns it.
     [[nodiscard]] PodId find_pod(std::string_view name) const;
     [[nodiscard]] std::string pod_name(PodId pod) const;
     static constexpr PodId kNoPod = 0xFFFF;
@@ -257,6 +303,22 @@ private:
     void check_holders(ModelId model, std::span<const Holder> holders) const;
     void plan_batch(PodState& state, PodId pod, uint16_t rank, ModelId model, const EventBatch& batch, Plan& plan);
     void execute(Plan& plan);
+
+    // Redis mode (index_redis.cpp): the dispatch targets of execute, score, lookup, holders, counters.
+    struct Redis;
+    struct RedisDelete {
+        void operator()(Redis* r) const noexcept;
+    };
+    std::unique_ptr<Redis, RedisDelete> redis_;
+    void redis_open();
+    void redis_execute(Plan& plan, Plan* unsent);
+    size_t redis_score(ModelId model, std::span<const uint64_t> keys, std::span<const PodId> candidates,
+                       std::span<PodScore> out, const ScoreParams& params, KeyKind kind,
+                       std::span<const double> decode_load) const;
+    [[nodiscard]] LookupResult redis_lookup(ModelId model, std::span<const uint64_t> keys,
+                                            std::span<const PodId> filter, KeyKind kind) const;
+    [[nodiscard]] std::vector<Holder> redis_holders(ModelId model, uint64_t key, KeyKind kind) const;
+    void redis_counters(IndexCounters& c) const;
 
     IndexConfig config_;
     pool::BlockHasher hasher_;

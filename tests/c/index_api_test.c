@@ -566,6 +566,8 @@ static void test_add_evict(void) {
     CHECK(counter(index, KVC_INDEX_COUNTER_KEYS) == 0);
     CHECK(counter(index, KVC_INDEX_COUNTER_ENGINE_BLOCKS) == 0);
     kvc_index_destroy(index);
+}
+
 /* The score cache: its option, its counters, results equal to the uncached path's, and a write that
  * touches the prompt (a clear of the pod) making the cached result stale. */
 static void test_score_cache(void) {
@@ -656,6 +658,49 @@ static void test_submit(void) {
     kvc_pool_destroy(pool);
 }
 
+/* Redis mode's options without a server: the url's syntax, a refused connection naming the server,
+ * and a build without Redis saying so. */
+static void test_redis_options(void) {
+    kvc_index_options* o = NULL;
+    kvc_index* index = NULL;
+    kvc_status st;
+    CHECK_STATUS(kvc_index_options_create(&o), KVC_OK);
+    CHECK_STATUS(kvc_index_options_set_redis(NULL, "redis://127.0.0.1:1"), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_options_set_redis(o, NULL), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_options_set_redis_key_prefix(o, NULL), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_options_set_redis_key_ttl_ms(o, (uint64_t)1 << 41), KVC_ERR_INVALID_ARGUMENT);
+    st = kvc_index_options_set_redis(o, "redis://127.0.0.1:1");
+    if (st == KVC_ERR_UNSUPPORTED) {
+        CHECK(strstr(kvc_last_error_message(), "without Redis") != NULL);
+        kvc_index_options_destroy(o);
+        return;
+    }
+    CHECK_STATUS(st, KVC_OK);
+    CHECK_STATUS(kvc_index_options_set_redis(o, "http://127.0.0.1:6379"), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "http://127.0.0.1:6379") != NULL);
+    CHECK_STATUS(kvc_index_options_set_redis(o, "redis://"), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_options_set_redis(o, "redis://host:0"), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_options_set_redis(o, "redis://host:99999"), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_options_set_redis(o, "redis://host/db"), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_options_set_redis(o, "unix://relative.sock"), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_index_options_set_redis(o, "rediss://host"), KVC_ERR_UNSUPPORTED);
+    /* The budget is the server's in Redis mode. */
+    CHECK_STATUS(kvc_index_options_set_byte_budget(o, 1u << 20), KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kvc_last_error_message(), "maxmemory") != NULL);
+    CHECK_STATUS(kvc_index_options_set_redis_key_ttl_ms(o, 60000), KVC_OK);
+    CHECK_STATUS(kvc_index_options_set_redis_key_prefix(o, "router-a:"), KVC_OK);
+    /* The last accepted url stays; nothing listens on port 1. */
+    CHECK_STATUS(kvc_index_create(o, &index), KVC_ERR_IO);
+    CHECK(index == NULL);
+    CHECK(strstr(kvc_last_error_message(), "127.0.0.1:1") != NULL);
+    CHECK_STATUS(kvc_index_options_set_redis(o, ""), KVC_OK);
+    CHECK_STATUS(kvc_index_create(o, &index), KVC_OK);
+    CHECK(counter(index, KVC_INDEX_COUNTER_REDIS_ERRORS) == 0);
+    CHECK(strcmp(kvc_index_counter_name(KVC_INDEX_COUNTER_REDIS_RECONNECTS), "redis_reconnects") == 0);
+    kvc_index_destroy(index);
+    kvc_index_options_destroy(o);
+}
+
 int main(void) {
     make_prompts();
     test_options();
@@ -666,6 +711,7 @@ int main(void) {
     test_add_evict();
     test_score_cache();
     test_submit();
+    test_redis_options();
     if (failures != 0) {
         fprintf(stderr, "c_api_index: %d checks failed\n", failures);
         return 1;

@@ -517,7 +517,9 @@ def usage_errors(kvcore):
     taken.listen(1)
     busy = "127.0.0.1:%d" % taken.getsockname()[1]
     for args, want in [(["--zmq-bind", "tcp://127.0.0.1:0", "--http", busy], "cannot listen"),(["--http", "127.0.0.1:0"], "give --zmq-bind or at least one --engine"),
-                       (["--zmq-bind", "tcp://127.0.0.1:0", "--redis", "redis://127.0.0.1:6379"], "not built yet"),
+                       (["--zmq-bind", "tcp://127.0.0.1:0", "--redis", "ftp://127.0.0.1:6379"], "--redis"),
+                       (["--zmq-bind", "tcp://127.0.0.1:0", "--redis", "redis://127.0.0.1:6379", "--score-cache", "10"],
+                        "--score-cache"),
                        (["--zmq-bind", "nonsense://x", "--http", "127.0.0.1:0"], "nonsense://x"),
                        (["--zmq-bind", "tcp://127.0.0.1:0", "--http", "nowhere"], "HOST:PORT"),
                        (["--zmq-bind", "tcp://127.0.0.1:0", "--hash", "xxh3", "--engine-keys", "direct"], "sha256_cbor")]:
@@ -525,6 +527,59 @@ def usage_errors(kvcore):
         if r.returncode != 1 or want not in r.stderr:
             fail("serve-index %s: exit %d, stderr %r; want 1 and %r" % (" ".join(args), r.returncode, r.stderr, want))
     taken.close()
+
+
+def redis_replicas(kvcore):
+    """Two serve-index replicas share one index through a real redis-server: the engine's events reach
+    replica A only, and replica B scores them."""
+    import shutil
+    import socket
+    import tempfile
+    server_bin = shutil.which("redis-server")
+    if server_bin is None:
+        print("serve-index: redis-server not installed, the Redis replicas case is skipped")
+        return
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    work = tempfile.mkdtemp()
+    redis = subprocess.Popen([server_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                              "no", "--dir", work], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def ready():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+                    c.sendall(b"PING\r\n")
+                    return c.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+        until("redis-server answering PING", ready)
+        url = "redis://127.0.0.1:%d" % port
+        common = ["--zmq-bind", "tcp://127.0.0.1:0", "--hash", "sha256_cbor", "--seed", "42", "--redis", url]
+        a = Server(kvcore, common)
+        b = Server(kvcore, common)
+        if not any(("entries shared in Redis at " + url) in l for l in a.output):
+            fail("the startup lines do not name the Redis server")
+        ctx = zmq.Context()
+        pub = ctx.socket(zmq.XPUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.connect(a.zmq_bind)
+        wait_subscribed(pub)
+        tokens = list(range(5000, 5000 + 16 * 6))
+        hashes = [0x1000 + i for i in range(6)]
+        send(pub, "pod-r", 0, batch([chain(hashes, tokens, 0, 6, 16, "map")], "map"))
+        # Direct keys: the events' hashes are the index's keys, so replica B scores them by block_hashes.
+        expect_scores(b, {"model": MODEL, "block_hashes": hashes, "pods": ["pod-r", "pod-x"]}, {"pod-r": 6, "pod-x": 0})
+        expect_scores(a, {"model": MODEL, "block_hashes": hashes[:4], "pods": ["pod-r"]}, {"pod-r": 4})
+        a.stop()
+        b.stop()
+        pub.close()
+        ctx.term()
+    finally:
+        redis.terminate()
+        redis.wait(timeout=DEADLINE_S)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -535,6 +590,7 @@ def main():
     usage_errors(kvcore)
     bind_mode_with_vllm_hashes(kvcore, data_dir)
     connect_mode_with_gap_and_restart(kvcore)
+    redis_replicas(kvcore)
     print("serve-index: bind and connect modes, both encodings, vLLM's hashes, replay, restart, metrics, "
           "health and bad requests as expected")
     return 0

@@ -70,7 +70,8 @@ struct ServeIndexOptions {
     std::string seed = "42";
     uint32_t block_size = 16;
     std::string engine_keys = "auto";  // auto: direct with sha256_cbor, mapped with xxh3
-    std::string redis;
+    std::string redis;             // "": entries in this process
+    uint32_t score_cache = 0;      // prompts kept by the score cache (0: off)
     uint32_t ingest_threads = 0;
     uint64_t byte_budget = 0;
     size_t max_body_bytes = 4u << 20;

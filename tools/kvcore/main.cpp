@@ -152,8 +152,11 @@ int main(int argc, char** argv) {
                           "engines' seed); mapped: keys recomputed from each event's tokens; auto: direct with "
                           "sha256_cbor, else mapped")
         ->check(CLI::IsMember(serve_index_engine_keys()));
-    serve_cmd->add_option("--redis", serve.redis, "Share the index through Redis/Valkey at this URL (not built yet); "
-                                                  "default: none");
+    serve_cmd->add_option("--redis", serve.redis,
+                          "Share the index with other replicas through Redis/Valkey at this URL "
+                          "(redis://HOST:PORT[/DB], unix:///PATH); its maxmemory is the byte budget; default: none");
+    serve_cmd->add_option("--score-cache", serve.score_cache,
+                          "Prompts whose scores are cached (never stale; 30 s TTL; 0: off; not with --redis)");
     serve_cmd->add_option("--ingest-threads", serve.ingest_threads,
                           "Threads applying batches, pods sharded over them (0: on the subscriber's thread)")
         ->check(CLI::Range(0, 256));

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -39,7 +40,7 @@ constexpr const char* kCommand = "serve-index";
 
 // Help text of each index counter, in kvc_index_counter order; the first kIndexGauges are "now" values.
 constexpr size_t kIndexGauges = 7;
-constexpr const char* kIndexCounterHelp[KVC_INDEX_COUNTER_COUNT] = {
+constexpr const char* kIndexCounterHelp[] = {
     "(model, key kind, key) entries in the index",
     "(key, pod, rank, tier) holders in the index",
     "Live speculative holders",
@@ -57,8 +58,15 @@ constexpr const char* kIndexCounterHelp[KVC_INDEX_COUNTER_COUNT] = {
     "Orphan blocks moved to their request keys",
     "Orphan blocks forgotten past the per-pod bound",
     "Events of an unknown type, skipped",
+    "Scores answered by the score cache",
+    "Scores computed with the score cache enabled",
+    "Score cache results found stale by a write",
+    "Redis round trips that failed",
+    "Redis connections made again after one was lost",
 };
-constexpr const char* kSubscriberCounterHelp[KVC_INDEX_SUBSCRIBER_COUNTER_COUNT] = {
+// A counter appended to kvcore/index.h needs its help here (and the same for the subscriber's).
+static_assert(std::size(kIndexCounterHelp) == KVC_INDEX_COUNTER_COUNT);
+constexpr const char* kSubscriberCounterHelp[] = {
     "Well-formed live ZeroMQ messages received",
     "Batches passed on to the index (live and replayed)",
     "Malformed messages (not 3 frames, a bad seq frame, bad replay frames)",
@@ -76,6 +84,7 @@ constexpr const char* kSubscriberCounterHelp[KVC_INDEX_SUBSCRIBER_COUNTER_COUNT]
     "Batches the index refused",
     "Engine restarts whose old entries were cleared",
 };
+static_assert(std::size(kSubscriberCounterHelp) == KVC_INDEX_SUBSCRIBER_COUNTER_COUNT);
 
 struct Reply {
     int status = 200;
@@ -376,12 +385,6 @@ std::vector<std::string> serve_index_engine_keys() { return {"auto", "direct", "
 
 int run_serve_index(const ServeIndexOptions& o) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each startup line reaches a pipe as it is printed
-    if (!o.redis.empty()) {
-        // TODO(lead): pass --redis through kvc_index_options_set_redis once the Redis backend is merged.
-        std::fprintf(stderr, "kvcore %s: --redis is not built yet (the Redis backend, "
-                             "kvc_index_options_set_redis, is still to be merged)\n", kCommand);
-        return kExitUsage;
-    }
     if (o.zmq_bind.empty() && o.engines.empty()) {
         std::fprintf(stderr, "kvcore %s: give --zmq-bind or at least one --engine\n", kCommand);
         return kExitUsage;
@@ -414,7 +417,10 @@ int run_serve_index(const ServeIndexOptions& o) {
         !ok(kvc_index_options_set_block_size(index_options.p, o.block_size), kCommand, "--block-size") ||
         !ok(kvc_index_options_set_engine_keys_direct(index_options.p, direct ? 1 : 0), kCommand, "--engine-keys") ||
         !ok(kvc_index_options_set_byte_budget(index_options.p, o.byte_budget), kCommand, "--byte-budget") ||
-        !ok(kvc_index_options_set_ingest_threads(index_options.p, o.ingest_threads, 1024), kCommand, "--ingest-threads"))
+        !ok(kvc_index_options_set_ingest_threads(index_options.p, o.ingest_threads, 1024), kCommand, "--ingest-threads") ||
+        (!o.redis.empty() && !ok(kvc_index_options_set_redis(index_options.p, o.redis.c_str()), kCommand, "--redis")) ||
+        (o.score_cache != 0 &&
+         !ok(kvc_index_options_set_score_cache(index_options.p, o.score_cache, 30000, 5), kCommand, "--score-cache")))
         return kExitUsage;
     Owned<kvc_index, kvc_index_destroy> index;
     if (!ok(kvc_index_create(index_options.p, &index.p), kCommand, "index")) return kExitFailure;
@@ -516,6 +522,8 @@ int run_serve_index(const ServeIndexOptions& o) {
     std::printf("kvcore serve-index: index %s seed \"%s\" block size %u, engine keys %s, ingest threads %u, byte budget %llu\n",
                 o.algo.c_str(), o.seed.c_str(), o.block_size, direct ? "direct" : "mapped", o.ingest_threads,
                 static_cast<unsigned long long>(o.byte_budget));
+    if (!o.redis.empty()) std::printf("kvcore serve-index: entries shared in Redis at %s\n", o.redis.c_str());
+    if (o.score_cache != 0) std::printf("kvcore serve-index: score cache of %u prompts\n", o.score_cache);
     std::printf("kvcore serve-index: http http://%s:%d (POST /score, GET /metrics, GET /healthz)\n",
                 http_host.find(':') != std::string::npos ? ("[" + http_host + "]").c_str() : http_host.c_str(), port);
     std::printf("kvcore serve-index: ready\n");
