@@ -1696,6 +1696,14 @@ typedef struct {} KvIndexOptions;
   void set_ingest_threads(uint32_t threads, uint32_t queue_capacity) {
     kvc_bind_check(kvc_index_options_set_ingest_threads($self, threads, queue_capacity));
   }
+  /* max_entries 0: off (the default). */
+  void set_score_cache(uint32_t max_entries, uint64_t ttl_ms, uint32_t max_pod_sets_per_prompt) {
+    kvc_bind_check(kvc_index_options_set_score_cache($self, max_entries, ttl_ms, max_pod_sets_per_prompt));
+  }
+  /* Entries shared with other routers in a Redis/Valkey server; "" keeps them in this process. */
+  void set_redis(const char* url) { kvc_bind_check(kvc_index_options_set_redis($self, url)); }
+  void set_redis_key_ttl_ms(uint64_t ttl_ms) { kvc_bind_check(kvc_index_options_set_redis_key_ttl_ms($self, ttl_ms)); }
+  void set_redis_key_prefix(const char* prefix) { kvc_bind_check(kvc_index_options_set_redis_key_prefix($self, prefix)); }
 }
 
 /* One lookup's copy: per found key, its holders. */

@@ -84,6 +84,22 @@ type IndexOptions struct {
 	SpeculativeTTL time.Duration // default lifetime of speculative entries; default 2 s
 	IngestThreads  uint32        // workers for SubmitBatch; 0 (default): none
 	QueueCapacity  uint32        // batches queued per worker; default 1024
+	// ScoreCache answers repeated prompts (same tokens, extra keys and candidate list) without hashing
+	// or looking up their blocks, never stale; nil: off. Not with Redis.
+	ScoreCache *ScoreCacheOptions
+	// Redis shares the entries with other routers through a Redis/Valkey server (redis://HOST:PORT[/DB],
+	// valkey://..., unix:///PATH); "": entries in this process. The server's maxmemory is the byte budget.
+	Redis          string
+	RedisKeyTTL    time.Duration // a holder expires this long after its last write; 0: never by time
+	RedisKeyPrefix string        // what every key of the index in the server starts with; default "kvc:"
+}
+
+// ScoreCacheOptions bound the score cache: prompts kept (LRU), their results' lifetime, and candidate
+// lists kept per prompt.
+type ScoreCacheOptions struct {
+	MaxEntries          uint32
+	TTL                 time.Duration // default 30 s
+	MaxPodSetsPerPrompt uint32        // default 5
 }
 
 // Index is the cluster KV-block index: which pod holds which KV blocks of which model, fed by the KV
@@ -150,6 +166,23 @@ func NewIndex(opts *IndexOptions) (ix *Index, err error) {
 				queue = 1024
 			}
 			o.SetIngestThreads(uint(opts.IngestThreads), uint(queue))
+		}
+		if c := opts.ScoreCache; c != nil {
+			ttl, sets := c.TTL, c.MaxPodSetsPerPrompt
+			if ttl == 0 {
+				ttl = 30 * time.Second
+			}
+			if sets == 0 {
+				sets = 5
+			}
+			o.SetScoreCache(uint(c.MaxEntries), uint64(ttl.Milliseconds()), uint(sets))
+		}
+		if opts.Redis != "" {
+			o.SetRedis(opts.Redis)
+			o.SetRedisKeyTtlMs(uint64(opts.RedisKeyTTL.Milliseconds()))
+			if opts.RedisKeyPrefix != "" {
+				o.SetRedisKeyPrefix(opts.RedisKeyPrefix)
+			}
 		}
 		raw = capi.NewKvIndex(o)
 	}

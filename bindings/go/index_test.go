@@ -361,3 +361,40 @@ func TestIndexErrors(t *testing.T) {
 		t.Fatalf("closed: %v", err)
 	}
 }
+
+// The score cache answers a repeated prompt, and a write touching it makes the next score a miss. Redis
+// mode: a server that is not there fails with IO; the two together are refused.
+func TestIndexScoreCacheAndRedisOptions(t *testing.T) {
+	ix := newIndex(t, &IndexOptions{ScoreCache: &ScoreCacheOptions{MaxEntries: 100}})
+	prompt := tokenRange(70, 500)
+	must(t, ix.ApplyBatch("pod-a", "m", engineEvents(t, prompt)))
+	m := ix.Model("m")
+	for i := 0; i < 3; i++ {
+		if s, err := m.Score(prompt, []string{"pod-a", "pod-b"}, nil); err != nil || s["pod-a"] != 4 {
+			t.Fatalf("score %d: %v %v", i, s, err)
+		}
+	}
+	if c, _ := ix.Counters(); c["score_cache_hits"] != 2 {
+		t.Fatalf("two of three answered by the cache: %v", c)
+	}
+	if known, err := ix.ClearRank("pod-a", "m", 0); err != nil || !known {
+		t.Fatalf("clear: %v %v", known, err)
+	}
+	if s, _ := m.Score(prompt, []string{"pod-a", "pod-b"}, nil); s["pod-a"] != 0 {
+		t.Fatalf("stale: %v", s)
+	}
+	if c, _ := ix.Counters(); c["score_cache_invalidations"] != 1 {
+		t.Fatalf("the clear invalidated it: %v", c)
+	}
+
+	if _, err := NewIndex(&IndexOptions{Redis: "redis://127.0.0.1:1"}); !IsStatus(err, IO) { // nothing on port 1
+		t.Fatalf("unreachable server: %v", err)
+	}
+	if _, err := NewIndex(&IndexOptions{Redis: "ftp://x"}); !IsStatus(err, InvalidArgument) {
+		t.Fatalf("bad url: %v", err)
+	}
+	both := &IndexOptions{Redis: "redis://127.0.0.1:1", ScoreCache: &ScoreCacheOptions{MaxEntries: 100}}
+	if _, err := NewIndex(both); !IsStatus(err, InvalidArgument) {
+		t.Fatalf("score cache with Redis: %v", err)
+	}
+}

@@ -166,10 +166,35 @@ static class IndexTests {
     Equal("cpu", KvIndex.TierName(IndexTier.CPU), "tier name");
   }
 
+  // The score cache answers a repeated prompt, and a write touching it makes the next score a miss.
+  // Redis mode: a server that is not there fails with IO; the two together are refused.
+  static void ScoreCacheAndRedisOptions() {
+    int[] prompt = Prompt(70, 500);
+    using (var options = new KvIndexOptions()) {
+      options.SetScoreCache(100, 60000, 4);
+      using (var index = new KvIndex(options)) {
+        index.ApplyBatch("pod-a", "m", EngineEvents(prompt));
+        var pods = new[] { "pod-a", "pod-b" };
+        for (int i = 0; i < 3; i++) Equal(4.0, index.Score("m", prompt, pods)["pod-a"], "score " + i);
+        Equal(2UL, index.Counters()["score_cache_hits"], "two of three answered by the cache");
+        True(index.Clear("pod-a", "m", 0), "clear");
+        Equal(0.0, index.Score("m", prompt, pods)["pod-a"], "never stale");
+        Equal(1UL, index.Counters()["score_cache_invalidations"], "the clear invalidated it");
+      }
+    }
+    using (var options = new KvIndexOptions()) {
+      options.SetRedis("redis://127.0.0.1:1");   // nothing listens on port 1
+      Throws(() => new KvIndex(options), Status.IO);
+      Throws(() => options.SetRedis("ftp://x"), Status.INVALID_ARGUMENT);
+      Throws(() => options.SetScoreCache(100, 60000, 4), Status.INVALID_ARGUMENT);
+    }
+  }
+
   static int Main() {
     var tests = new Dictionary<string, Action> {
       {"EventsScoreAndLookup", EventsScoreAndLookup}, {"IngestThreads", IngestThreads},
       {"ExplicitAddAndEvict", ExplicitAddAndEvict}, {"Errors", Errors},
+      {"ScoreCacheAndRedisOptions", ScoreCacheAndRedisOptions},
     };
     int failed = 0;
     foreach (var test in tests) {

@@ -171,6 +171,32 @@ public class IndexTest {
     equal("cpu", KvIndex.tierName(IndexTier.CPU), "tier name");
   }
 
+  // The score cache answers a repeated prompt, and a write touching it makes the next score a miss.
+  // Redis mode: a server that is not there fails with IO; the two together are refused.
+  static void scoreCacheAndRedisOptions() {
+    int[] prompt = prompt(70, 500);
+    try (KvIndexOptions options = new KvIndexOptions()) {
+      options.setScoreCache(100, 60000, 4);
+      try (KvIndex index = new KvIndex(options)) {
+        index.applyBatch("pod-a", "m", engineEvents(prompt));
+        List<String> pods = Arrays.asList("pod-a", "pod-b");
+        for (int i = 0; i < 3; i++) {
+          equal(4.0, index.score("m", prompt, pods).get("pod-a"), "score " + i);
+        }
+        equal(2L, index.counters().get("score_cache_hits"), "two of three answered by the cache");
+        check(index.clear("pod-a", "m", 0), "clear");
+        equal(0.0, index.score("m", prompt, pods).get("pod-a"), "never stale");
+        equal(1L, index.counters().get("score_cache_invalidations"), "the clear invalidated it");
+      }
+    }
+    try (KvIndexOptions options = new KvIndexOptions()) {
+      options.setRedis("redis://127.0.0.1:1");  // nothing listens on port 1
+      throwsStatus(() -> new KvIndex(options).close(), Status.IO);
+      throwsStatus(() -> options.setRedis("ftp://x"), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> options.setScoreCache(100, 60000, 4), Status.INVALID_ARGUMENT);
+    }
+  }
+
   interface Test {
     void run();
   }
@@ -181,6 +207,7 @@ public class IndexTest {
     tests.put("ingestThreads", IndexTest::ingestThreads);
     tests.put("explicitAddAndEvict", IndexTest::explicitAddAndEvict);
     tests.put("errors", IndexTest::errors);
+    tests.put("scoreCacheAndRedisOptions", IndexTest::scoreCacheAndRedisOptions);
     int failed = 0;
     for (Map.Entry<String, Test> t : tests.entrySet()) {
       try {
