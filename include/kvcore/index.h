@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * kvcore/index.h - the cluster KV-block index (in progress): which pod holds which KV blocks, fed by the
+ * kvcore/index.h - the cluster KV-block index: which pod holds which KV blocks, fed by the
  * KV event batches that vLLM engines (or kvcore pools, kvc_pool_drain_events) publish, and the scoring of
  * pods by their cached prefix of a prompt. What a router runs in place of llm-d's kv-cache-manager.
  *
