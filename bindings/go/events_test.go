@@ -3,10 +3,24 @@
 package kvcore
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
+
+// withoutZmq: in a build without ZeroMQ (KVCORE_TEST_ZMQ=OFF, set by CMake) the publisher must say
+// Unsupported, and the test ends there.
+func withoutZmq(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv("KVCORE_TEST_ZMQ") != "OFF" {
+		return false
+	}
+	if _, err := NewEventPublisher(&EventPublisherOptions{Endpoint: "tcp://127.0.0.1:0"}); !IsStatus(err, Unsupported) {
+		t.Fatalf("without ZeroMQ: %v", err)
+	}
+	return true
+}
 
 // waitForScore waits (10 s at most) until ix scores engine-0 with blocks blocks of prompt. A PUB drops
 // what it sends before a subscriber's connection is up, so meanwhile the engine publishes empty batches
@@ -34,6 +48,9 @@ func waitForScore(t *testing.T, pub *EventPublisher, pool *Pool, ix *Index, prom
 
 // A kvcore engine (Pool + EventPublisher) and a kvcore router (IndexSubscriber + Index) on loopback.
 func TestEngineToRouter(t *testing.T) {
+	if withoutZmq(t) {
+		return
+	}
 	prompt := tokenRange(80, 500) // 5 full blocks of 16
 	pool, err := NewPool(&PoolOptions{NumBlocks: 32, BlockSize: 16, Hash: Sha256Cbor, HashSeed: "42", Events: true})
 	must(t, err)
@@ -104,6 +121,9 @@ func TestEngineToRouter(t *testing.T) {
 }
 
 func TestEventPublisherErrors(t *testing.T) {
+	if withoutZmq(t) {
+		return
+	}
 	if _, err := NewEventPublisher(&EventPublisherOptions{Endpoint: "nonsense://x"}); !IsStatus(err, InvalidArgument) ||
 		!strings.Contains(err.Error(), "nonsense://x") {
 		t.Fatalf("bad endpoint: %v", err)

@@ -185,8 +185,19 @@ static class IndexTests {
     return scores;
   }
 
+  // A build without ZeroMQ (KVCORE_TEST_ZMQ=OFF, set by CMake): the publisher must say UNSUPPORTED.
+  static bool WithoutZmq() {
+    if (Environment.GetEnvironmentVariable("KVCORE_TEST_ZMQ") != "OFF") return false;
+    using (var options = new EventPublisherOptions()) {
+      options.SetEndpoint("tcp://127.0.0.1:0", false);
+      Throws(() => new EventPublisher(options), Status.UNSUPPORTED);
+    }
+    return true;
+  }
+
   // A kvcore engine (pool + EventPublisher) and a kvcore router (KvIndexSubscriber + KvIndex) on loopback.
   static void EngineToRouter() {
+    if (WithoutZmq()) return;
     int[] prompt = Prompt(80, 500);  // 5 full blocks of 16
     var poolOptions = new PoolOptions();
     poolOptions.SetNumBlocks(32);
@@ -236,6 +247,7 @@ static class IndexTests {
   }
 
   static void PublisherErrors() {
+    if (WithoutZmq()) return;
     using (var options = new EventPublisherOptions()) {
       Throws(() => options.SetEndpoint("", false), Status.INVALID_ARGUMENT);
       Throws(() => options.SetBufferSteps(0), Status.INVALID_ARGUMENT);
