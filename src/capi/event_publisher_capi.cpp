@@ -153,11 +153,12 @@ kvc_status kvc_event_publisher_publish_pool(kvc_event_publisher* p, kvc_pool* po
         // Encoded first (it refuses a pool with events off), cleared only once sent: a failure keeps them.
         const std::vector<uint8_t> batch = pool->impl.encode_events(format);
         const uint64_t pending = pool->impl.counters().events_pending;
+        if (pending != 0) {
+            const uint64_t s = p->impl->publish(batch);
+            pool->impl.clear_events();
+            if (seq != nullptr) *seq = s;
+        }
         if (events != nullptr) *events = static_cast<uint32_t>(std::min<uint64_t>(pending, UINT32_MAX));
-        if (pending == 0) return;
-        const uint64_t s = p->impl->publish(batch);
-        pool->impl.clear_events();
-        if (seq != nullptr) *seq = s;
     });
 }
 
