@@ -1853,10 +1853,17 @@ typedef struct {} KvIndex;
 %{
 typedef struct kvc_index_subscriber_options KvIndexSubscriberOptions;
 typedef struct kvc_index_subscriber KvIndexSubscriber;
+KVC_BIND_EXPORTER(kvc_bind_export_subscriber, kvc_index_subscriber)
 %}
 KVC_BIND_HANDLE(KvIndexSubscriberOptions)
 KVC_BIND_HANDLE(KvIndexSubscriber)
 KVC_CLOSEABLE(KvIndexSubscriberOptions)
+/* The index a subscriber feeds: a closed one (a NULL handle) is refused before the C call. */
+%typemap(check) KvIndex* index {
+  if ($1 == NULL) {
+    KVC_BIND_RAISE(KVC_ERR_INVALID_STATE, "the index has been closed")
+  }
+}
 #if defined(SWIGJAVA)
 %typemap(javainterfaces) KvIndexSubscriber "AutoCloseable"
 %typemap(javacode) KvIndexSubscriber %{
@@ -1871,7 +1878,9 @@ KVC_CLOSEABLE(KvIndexSubscriberOptions)
     long[] values = new long[(int) counterCount()];
     countersInto(values, values.length);
     java.util.Map<String, Long> byName = new java.util.LinkedHashMap<>();
-    for (int i = 0; i < values.length; ++i) byName.put(counterName(i), values[i]);
+    for (int i = 0; i < values.length; ++i) {
+      byName.put(counterName(i), values[i]);
+    }
     return byName;
   }
 %}
@@ -1911,10 +1920,6 @@ typedef struct {} KvIndexSubscriber;
 %extend KvIndexSubscriber {
   KvIndexSubscriber(KvIndex* index, const KvIndexSubscriberOptions* options) {
     kvc_index_subscriber* subscriber = NULL;
-    if (index == NULL) {
-      kvc_bind_pending = KVC_ERR_INVALID_STATE; /* a closed index */
-      return NULL;
-    }
     kvc_bind_check(kvc_index_subscriber_create(index, options, &subscriber));
     return subscriber;
   }
@@ -1923,10 +1928,116 @@ typedef struct {} KvIndexSubscriber;
   void stop() { kvc_bind_check(kvc_index_subscriber_stop($self)); }
   /* The bind endpoint as bound (port 0 resolved); "" before start or without bind mode. */
   %newobject bound_endpoint;
-  char* bound_endpoint() {
+  char* bound_endpoint() { return kvc_bind_export_subscriber($self, kvc_index_subscriber_bound_endpoint); }
+  static size_t counter_count() { return KVC_INDEX_SUBSCRIBER_COUNTER_COUNT; }
+  static const char* counter_name(uint32_t counter) {
+    return kvc_index_subscriber_counter_name((kvc_index_subscriber_counter)counter);
+  }
+  void counters_into(uint64_t* out_counters, size_t capacity) {
+    kvc_bind_check(kvc_index_subscriber_counters($self, out_counters, capacity, NULL));
+  }
+}
+
+/* ---- event publisher --------------------------------------------------------------------------- */
+
+/* kvcore/event_publisher.h: an engine's KV events over ZeroMQ as vLLM publishes them; functions through
+   the classes below, counters by name. */
+%rename("$ignore", regextarget=1, %$isfunction) "^kvc_event_publisher_";
+%ignore kvc_event_publisher_options;
+%ignore kvc_event_publisher;
+%ignore kvc_event_publisher_counter;
+%include "kvcore/event_publisher.h"
+%{
+typedef struct kvc_event_publisher_options EventPublisherOptions;
+typedef struct kvc_event_publisher EventPublisher;
+KVC_BIND_EXPORTER(kvc_bind_export_publisher, kvc_event_publisher)
+%}
+KVC_BIND_HANDLE(EventPublisherOptions)
+KVC_BIND_HANDLE(EventPublisher)
+KVC_CLOSEABLE(EventPublisherOptions)
+/* The pool whose events are published: a closed one is refused before the C call. */
+%typemap(check) Pool* pool {
+  if ($1 == NULL) {
+    KVC_BIND_RAISE(KVC_ERR_INVALID_STATE, "the pool has been closed")
+  }
+}
+KVC_INTERNAL(EventPublisher::publish_raw)
+KVC_INTERNAL(EventPublisher::publish_pool_raw)
+KVC_INTERNAL(EventPublisher::counters_into)
+KVC_INTERNAL(EventPublisher::counter_count)
+KVC_INTERNAL(EventPublisher::counter_name)
+#if defined(SWIGCSHARP)
+/* Its convenience members are written in bindings/csharp/src/EventPublisher.cs. */
+%typemap(csclassmodifiers) EventPublisher "public partial class"
+#elif defined(SWIGJAVA)
+%typemap(javainterfaces) EventPublisher "AutoCloseable"
+%typemap(javacode) EventPublisher %{
+  /** Closes the sockets (waiting up to 250 ms for queued batches) and frees the publisher. */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /** Sends one msgpack EventBatch as the next seq, which it returns (0, 1, 2, ...). */
+  public long publish(byte[] payload) {
+    return publishRaw(payload, KvcoreException.requireNonNull(payload, "payload").length);
+  }
+
+  /** Drains the pool's pending events and publishes them as one batch: its seq, or -1 when none were pending
+   * (nothing sent). Call it on the pool's thread. */
+  public long publishPool(Pool pool, EventEncoding encoding) {
+    return publishPoolRaw(KvcoreException.requireNonNull(pool, "pool"), encoding);
+  }
+
+  /** The publisher's counters by name ("published", "replay_requests", ...), in the C API's order. */
+  public java.util.Map<String, Long> counters() {
+    long[] values = new long[(int) counterCount()];
+    countersInto(values, values.length);
+    java.util.Map<String, Long> byName = new java.util.LinkedHashMap<>();
+    for (int i = 0; i < values.length; ++i) {
+      byName.put(counterName(i), values[i]);
+    }
+    return byName;
+  }
+%}
+#endif
+
+/* Where and how the publisher sends: vLLM's defaults (bind every interface on port 5557, no replay). */
+typedef struct {} EventPublisherOptions;
+%extend EventPublisherOptions {
+  EventPublisherOptions() {
+    kvc_event_publisher_options* options = NULL;
+    kvc_bind_check(kvc_event_publisher_options_create(&options));
+    return options;
+  }
+  ~EventPublisherOptions() { kvc_event_publisher_options_destroy($self); }
+  /* connect false binds the PUB; true connects it to a router that binds. */
+  void set_endpoint(const char* endpoint, bool connect) {
+    kvc_bind_check(kvc_event_publisher_options_set_endpoint($self, endpoint, connect ? 1u : 0u));
+  }
+  /* "" for none. */
+  void set_replay_endpoint(const char* endpoint) {
+    kvc_bind_check(kvc_event_publisher_options_set_replay_endpoint($self, endpoint));
+  }
+  void set_topic(const char* topic) { kvc_bind_check(kvc_event_publisher_options_set_topic($self, topic)); }
+  void set_buffer_steps(uint32_t steps) { kvc_bind_check(kvc_event_publisher_options_set_buffer_steps($self, steps)); }
+}
+
+/* An engine's KV event publisher: a ZeroMQ PUB and a replay ROUTER (see kvcore/event_publisher.h). */
+typedef struct {} EventPublisher;
+%extend EventPublisher {
+  EventPublisher(const EventPublisherOptions* options) {
+    kvc_event_publisher* publisher = NULL;
+    kvc_bind_check(kvc_event_publisher_create(options, &publisher));
+    return publisher;
+  }
+  ~EventPublisher() { kvc_event_publisher_destroy($self); }
+  /* llm-d's topic kv@<pod>@<model>. */
+  %newobject topic;
+  static char* topic(const char* pod, const char* model) {
     size_t length = 0;
     char* text;
-    kvc_status status = kvc_index_subscriber_bound_endpoint($self, NULL, 0, &length);
+    kvc_status status = kvc_event_publisher_topic(pod, model, NULL, 0, &length);
     if (status != KVC_OK) {
       kvc_bind_check(status);
       return NULL;
@@ -1936,20 +2047,33 @@ typedef struct {} KvIndexSubscriber;
       kvc_bind_pending = KVC_ERR_NO_MEMORY;
       return NULL;
     }
-    /* Bound once at start: the length cannot grow between the two calls. */
-    status = kvc_index_subscriber_bound_endpoint($self, text, length + 1, NULL);
-    if (status != KVC_OK) {
-      free(text);
-      kvc_bind_check(status);
-      return NULL;
-    }
+    kvc_bind_check(kvc_event_publisher_topic(pod, model, text, length + 1, NULL));
     return text;
   }
-  static size_t counter_count() { return KVC_INDEX_SUBSCRIBER_COUNTER_COUNT; }
+  uint64_t publish_raw(const uint8_t* payload, size_t n) {
+    uint64_t seq = 0;
+    kvc_bind_check(kvc_event_publisher_publish($self, payload, n, &seq));
+    return seq;
+  }
+  /* The batch's seq, or -1 when no events were pending (nothing sent). */
+  int64_t publish_pool_raw(Pool* pool, kvc_event_encoding encoding) {
+    uint64_t seq = 0;
+    uint32_t events = 0;
+    kvc_status status = kvc_event_publisher_publish_pool($self, pool, encoding, &seq, &events);
+    kvc_bind_check(status);
+    return status == KVC_OK && events != 0 ? (int64_t)seq : -1;
+  }
+  /* The PUB endpoint as bound (port 0 resolved). */
+  %newobject endpoint;
+  char* endpoint() { return kvc_bind_export_publisher($self, kvc_event_publisher_endpoint); }
+  /* The replay ROUTER's endpoint as bound; "" without replay. */
+  %newobject replay_endpoint;
+  char* replay_endpoint() { return kvc_bind_export_publisher($self, kvc_event_publisher_replay_endpoint); }
+  static size_t counter_count() { return KVC_EVENT_PUBLISHER_COUNTER_COUNT; }
   static const char* counter_name(uint32_t counter) {
-    return kvc_index_subscriber_counter_name((kvc_index_subscriber_counter)counter);
+    return kvc_event_publisher_counter_name((kvc_event_publisher_counter)counter);
   }
   void counters_into(uint64_t* out_counters, size_t capacity) {
-    kvc_bind_check(kvc_index_subscriber_counters($self, out_counters, capacity, NULL));
+    kvc_bind_check(kvc_event_publisher_counters($self, out_counters, capacity, NULL));
   }
 }

@@ -10,5 +10,6 @@
 #include "kvcore/store.h"
 #include "kvcore/index.h"
 #include "kvcore/index_subscriber.h"
+#include "kvcore/event_publisher.h"
 
 #endif /* KVCORE_KVCORE_H */

@@ -95,6 +95,14 @@ inline void require_capacity(size_t capacity, size_t needed, const char* what) {
     }
 }
 
+// Writes text and its NUL to a caller buffer; *length (may be NULL) = its length without the NUL.
+inline void copy_text_out(const std::string& text, char* buf, size_t capacity, size_t* length, const char* what) {
+    if (length != nullptr) *length = text.size();
+    if (is_size_query(buf, capacity)) return;
+    require_capacity(capacity, text.size() + 1, what);
+    std::memcpy(buf, text.c_str(), text.size() + 1);
+}
+
 // Checks an input array argument: NULL is fine only with n == 0 ("tokens is NULL but n is not 0").
 #define KVC_REQUIRE_ARRAY(ptr, n, what) \
     do { \

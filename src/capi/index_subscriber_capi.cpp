@@ -158,11 +158,7 @@ kvc_status kvc_index_subscriber_bound_endpoint(const kvc_index_subscriber* s, ch
                                                size_t* length) {
     KVC_REQUIRE_HANDLE(s, "subscriber");
     return guard([&] {
-        const std::string endpoint = s->feed->bound_endpoint();
-        if (length != nullptr) *length = endpoint.size();
-        if (is_size_query(buf, capacity)) return;
-        require_capacity(capacity, endpoint.size() + 1, "bound endpoint");
-        std::memcpy(buf, endpoint.c_str(), endpoint.size() + 1);
+        kvcore::capi::copy_text_out(s->feed->bound_endpoint(), buf, capacity, length, "bound endpoint");
     });
 }
 

@@ -25,10 +25,6 @@ using kvcore::capi::reject;
 struct kvc_pool_options {
     pool::PoolConfig config;
 };
-struct kvc_pool {
-    explicit kvc_pool(pool::PoolConfig config) : impl(std::move(config)) {}
-    pool::Pool impl;
-};
 
 void kvcore::capi::set_pool_eviction_for_tools(kvc_pool_options* o, kvcore::eviction::Kind kind) { o->config.eviction = kind; }
 

@@ -6,5 +6,6 @@
 #include "kvcore/store.h"
 #include "kvcore/index.h"
 #include "kvcore/index_subscriber.h"
+#include "kvcore/event_publisher.h"
 
 int main(void) { return kvc_version_number() == KVC_VERSION_NUMBER ? 0 : 1; }

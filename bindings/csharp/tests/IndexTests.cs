@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The C# binding's tests of the cluster index: a kvcore pool's real KV events ingested and scored, lookups,
-// llm-d's explicit Add/Evict, speculative entries, pod removal, counters, errors as KvcoreException.
+// llm-d's explicit Add/Evict, speculative entries, pod removal, counters, errors as KvcoreException; a
+// kvcore engine's EventPublisher feeding a KvIndexSubscriber over ZeroMQ on loopback.
 using System;
 using System.Collections.Generic;
 using Kvcore;
@@ -166,6 +167,116 @@ static class IndexTests {
     Equal("cpu", KvIndex.TierName(IndexTier.CPU), "tier name");
   }
 
+  // Waits until the router scores engine-0 with the prompt's blocks. A PUB drops what it sends before the
+  // subscriber's connection is up, so meanwhile the engine publishes empty batches (idle steps): the first
+  // the router sees shows it the seqs it missed, and it asks the replay ROUTER for them.
+  static PodScore[] WaitForScore(EventPublisher publisher, Pool pool, KvIndex index, int[] prompt, uint blocks) {
+    var deadline = DateTime.UtcNow.AddSeconds(10);
+    var beat = DateTime.UtcNow.AddMilliseconds(100);
+    PodScore[] scores = index.ScoreTokens("model", prompt, new[] { "engine-0", "engine-1" });
+    while (scores[0].Blocks != blocks && DateTime.UtcNow < deadline) {
+      System.Threading.Thread.Sleep(2);
+      if (DateTime.UtcNow > beat) {
+        publisher.Publish(pool.DrainEvents(EventEncoding.MAP));
+        beat = DateTime.UtcNow.AddMilliseconds(100);
+      }
+      scores = index.ScoreTokens("model", prompt, new[] { "engine-0", "engine-1" });
+    }
+    return scores;
+  }
+
+  // A build without ZeroMQ (KVCORE_TEST_ZMQ=OFF, set by CMake): the publisher must say UNSUPPORTED.
+  static bool WithoutZmq() {
+    if (Environment.GetEnvironmentVariable("KVCORE_TEST_ZMQ") != "OFF") return false;
+    using (var options = new EventPublisherOptions()) {
+      options.SetEndpoint("tcp://127.0.0.1:0", false);
+      Throws(() => new EventPublisher(options), Status.UNSUPPORTED);
+    }
+    return true;
+  }
+
+  // A kvcore engine (pool + EventPublisher) and a kvcore router (KvIndexSubscriber + KvIndex) on loopback.
+  static void EngineToRouter() {
+    if (WithoutZmq()) return;
+    int[] prompt = Prompt(80, 500);  // 5 full blocks of 16
+    var poolOptions = new PoolOptions();
+    poolOptions.SetNumBlocks(32);
+    poolOptions.SetBlockSize(16);
+    poolOptions.SetHash(HashAlgo.SHA256_CBOR, "42");
+    poolOptions.SetEvents(true, "GPU", 1024);
+    var publisherOptions = new EventPublisherOptions();
+    publisherOptions.SetEndpoint("tcp://127.0.0.1:0", false);
+    publisherOptions.SetReplayEndpoint("tcp://127.0.0.1:0");
+    publisherOptions.SetTopic(EventPublisher.Topic("engine-0", "model"));
+    var indexOptions = new KvIndexOptions();
+    indexOptions.SetHash(HashAlgo.SHA256_CBOR, "42");
+    indexOptions.SetEngineKeysDirect(true);
+    using (var pool = new Pool(poolOptions))
+    using (var publisher = new EventPublisher(publisherOptions)) {
+      True(publisher.Endpoint().StartsWith("tcp://127.0.0.1:") && publisher.Endpoint() != "tcp://127.0.0.1:0",
+           "the bound port: " + publisher.Endpoint());
+      True(publisher.ReplayEndpoint() != publisher.Endpoint(), "a replay endpoint of its own");
+      Equal(-1L, publisher.PublishPool(pool), "nothing pending: nothing sent");
+      var index = new KvIndex(indexOptions);
+      var subscriberOptions = new KvIndexSubscriberOptions();
+      subscriberOptions.AddEngine(publisher.Endpoint(), publisher.ReplayEndpoint());
+      var subscriber = new KvIndexSubscriber(index, subscriberOptions);
+      subscriber.Start();
+      Equal("", subscriber.BoundEndpoint(), "connect mode binds nothing");
+      ulong seq = pool.CreateSequence(prompt);
+      pool.Allocate(seq, (uint)prompt.Length);
+      Equal(0L, publisher.PublishPool(pool, EventEncoding.MAP), "the first batch is seq 0");
+      PodScore[] scores = WaitForScore(publisher, pool, index, prompt, 5);
+      Equal(5u, scores[0].Blocks, "engine-0 holds the prompt's 5 blocks");
+      Equal(5.0, scores[0].Score, "gpu blocks weigh 1");
+      Equal(0.0, scores[1].Score, "another pod scores 0");
+      Equal(0ul, subscriber.Counters()["decode_failures"], "decode_failures");
+      Equal(0ul, subscriber.Counters()["lost_batches"], "lost_batches");
+      True(subscriber.Counters()["batches_applied"] >= 1, "batches_applied");
+      True(publisher.Counters()["published"] >= 1, "published");
+      True(publisher.Counters().ContainsKey("replay_requests"), "replay_requests by name");
+      // The index disposed before its subscriber (as finalizers may run): the subscriber keeps it alive.
+      index.Dispose();
+      publisher.Publish(pool.DrainEvents(EventEncoding.MAP));
+      subscriber.Stop();
+      subscriber.Dispose();
+      Throws(() => subscriber.Start(), Status.INVALID_STATE);
+      Throws(() => new KvIndexSubscriber(index, subscriberOptions), Status.INVALID_STATE);
+      pool.FreeSequence(seq);
+    }
+  }
+
+  static void PublisherErrors() {
+    if (WithoutZmq()) return;
+    using (var options = new EventPublisherOptions()) {
+      Throws(() => options.SetEndpoint("", false), Status.INVALID_ARGUMENT);
+      Throws(() => options.SetBufferSteps(0), Status.INVALID_ARGUMENT);
+      options.SetEndpoint("nonsense://x", false);
+      var e = Throws(() => new EventPublisher(options), Status.INVALID_ARGUMENT);
+      True(e.Message.Contains("nonsense://x"), "the message names the endpoint: " + e.Message);
+      options.SetEndpoint("tcp://127.0.0.1:0", false);
+      using (var publisher = new EventPublisher(options)) {
+        Equal("", publisher.ReplayEndpoint(), "no replay by default");
+        Equal(0ul, publisher.Publish(new byte[] { 0x93 }), "seq 0");
+        Equal(1ul, publisher.Counters()["published"], "published");
+        using (var noEvents = new Pool()) Throws(() => publisher.PublishPool(noEvents), Status.INVALID_STATE);
+        var closed = new Pool();
+        closed.Dispose();
+        Throws(() => publisher.PublishPool(closed), Status.INVALID_STATE);
+      }
+    }
+    Throws(() => EventPublisher.Topic("a@b", "model"), Status.INVALID_ARGUMENT);
+    Equal("kv@pod@org/model", EventPublisher.Topic("pod", "org/model"), "llm-d's topic");
+    using (var index = new KvIndex())
+    using (var options = new KvIndexSubscriberOptions()) {
+      Throws(() => new KvIndexSubscriber(index, options), Status.INVALID_ARGUMENT);  // no endpoint
+      options.SetBind("nonsense://x");
+      using (var subscriber = new KvIndexSubscriber(index, options)) {
+        Throws(() => subscriber.Start(), Status.INVALID_ARGUMENT);
+      }
+    }
+  }
+
   // The score cache answers a repeated prompt, and a write touching it makes the next score a miss.
   // Redis mode: a server that is not there fails with IO; the two together are refused.
   static void ScoreCacheAndRedisOptions() {
@@ -195,6 +306,7 @@ static class IndexTests {
       {"EventsScoreAndLookup", EventsScoreAndLookup}, {"IngestThreads", IngestThreads},
       {"ExplicitAddAndEvict", ExplicitAddAndEvict}, {"Errors", Errors},
       {"ScoreCacheAndRedisOptions", ScoreCacheAndRedisOptions},
+      {"EngineToRouter", EngineToRouter}, {"PublisherErrors", PublisherErrors},
     };
     int failed = 0;
     foreach (var test in tests) {

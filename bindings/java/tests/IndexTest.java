@@ -4,11 +4,15 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.kvcore.EventEncoding;
+import org.kvcore.EventPublisher;
+import org.kvcore.EventPublisherOptions;
 import org.kvcore.HashAlgo;
 import org.kvcore.IndexKeyKind;
 import org.kvcore.IndexTier;
 import org.kvcore.KvIndex;
 import org.kvcore.KvIndexOptions;
+import org.kvcore.KvIndexSubscriber;
+import org.kvcore.KvIndexSubscriberOptions;
 import org.kvcore.KvcoreException;
 import org.kvcore.PodEntry;
 import org.kvcore.PodScore;
@@ -18,7 +22,8 @@ import org.kvcore.Status;
 
 /**
  * The Java binding's tests of the cluster index: a kvcore pool's real KV events ingested and scored,
- * lookups, llm-d's explicit add/evict, speculative entries, pod removal, counters, errors.
+ * lookups, llm-d's explicit add/evict, speculative entries, pod removal, counters, errors; a kvcore
+ * engine's EventPublisher feeding a KvIndexSubscriber over ZeroMQ on loopback.
  */
 public class IndexTest {
   static void equal(Object expected, Object actual, String what) {
@@ -171,6 +176,127 @@ public class IndexTest {
     equal("cpu", KvIndex.tierName(IndexTier.CPU), "tier name");
   }
 
+  /**
+   * Waits until the router scores engine-0 with the prompt's blocks. A PUB drops what it sends before the
+   * subscriber's connection is up, so meanwhile the engine publishes empty batches (idle steps): the first
+   * the router sees shows it the seqs it missed, and it asks the replay ROUTER for them.
+   */
+  static PodScore[] waitForScore(EventPublisher publisher, Pool pool, KvIndex index, int[] prompt, int blocks)
+      throws InterruptedException {
+    List<String> pods = Arrays.asList("engine-0", "engine-1");
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    long beat = System.nanoTime() + 100_000_000L;
+    PodScore[] scores = index.scoreTokens("model", prompt, pods);
+    while (scores[0].blocks() != blocks && System.nanoTime() < deadline) {
+      Thread.sleep(2);
+      if (System.nanoTime() > beat) {
+        publisher.publish(pool.drainEvents(EventEncoding.MAP));
+        beat = System.nanoTime() + 100_000_000L;
+      }
+      scores = index.scoreTokens("model", prompt, pods);
+    }
+    return scores;
+  }
+
+  /** A build without ZeroMQ (KVCORE_TEST_ZMQ=OFF, set by CMake): the publisher must say UNSUPPORTED. */
+  static boolean withoutZmq() {
+    if (!"OFF".equals(System.getenv("KVCORE_TEST_ZMQ"))) {
+      return false;
+    }
+    try (EventPublisherOptions options = new EventPublisherOptions()) {
+      options.setEndpoint("tcp://127.0.0.1:0", false);
+      throwsStatus(() -> new EventPublisher(options), Status.UNSUPPORTED);
+    }
+    return true;
+  }
+
+  /** A kvcore engine (pool + EventPublisher) and a kvcore router (KvIndexSubscriber + KvIndex) on loopback. */
+  static void engineToRouter() throws InterruptedException {
+    if (withoutZmq()) {
+      return;
+    }
+    int[] prompt = prompt(80, 500);  // 5 full blocks of 16
+    try (PoolOptions poolOptions = new PoolOptions();
+         EventPublisherOptions publisherOptions = new EventPublisherOptions();
+         KvIndexOptions indexOptions = new KvIndexOptions();
+         KvIndexSubscriberOptions subscriberOptions = new KvIndexSubscriberOptions()) {
+      poolOptions.setNumBlocks(32);
+      poolOptions.setBlockSize(16);
+      poolOptions.setHash(HashAlgo.SHA256_CBOR, "42");
+      poolOptions.setEvents(true, "GPU", 1024);
+      publisherOptions.setEndpoint("tcp://127.0.0.1:0", false);
+      publisherOptions.setReplayEndpoint("tcp://127.0.0.1:0");
+      publisherOptions.setTopic(EventPublisher.topic("engine-0", "model"));
+      indexOptions.setHash(HashAlgo.SHA256_CBOR, "42");
+      indexOptions.setEngineKeysDirect(true);
+      try (Pool pool = new Pool(poolOptions); EventPublisher publisher = new EventPublisher(publisherOptions)) {
+        String endpoint = publisher.endpoint();
+        check(endpoint.startsWith("tcp://127.0.0.1:") && !endpoint.equals("tcp://127.0.0.1:0"), "bound port: " + endpoint);
+        check(!publisher.replayEndpoint().equals(endpoint), "a replay endpoint of its own");
+        equal(-1L, publisher.publishPool(pool, EventEncoding.MAP), "nothing pending: nothing sent");
+        KvIndex index = new KvIndex(indexOptions);
+        subscriberOptions.addEngine(endpoint, publisher.replayEndpoint());
+        KvIndexSubscriber subscriber = new KvIndexSubscriber(index, subscriberOptions);
+        subscriber.start();
+        equal("", subscriber.boundEndpoint(), "connect mode binds nothing");
+        long seq = pool.createSequence(prompt);
+        pool.allocate(seq, prompt.length);
+        equal(0L, publisher.publishPool(pool, EventEncoding.MAP), "the first batch is seq 0");
+        PodScore[] scores = waitForScore(publisher, pool, index, prompt, 5);
+        equal(5, scores[0].blocks(), "engine-0 holds the prompt's 5 blocks");
+        equal(5.0, scores[0].score(), "gpu blocks weigh 1");
+        equal(0.0, scores[1].score(), "another pod scores 0");
+        equal(0L, subscriber.counters().get("decode_failures"), "decode_failures");
+        equal(0L, subscriber.counters().get("lost_batches"), "lost_batches");
+        check(subscriber.counters().get("batches_applied") >= 1, "batches_applied");
+        check(publisher.counters().get("published") >= 1, "published");
+        check(publisher.counters().containsKey("replay_requests"), "replay_requests by name");
+        // The index closed before its subscriber (as finalizers may run): the subscriber keeps it alive.
+        index.close();
+        publisher.publish(pool.drainEvents(EventEncoding.MAP));
+        subscriber.stop();
+        subscriber.close();
+        throwsStatus(subscriber::start, Status.INVALID_STATE);
+        throwsStatus(() -> new KvIndexSubscriber(index, subscriberOptions), Status.INVALID_STATE);
+        pool.freeSequence(seq);
+      }
+    }
+  }
+
+  static void publisherErrors() {
+    if (withoutZmq()) {
+      return;
+    }
+    try (EventPublisherOptions options = new EventPublisherOptions()) {
+      throwsStatus(() -> options.setEndpoint("", false), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> options.setBufferSteps(0), Status.INVALID_ARGUMENT);
+      options.setEndpoint("nonsense://x", false);
+      KvcoreException e = throwsStatus(() -> new EventPublisher(options), Status.INVALID_ARGUMENT);
+      check(e.getMessage().contains("nonsense://x"), "the message names the endpoint: " + e.getMessage());
+      options.setEndpoint("tcp://127.0.0.1:0", false);
+      try (EventPublisher publisher = new EventPublisher(options)) {
+        equal("", publisher.replayEndpoint(), "no replay by default");
+        equal(0L, publisher.publish(new byte[] {(byte) 0x93}), "seq 0");
+        equal(1L, publisher.counters().get("published"), "published");
+        try (Pool noEvents = new Pool()) {
+          throwsStatus(() -> publisher.publishPool(noEvents, EventEncoding.MAP), Status.INVALID_STATE);
+        }
+        Pool closed = new Pool();
+        closed.close();
+        throwsStatus(() -> publisher.publishPool(closed, EventEncoding.MAP), Status.INVALID_STATE);
+      }
+    }
+    throwsStatus(() -> EventPublisher.topic("a@b", "model"), Status.INVALID_ARGUMENT);
+    equal("kv@pod@org/model", EventPublisher.topic("pod", "org/model"), "llm-d's topic");
+    try (KvIndex index = new KvIndex(); KvIndexSubscriberOptions options = new KvIndexSubscriberOptions()) {
+      throwsStatus(() -> new KvIndexSubscriber(index, options), Status.INVALID_ARGUMENT);  // no endpoint
+      options.setBind("nonsense://x");
+      try (KvIndexSubscriber subscriber = new KvIndexSubscriber(index, options)) {
+        throwsStatus(subscriber::start, Status.INVALID_ARGUMENT);
+      }
+    }
+  }
+
   // The score cache answers a repeated prompt, and a write touching it makes the next score a miss.
   // Redis mode: a server that is not there fails with IO; the two together are refused.
   static void scoreCacheAndRedisOptions() {
@@ -198,7 +324,7 @@ public class IndexTest {
   }
 
   interface Test {
-    void run();
+    void run() throws Exception;
   }
 
   public static void main(String[] args) {
@@ -208,6 +334,8 @@ public class IndexTest {
     tests.put("explicitAddAndEvict", IndexTest::explicitAddAndEvict);
     tests.put("errors", IndexTest::errors);
     tests.put("scoreCacheAndRedisOptions", IndexTest::scoreCacheAndRedisOptions);
+    tests.put("engineToRouter", IndexTest::engineToRouter);
+    tests.put("publisherErrors", IndexTest::publisherErrors);
     int failed = 0;
     for (Map.Entry<String, Test> t : tests.entrySet()) {
       try {
