@@ -205,7 +205,8 @@ size_t ScoreCache::score_tokens(const Index& index, ModelId model, std::span<con
     const auto matches = [&](const RecordView& r) {
         return r.head.candidates == candidates.size() && r.head.open_capacity == open_capacity &&
                std::memcmp(r.head.weights.data(), params.tier_weight.data(), sizeof r.head.weights) == 0 &&
-               std::memcmp(r.candidates(), candidates.data(), candidates.size() * 2) == 0;
+               (candidates.empty() ||  // no candidates: data() may be null, which memcmp must not see
+                std::memcmp(r.candidates(), candidates.data(), candidates.size() * 2) == 0);
     };
     enum class State { kCurrent, kExpired, kStale };
     uint64_t index_now = 0;  // read once, when a record has a speculative deadline

@@ -168,9 +168,10 @@ private:
         bool used = false;
 
         [[nodiscard]] bool matches(const Key& k) const noexcept {
-            return hash == k.hash && ns_len == k.ns.size() && text.size() == k.ns.size() + k.key.size() &&
-                   std::memcmp(text.data(), k.ns.data(), k.ns.size()) == 0 &&
-                   std::memcmp(text.data() + ns_len, k.key.data(), k.key.size()) == 0;
+            // string_view compares: an empty namespace may have a null data() (memcmp must not see it).
+            const std::string_view t(text);
+            return hash == k.hash && ns_len == k.ns.size() && t.size() == k.ns.size() + k.key.size() &&
+                   t.substr(0, ns_len) == k.ns && t.substr(ns_len) == k.key;
         }
         [[nodiscard]] size_t bytes() const noexcept { return text.size() + value.size(); }
     };
