@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: Apache-2.0
+// The one source of the CPU kernels' inner loops. Included by kernels_generic.cpp, kernels_avx2.cpp and
+// kernels_avx512.cpp, each inside its own namespace (KVC_ISA_NAMESPACE) and with its own target
+// (KVC_ISA_TARGET), so the same loops become SSE2, AVX2 or AVX-512 code. The target is a pragma around this
+// file's functions only, not a -m flag for the whole file: with a flag, inline and template functions of
+// the standard library instantiated here would be emitted with AVX-512 code, and the linker could keep that
+// copy for callers on CPUs without it. The loops are written for g++'s vectorizer: fixed-width lane
+// arrays (no reassociation needed for the reductions), branch-free element conversions, no aliasing
+// through the outputs (__restrict).
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include "ops/dtype.h"
+#include "ops/kernels.h"
+
+#ifdef KVC_ISA_TARGET
+#define KVC_DO_PRAGMA(x) _Pragma(#x)
+#define KVC_TARGET_PRAGMA(t) KVC_DO_PRAGMA(GCC target(t))
+#pragma GCC push_options
+KVC_TARGET_PRAGMA(KVC_ISA_TARGET)
+#endif
+
+#ifndef KVC_ISA_NAMESPACE
+#error "define KVC_ISA_NAMESPACE before including ops/kernels_impl.h"
+#endif
+
+namespace kvcore::ops::KVC_ISA_NAMESPACE {
+namespace {
+
+constexpr size_t kLanes = 16;  // one AVX-512 register of floats, two AVX2 ones
+
+// fp16 -> float: vcvtph2ps where the target has it (the vectorizer has no vector type for _Float16 before
+// AVX512-FP16), otherwise the exact bit recipe of ops/dtype.h.
+// GCC 12's _mm512_cvtph_ps starts from an undefined register and warns about it (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+inline void halves_to_floats(const uint16_t* __restrict s, float* __restrict d, size_t n) {
+    size_t i = 0;
+#if defined(KVC_ISA_HAS_AVX512)
+    for (; i + 16 <= n; i += 16) {
+        _mm512_storeu_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i))));
+    }
+#elif defined(KVC_ISA_HAS_F16C)
+    for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+    }
+#endif
+    for (; i < n; ++i) d[i] = fp16_to_float(s[i]);
+}
+#pragma GCC diagnostic pop
+
+void load_row(DType dtype, const void* src, float scale, float* __restrict dst, size_t n) {
+    switch (dtype) {
+        case DType::kF32: std::memcpy(dst, src, n * sizeof(float)); return;
+        case DType::kF16: {
+            halves_to_floats(static_cast<const uint16_t*>(src), dst, n);
+            return;
+        }
+        case DType::kBF16: {
+            const auto* s = static_cast<const uint16_t*>(src);
+            for (size_t i = 0; i < n; ++i) dst[i] = std::bit_cast<float>(uint32_t(s[i]) << 16);
+            return;
+        }
+        case DType::kFP8: {
+            // E4M3 is binary16 with the exponent's top bit clear and 7 fewer mantissa bits: moving the bits
+            // into place gives the value times 2^-8 exactly, subnormals included; only S.1111.111 (NaN)
+            // needs its own case, taken only when a chunk holds one.
+            const auto* s = static_cast<const uint8_t*>(src);
+            const float factor = scale * 256.f;
+            constexpr size_t kChunk = 64;
+            uint16_t halves[kChunk];
+            for (size_t base = 0; base < n; base += kChunk) {
+                const size_t c = std::min(kChunk, n - base);
+                uint32_t nan_codes = 0;
+                for (size_t i = 0; i < c; ++i) {
+                    const uint16_t v = s[base + i];
+                    halves[i] = uint16_t(((v & 0x80) << 8) | ((v & 0x7F) << 7));
+                    nan_codes |= uint32_t((v & 0x7F) == 0x7F);
+                }
+                halves_to_floats(halves, dst + base, c);
+                for (size_t i = 0; i < c; ++i) dst[base + i] *= factor;
+                if (nan_codes != 0) {
+                    for (size_t i = 0; i < c; ++i) {
+                        if ((s[base + i] & 0x7F) == 0x7F) dst[base + i] = std::numeric_limits<float>::quiet_NaN();
+                    }
+                }
+            }
+            return;
+        }
+        case DType::kInt8: {
+            const auto* s = static_cast<const int8_t*>(src);
+            for (size_t i = 0; i < n; ++i) dst[i] = float(s[i]) * scale;
+            return;
+        }
+    }
+}
+
+void store_row(DType dtype, const float* __restrict src, float fp8_scale, void* dst, float* int8_scale, size_t n) {
+    switch (dtype) {
+        case DType::kF32: std::memcpy(dst, src, n * sizeof(float)); return;
+        case DType::kF16: {
+            auto* d = static_cast<uint16_t*>(dst);
+            for (size_t i = 0; i < n; ++i) d[i] = float_to_fp16(src[i]);
+            return;
+        }
+        case DType::kBF16: {
+            auto* d = static_cast<uint16_t*>(dst);
+            for (size_t i = 0; i < n; ++i) d[i] = float_to_bf16(src[i]);
+            return;
+        }
+        case DType::kFP8: {
+            auto* d = static_cast<uint8_t*>(dst);
+            for (size_t i = 0; i < n; ++i) d[i] = float_to_fp8_e4m3(src[i] / fp8_scale);
+            return;
+        }
+        case DType::kInt8: {
+            float max_abs = 0.f;
+            for (size_t i = 0; i < n; ++i) max_abs = std::max(max_abs, std::fabs(src[i]));
+            auto* d = static_cast<int8_t*>(dst);
+            const float inverse = max_abs > 0.f ? 127.f / max_abs : 0.f;
+            for (size_t i = 0; i < n; ++i) d[i] = quantize_int8(src[i], inverse);
+            *int8_scale = max_abs / 127.f;
+            return;
+        }
+    }
+}
+
+float dot(const float* __restrict a, const float* __restrict b, size_t n) {
+    float lanes[kLanes] = {};
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        for (size_t j = 0; j < kLanes; ++j) lanes[j] += a[i + j] * b[i + j];
+    }
+    float sum = 0.f;
+    for (; i < n; ++i) sum += a[i] * b[i];
+    for (size_t j = 0; j < kLanes; ++j) sum += lanes[j];
+    return sum;
+}
+
+void axpy(float* __restrict y, float a, const float* __restrict x, size_t n) {
+    for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void scale_in_place(float* __restrict y, float a, size_t n) {
+    for (size_t i = 0; i < n; ++i) y[i] *= a;
+}
+
+// Scratch for one block of dequantized rows and logits, per thread, grown once.
+struct Scratch {
+    std::vector<float> rows, logits;
+};
+
+void attend(const AttendArgs& a) {
+    thread_local Scratch scratch;
+    const size_t dim = a.head_dim, bs = a.block_size, group = a.group;
+    if (scratch.rows.size() < bs * dim) scratch.rows.resize(bs * dim);
+    if (scratch.logits.size() < group * bs) scratch.logits.resize(group * bs);
+    float* rows = scratch.rows.data();
+    float* logits = scratch.logits.data();
+    const size_t esize = pool::dtype_bytes(a.dtype);
+    const bool int8 = a.dtype == DType::kInt8;
+
+    for (size_t g = 0; g < group; ++g) {
+        a.row_max[g] = -std::numeric_limits<float>::infinity();
+        a.row_sum[g] = 0.f;
+    }
+    std::fill(a.acc, a.acc + group * dim, 0.f);
+
+    for (uint32_t t = a.begin; t < a.end;) {
+        const uint32_t first = t % a.block_size;
+        const uint32_t count = std::min<uint32_t>(a.block_size - first, a.end - t);
+        const uint64_t block_offset = uint64_t(a.blocks[t / a.block_size]) * a.block_stride;
+        auto row_offset = [&](uint32_t i) {
+            return block_offset + (uint64_t(first + i) * a.kv_heads + a.kv_head) * dim * esize;
+        };
+        auto row_scale = [&](const unsigned char* layer, uint32_t i, float tensor_scale) {
+            if (!int8) return tensor_scale;
+            float s;
+            std::memcpy(&s, layer + block_offset + a.scale_offset + (uint64_t(first + i) * a.kv_heads + a.kv_head) * 4,
+                        sizeof s);
+            return s;
+        };
+
+        for (uint32_t i = 0; i < count; ++i) {
+            load_row(a.dtype, a.k_layer + row_offset(i), row_scale(a.k_layer, i, a.k_scale), rows + i * dim, dim);
+        }
+        for (size_t g = 0; g < group; ++g) {
+            float* l = logits + g * bs;
+            float block_max = -std::numeric_limits<float>::infinity();
+            for (uint32_t i = 0; i < count; ++i) {
+                l[i] = dot(a.q + g * dim, rows + i * dim, dim) * a.softmax_scale;
+                block_max = std::max(block_max, l[i]);
+            }
+            const float new_max = std::max(a.row_max[g], block_max);
+            // exp(-inf) is 0: the first block rescales nothing.
+            const float correction = a.row_max[g] == -std::numeric_limits<float>::infinity()
+                                         ? 0.f
+                                         : std::exp(a.row_max[g] - new_max);
+            float sum = 0.f;
+            for (uint32_t i = 0; i < count; ++i) {
+                l[i] = std::exp(l[i] - new_max);
+                sum += l[i];
+            }
+            if (correction != 1.f) scale_in_place(a.acc + g * dim, correction, dim);
+            a.row_sum[g] = a.row_sum[g] * correction + sum;
+            a.row_max[g] = new_max;
+        }
+        for (uint32_t i = 0; i < count; ++i) {
+            load_row(a.dtype, a.v_layer + row_offset(i), row_scale(a.v_layer, i, a.v_scale), rows + i * dim, dim);
+        }
+        for (size_t g = 0; g < group; ++g) {
+            const float* p = logits + g * bs;
+            float* acc = a.acc + g * dim;
+            for (uint32_t i = 0; i < count; ++i) axpy(acc, p[i], rows + i * dim, dim);
+        }
+        t += count;
+    }
+}
+
+}  // namespace
+
+const Kernels& table() noexcept {
+    static const Kernels k{KVC_ISA_NAME, &load_row, &store_row, &attend};
+    return k;
+}
+
+}  // namespace kvcore::ops::KVC_ISA_NAMESPACE
+
+#ifdef KVC_ISA_TARGET
+#pragma GCC pop_options
+#endif
