@@ -9,5 +9,6 @@
 #include "kvcore/ttl.h"
 #include "kvcore/store.h"
 #include "kvcore/index.h"
+#include "kvcore/ops.h"
 
 #endif /* KVCORE_KVCORE_H */

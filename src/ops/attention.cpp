@@ -47,7 +47,7 @@ void attention_decode(const Layout& layout, const DecodeArgs& a) {
     if (partials.size() < parts * kv_heads * per_piece) partials.resize(parts * kv_heads * per_piece);
     float* partial = partials.data();
 
-    const Kernels& k = kernels();
+    const Kernels& k = a.kernels ? *a.kernels : kernels();
     const auto* k_layer = static_cast<const unsigned char*>(a.k_cache) + a.layer * layout.layer_stride_bytes();
     const auto* v_layer = static_cast<const unsigned char*>(a.v_cache) + a.layer * layout.layer_stride_bytes();
     parallel_for(parts * kv_heads, [&](size_t task) {

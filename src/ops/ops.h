@@ -37,6 +37,7 @@ struct DecodeArgs {
     float scale = 1.f;
     float* out = nullptr;          // [num_seqs, num_q_heads, head_dim]
     uint32_t partition_tokens = 512;  // the split over long contexts
+    const Kernels* kernels = nullptr;  // nullptr: the table chosen for this CPU (tests pick others)
 };
 void attention_decode(const Layout& layout, const DecodeArgs& args);
 

@@ -5,5 +5,6 @@
 #include "kvcore/ttl.h"
 #include "kvcore/store.h"
 #include "kvcore/index.h"
+#include "kvcore/ops.h"
 
 int main(void) { return kvc_version_number() == KVC_VERSION_NUMBER ? 0 : 1; }
