@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Paged-attention decode: one query token per sequence over its cached context. Work is split into
-// (sequence, KV head, part of at most partition_tokens tokens) tasks, so long contexts spread over threads;
+// (sequence, part of at most partition_tokens tokens) tasks, so long contexts spread over threads; a task
+// reads every KV head of its blocks, so each block's memory streams in order;
 // each part yields unnormalized outputs with their max and sum of exponentials, merged exactly afterwards.
 // A KV head's query heads (GQA/MQA) share each dequantized block of K and V.
 #include <algorithm>
@@ -41,21 +42,20 @@ void attention_decode(const Layout& layout, const DecodeArgs& a) {
         first_part[s + 1] = first_part[s] + parts;
     }
     const uint64_t parts = first_part[a.num_seqs];
-    // Per (part, KV head): group * dim outputs, then group maxima and group sums.
-    const size_t per_piece = size_t(group) * dim + 2 * size_t(group);
+    // Per part: every query head's dim outputs, then their maxima, then their sums.
+    const size_t q_heads = a.num_q_heads;
+    const size_t per_piece = q_heads * dim + 2 * q_heads;
     thread_local std::vector<float> partials;
-    if (partials.size() < parts * kv_heads * per_piece) partials.resize(parts * kv_heads * per_piece);
+    if (partials.size() < parts * per_piece) partials.resize(parts * per_piece);
     float* partial = partials.data();
 
     const Kernels& k = a.kernels ? *a.kernels : kernels();
     const auto* k_layer = static_cast<const unsigned char*>(a.k_cache) + a.layer * layout.layer_stride_bytes();
     const auto* v_layer = static_cast<const unsigned char*>(a.v_cache) + a.layer * layout.layer_stride_bytes();
-    parallel_for(parts * kv_heads, [&](size_t task) {
-        const uint64_t part = task / kv_heads;
-        const auto head = uint32_t(task % kv_heads);
+    parallel_for(parts, [&](size_t part) {
         const size_t s = size_t(std::upper_bound(first_part.begin(), first_part.end(), part) - first_part.begin()) - 1;
         const uint64_t begin = (part - first_part[s]) * part_tokens;
-        float* piece = partial + task * per_piece;
+        float* piece = partial + part * per_piece;
         AttendArgs args;
         args.k_layer = k_layer;
         args.v_layer = v_layer;
@@ -70,38 +70,35 @@ void attention_decode(const Layout& layout, const DecodeArgs& a) {
         args.blocks = a.block_tables + s * a.max_blocks_per_seq;
         args.begin = uint32_t(begin);
         args.end = uint32_t(std::min<uint64_t>(begin + part_tokens, uint64_t(a.seq_lens[s])));
-        args.kv_head = head;
         args.group = group;
-        args.q = a.query + (s * a.num_q_heads + size_t(head) * group) * dim;
+        args.q = a.query + s * q_heads * dim;
         args.softmax_scale = a.scale;
         args.acc = piece;
-        args.row_max = piece + size_t(group) * dim;
-        args.row_sum = args.row_max + group;
+        args.row_max = piece + q_heads * dim;
+        args.row_sum = args.row_max + q_heads;
         k.attend(args);
     });
 
     // Merge the parts of each (sequence, query head): out = sum_p e^(m_p - m) acc_p / sum_p e^(m_p - m) l_p.
     parallel_for(a.num_seqs, [&](size_t s) {
-        for (uint32_t head = 0; head < kv_heads; ++head) {
-            for (uint32_t g = 0; g < group; ++g) {
-                float* out = a.out + (s * a.num_q_heads + size_t(head) * group + g) * dim;
-                std::fill(out, out + dim, 0.f);
-                float m = -std::numeric_limits<float>::infinity();
-                for (uint64_t p = first_part[s]; p < first_part[s + 1]; ++p) {
-                    m = std::max(m, partial[(p * kv_heads + head) * per_piece + size_t(group) * dim + g]);
-                }
-                float denominator = 0.f;
-                for (uint64_t p = first_part[s]; p < first_part[s + 1]; ++p) {
-                    const float* piece = partial + (p * kv_heads + head) * per_piece;
-                    const float w = std::exp(piece[size_t(group) * dim + g] - m);
-                    denominator += w * piece[size_t(group) * dim + group + g];
-                    const float* acc = piece + size_t(g) * dim;
-                    for (uint32_t d = 0; d < dim; ++d) out[d] += w * acc[d];
-                }
-                if (denominator > 0.f) {
-                    const float inverse = 1.f / denominator;
-                    for (uint32_t d = 0; d < dim; ++d) out[d] *= inverse;
-                }
+        for (size_t h = 0; h < q_heads; ++h) {
+            float* out = a.out + (s * q_heads + h) * dim;
+            std::fill(out, out + dim, 0.f);
+            float m = -std::numeric_limits<float>::infinity();
+            for (uint64_t p = first_part[s]; p < first_part[s + 1]; ++p) {
+                m = std::max(m, partial[p * per_piece + q_heads * dim + h]);
+            }
+            float denominator = 0.f;
+            for (uint64_t p = first_part[s]; p < first_part[s + 1]; ++p) {
+                const float* piece = partial + p * per_piece;
+                const float w = std::exp(piece[q_heads * dim + h] - m);
+                denominator += w * piece[q_heads * dim + q_heads + h];
+                const float* acc = piece + h * dim;
+                for (uint32_t d = 0; d < dim; ++d) out[d] += w * acc[d];
+            }
+            if (denominator > 0.f) {
+                const float inverse = 1.f / denominator;
+                for (uint32_t d = 0; d < dim; ++d) out[d] *= inverse;
             }
         }
     });

@@ -13,8 +13,9 @@ namespace kvcore::ops {
 
 using DType = pool::DType;
 
-// One (sequence, KV head, token range) piece of decode attention: the unnormalized output of each query
-// head of the group, with its running max and sum of exponentials, merged later (log-sum-exp).
+// One (sequence, token range) piece of decode attention over every KV head: the unnormalized output of each
+// query head, with its running max and sum of exponentials, merged later (log-sum-exp). All heads of a
+// block are read together, so the block's memory streams in order.
 struct AttendArgs {
     const unsigned char* k_layer = nullptr;  // layer bases
     const unsigned char* v_layer = nullptr;
@@ -25,12 +26,12 @@ struct AttendArgs {
     float k_scale = 1.f, v_scale = 1.f;  // FP8 per-tensor scales
     const int32_t* blocks = nullptr;     // the sequence's block table
     uint32_t begin = 0, end = 0;         // tokens [begin, end), end > begin
-    uint32_t kv_head = 0, group = 0;     // query heads per KV head
-    const float* q = nullptr;            // [group, head_dim]
+    uint32_t group = 0;                  // query heads per KV head; query head = kv_head * group + g
+    const float* q = nullptr;            // [kv_heads * group, head_dim]
     float softmax_scale = 1.f;
-    float* acc = nullptr;      // [group, head_dim], written
-    float* row_max = nullptr;  // [group], written
-    float* row_sum = nullptr;  // [group], written
+    float* acc = nullptr;      // [kv_heads * group, head_dim], written
+    float* row_max = nullptr;  // [kv_heads * group], written
+    float* row_sum = nullptr;  // [kv_heads * group], written
 };
 
 struct Kernels {

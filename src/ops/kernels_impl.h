@@ -145,8 +145,46 @@ float dot(const float* __restrict a, const float* __restrict b, size_t n) {
     return sum;
 }
 
-void axpy(float* __restrict y, float a, const float* __restrict x, size_t n) {
-    for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+// acc[0, n) += sum_i p[i] * rows[i * n, i * n + n) over `count` rows: each 16-float piece of acc stays in
+// registers across the rows (one load and store per block instead of per row).
+void accumulate_rows(float* __restrict acc, const float* __restrict p, const float* __restrict rows, size_t count,
+                     size_t n) {
+    size_t c = 0;
+    for (; c + kLanes <= n; c += kLanes) {
+        float r[kLanes];
+        for (size_t j = 0; j < kLanes; ++j) r[j] = acc[c + j];
+        for (size_t i = 0; i < count; ++i) {
+            const float pi = p[i];
+            const float* __restrict v = rows + i * n + c;
+            for (size_t j = 0; j < kLanes; ++j) r[j] += pi * v[j];
+        }
+        for (size_t j = 0; j < kLanes; ++j) acc[c + j] = r[j];
+    }
+    for (; c < n; ++c) {
+        float r = acc[c];
+        for (size_t i = 0; i < count; ++i) r += p[i] * rows[i * n + c];
+        acc[c] = r;
+    }
+}
+
+// e^x for x <= 0 (arguments are logits minus their maximum), branch-free so that a block's worth
+// vectorizes: 2^round(x / ln 2) times a degree-6 polynomial of the remainder (Cephes' expf coefficients),
+// within 2 ulp of expf; below -87 (where 2^n leaves the normal range) it flushes to 0.
+void exp_in_place(float* __restrict x, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        const float v = std::max(x[i], -87.0f);
+        const float k = std::floor(v * 1.44269504088896341f + 0.5f);
+        const float r = v - k * 0.693359375f + k * 2.12194440e-4f;
+        float p = 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        const float y = p * r * r + r + 1.f;
+        const float two_k = std::bit_cast<float>(uint32_t(int32_t(k) + 127) << 23);
+        x[i] = x[i] < -87.0f ? 0.f : y * two_k;
+    }
 }
 
 void scale_in_place(float* __restrict y, float a, size_t n) {
@@ -160,7 +198,7 @@ struct Scratch {
 
 void attend(const AttendArgs& a) {
     thread_local Scratch scratch;
-    const size_t dim = a.head_dim, bs = a.block_size, group = a.group;
+    const size_t dim = a.head_dim, bs = a.block_size, group = a.group, q_heads = size_t(a.kv_heads) * group;
     if (scratch.rows.size() < bs * dim) scratch.rows.resize(bs * dim);
     if (scratch.logits.size() < group * bs) scratch.logits.resize(group * bs);
     float* rows = scratch.rows.data();
@@ -168,58 +206,57 @@ void attend(const AttendArgs& a) {
     const size_t esize = pool::dtype_bytes(a.dtype);
     const bool int8 = a.dtype == DType::kInt8;
 
-    for (size_t g = 0; g < group; ++g) {
-        a.row_max[g] = -std::numeric_limits<float>::infinity();
-        a.row_sum[g] = 0.f;
+    for (size_t h = 0; h < q_heads; ++h) {
+        a.row_max[h] = -std::numeric_limits<float>::infinity();
+        a.row_sum[h] = 0.f;
     }
-    std::fill(a.acc, a.acc + group * dim, 0.f);
+    std::fill(a.acc, a.acc + q_heads * dim, 0.f);
 
     for (uint32_t t = a.begin; t < a.end;) {
         const uint32_t first = t % a.block_size;
         const uint32_t count = std::min<uint32_t>(a.block_size - first, a.end - t);
         const uint64_t block_offset = uint64_t(a.blocks[t / a.block_size]) * a.block_stride;
-        auto row_offset = [&](uint32_t i) {
-            return block_offset + (uint64_t(first + i) * a.kv_heads + a.kv_head) * dim * esize;
-        };
-        auto row_scale = [&](const unsigned char* layer, uint32_t i, float tensor_scale) {
-            if (!int8) return tensor_scale;
-            float s;
-            std::memcpy(&s, layer + block_offset + a.scale_offset + (uint64_t(first + i) * a.kv_heads + a.kv_head) * 4,
-                        sizeof s);
-            return s;
-        };
-
-        for (uint32_t i = 0; i < count; ++i) {
-            load_row(a.dtype, a.k_layer + row_offset(i), row_scale(a.k_layer, i, a.k_scale), rows + i * dim, dim);
-        }
-        for (size_t g = 0; g < group; ++g) {
-            float* l = logits + g * bs;
-            float block_max = -std::numeric_limits<float>::infinity();
+        for (uint32_t head = 0; head < a.kv_heads; ++head) {
+            auto row_offset = [&](uint32_t i) {
+                return block_offset + (uint64_t(first + i) * a.kv_heads + head) * dim * esize;
+            };
+            auto row_scale = [&](const unsigned char* layer, uint32_t i, float tensor_scale) {
+                if (!int8) return tensor_scale;
+                float s;
+                std::memcpy(&s, layer + block_offset + a.scale_offset + (uint64_t(first + i) * a.kv_heads + head) * 4,
+                            sizeof s);
+                return s;
+            };
             for (uint32_t i = 0; i < count; ++i) {
-                l[i] = dot(a.q + g * dim, rows + i * dim, dim) * a.softmax_scale;
-                block_max = std::max(block_max, l[i]);
+                load_row(a.dtype, a.k_layer + row_offset(i), row_scale(a.k_layer, i, a.k_scale), rows + i * dim, dim);
             }
-            const float new_max = std::max(a.row_max[g], block_max);
-            // exp(-inf) is 0: the first block rescales nothing.
-            const float correction = a.row_max[g] == -std::numeric_limits<float>::infinity()
-                                         ? 0.f
-                                         : std::exp(a.row_max[g] - new_max);
-            float sum = 0.f;
+            for (size_t g = 0; g < group; ++g) {
+                const size_t qh = head * group + g;
+                float* l = logits + g * bs;
+                float block_max = -std::numeric_limits<float>::infinity();
+                for (uint32_t i = 0; i < count; ++i) {
+                    l[i] = dot(a.q + qh * dim, rows + i * dim, dim) * a.softmax_scale;
+                    block_max = std::max(block_max, l[i]);
+                }
+                const float new_max = std::max(a.row_max[qh], block_max);
+                // The first block rescales nothing (and -inf - -inf would be NaN).
+                const float correction = a.row_max[qh] == -std::numeric_limits<float>::infinity()
+                                             ? 0.f
+                                             : std::exp(a.row_max[qh] - new_max);
+                for (uint32_t i = 0; i < count; ++i) l[i] -= new_max;
+                exp_in_place(l, count);
+                float sum = 0.f;
+                for (uint32_t i = 0; i < count; ++i) sum += l[i];
+                if (correction != 1.f) scale_in_place(a.acc + qh * dim, correction, dim);
+                a.row_sum[qh] = a.row_sum[qh] * correction + sum;
+                a.row_max[qh] = new_max;
+            }
             for (uint32_t i = 0; i < count; ++i) {
-                l[i] = std::exp(l[i] - new_max);
-                sum += l[i];
+                load_row(a.dtype, a.v_layer + row_offset(i), row_scale(a.v_layer, i, a.v_scale), rows + i * dim, dim);
             }
-            if (correction != 1.f) scale_in_place(a.acc + g * dim, correction, dim);
-            a.row_sum[g] = a.row_sum[g] * correction + sum;
-            a.row_max[g] = new_max;
-        }
-        for (uint32_t i = 0; i < count; ++i) {
-            load_row(a.dtype, a.v_layer + row_offset(i), row_scale(a.v_layer, i, a.v_scale), rows + i * dim, dim);
-        }
-        for (size_t g = 0; g < group; ++g) {
-            const float* p = logits + g * bs;
-            float* acc = a.acc + g * dim;
-            for (uint32_t i = 0; i < count; ++i) axpy(acc, p[i], rows + i * dim, dim);
+            for (size_t g = 0; g < group; ++g) {
+                accumulate_rows(a.acc + (head * group + g) * dim, logits + g * bs, rows, count, dim);
+            }
         }
         t += count;
     }
