@@ -32,6 +32,11 @@ KVC_TARGET_PRAGMA(KVC_ISA_TARGET)
 #error "define KVC_ISA_NAMESPACE before including ops/kernels_impl.h"
 #endif
 
+// GCC 12's _mm512_cvtph_ps and _mm512_reduce_add_ps start from an undefined register and warn about it (a
+// known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace kvcore::ops::KVC_ISA_NAMESPACE {
 namespace {
 
@@ -39,9 +44,6 @@ constexpr size_t kLanes = 16;  // one AVX-512 register of floats, two AVX2 ones
 
 // fp16 -> float: vcvtph2ps where the target has it (the vectorizer has no vector type for _Float16 before
 // AVX512-FP16), otherwise the exact bit recipe of ops/dtype.h.
-// GCC 12's _mm512_cvtph_ps starts from an undefined register and warns about it (a known false positive).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 inline void halves_to_floats(const uint16_t* __restrict s, float* __restrict d, size_t n) {
     size_t i = 0;
 #if defined(KVC_ISA_HAS_AVX512)
@@ -55,7 +57,6 @@ inline void halves_to_floats(const uint16_t* __restrict s, float* __restrict d, 
 #endif
     for (; i < n; ++i) d[i] = fp16_to_float(s[i]);
 }
-#pragma GCC diagnostic pop
 
 void load_row(DType dtype, const void* src, float scale, float* __restrict dst, size_t n) {
     switch (dtype) {
@@ -134,32 +135,59 @@ void store_row(DType dtype, const float* __restrict src, float fp8_scale, void* 
 }
 
 float dot(const float* __restrict a, const float* __restrict b, size_t n) {
-    float lanes[kLanes] = {};
     size_t i = 0;
+    float sum = 0.f;
+#if defined(KVC_ISA_HAS_AVX512)
+    // The generic form below leaves the final horizontal sum to the stack; in registers it is 4 steps.
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + kLanes), _mm512_loadu_ps(b + i + kLanes), acc1);
+    }
+    for (; i + kLanes <= n; i += kLanes) acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+#else
+    float lanes[kLanes] = {};
     for (; i + kLanes <= n; i += kLanes) {
         for (size_t j = 0; j < kLanes; ++j) lanes[j] += a[i + j] * b[i + j];
     }
-    float sum = 0.f;
+    // A tree, not a running sum: without reassociation the compiler must keep the order written.
+    for (size_t width = kLanes / 2; width > 0; width /= 2) {
+        for (size_t j = 0; j < width; ++j) lanes[j] += lanes[j + width];
+    }
+    sum = lanes[0];
+#endif
     for (; i < n; ++i) sum += a[i] * b[i];
-    for (size_t j = 0; j < kLanes; ++j) sum += lanes[j];
     return sum;
 }
 
-// acc[0, n) += sum_i p[i] * rows[i * n, i * n + n) over `count` rows: each 16-float piece of acc stays in
-// registers across the rows (one load and store per block instead of per row).
-void accumulate_rows(float* __restrict acc, const float* __restrict p, const float* __restrict rows, size_t count,
-                     size_t n) {
-    size_t c = 0;
-    for (; c + kLanes <= n; c += kLanes) {
-        float r[kLanes];
-        for (size_t j = 0; j < kLanes; ++j) r[j] = acc[c + j];
+void scale_in_place(float* __restrict y, float a, size_t n) {
+    for (size_t i = 0; i < n; ++i) y[i] *= a;
+}
+
+// acc[0, n) += sum_i p[i] * rows[i * n, i * n + n) over `count` rows: pieces of acc stay in registers across
+// the rows (one load and store per block instead of per row). A piece is 64 floats, four independent
+// chains of fused multiply-adds, so the adds' latency overlaps instead of serializing the loop.
+template <size_t Width>
+size_t accumulate_pieces(float* __restrict acc, const float* __restrict p, const float* __restrict rows, size_t count,
+                         size_t n, size_t c) {
+    for (; c + Width <= n; c += Width) {
+        float r[Width];
+        for (size_t j = 0; j < Width; ++j) r[j] = acc[c + j];
         for (size_t i = 0; i < count; ++i) {
             const float pi = p[i];
             const float* __restrict v = rows + i * n + c;
-            for (size_t j = 0; j < kLanes; ++j) r[j] += pi * v[j];
+            for (size_t j = 0; j < Width; ++j) r[j] += pi * v[j];
         }
-        for (size_t j = 0; j < kLanes; ++j) acc[c + j] = r[j];
+        for (size_t j = 0; j < Width; ++j) acc[c + j] = r[j];
     }
+    return c;
+}
+
+void accumulate_rows(float* __restrict acc, const float* __restrict p, const float* __restrict rows, size_t count,
+                     size_t n) {
+    size_t c = accumulate_pieces<4 * kLanes>(acc, p, rows, count, n, 0);
+    c = accumulate_pieces<kLanes>(acc, p, rows, count, n, c);
     for (; c < n; ++c) {
         float r = acc[c];
         for (size_t i = 0; i < count; ++i) r += p[i] * rows[i * n + c];
@@ -185,10 +213,6 @@ void exp_in_place(float* __restrict x, size_t n) {
         const float two_k = std::bit_cast<float>(uint32_t(int32_t(k) + 127) << 23);
         x[i] = x[i] < -87.0f ? 0.f : y * two_k;
     }
-}
-
-void scale_in_place(float* __restrict y, float a, size_t n) {
-    for (size_t i = 0; i < n; ++i) y[i] *= a;
 }
 
 // Scratch for one block of dequantized rows and logits, per thread, grown once.
@@ -270,6 +294,8 @@ const Kernels& table() noexcept {
 }
 
 }  // namespace kvcore::ops::KVC_ISA_NAMESPACE
+
+#pragma GCC diagnostic pop
 
 #ifdef KVC_ISA_TARGET
 #pragma GCC pop_options
