@@ -42,6 +42,20 @@ namespace {
 
 constexpr size_t kLanes = 16;  // one AVX-512 register of floats, two AVX2 ones
 
+// One register of floats as a GCC vector (16 with AVX-512, 8 with AVX2, 4 otherwise; wider vectors than the
+// target has are split through memory). Accumulators of this type stay in registers where plain float
+// arrays went through the stack. Loads are unaligned.
+#if defined(KVC_ISA_HAS_AVX512)
+constexpr size_t kVec = 16;
+#elif defined(KVC_ISA_HAS_F16C)
+constexpr size_t kVec = 8;
+#else
+constexpr size_t kVec = 4;
+#endif
+typedef float vfloat __attribute__((vector_size(kVec * sizeof(float)), aligned(4), may_alias));
+[[gnu::always_inline]] inline vfloat vload(const float* p) noexcept { return *reinterpret_cast<const vfloat*>(p); }
+[[gnu::always_inline]] inline void vstore(float* p, vfloat v) noexcept { *reinterpret_cast<vfloat*>(p) = v; }
+
 // fp16 -> float: vcvtph2ps where the target has it (the vectorizer has no vector type for _Float16 before
 // AVX512-FP16), otherwise the exact bit recipe of ops/dtype.h.
 inline void halves_to_floats(const uint16_t* __restrict s, float* __restrict d, size_t n) {
@@ -136,23 +150,21 @@ void store_row(DType dtype, const float* __restrict src, float fp8_scale, void* 
 
 float dot(const float* __restrict a, const float* __restrict b, size_t n) {
     size_t i = 0;
-    float sum = 0.f;
+    vfloat acc0 = {}, acc1 = {};
+    for (; i + 2 * kVec <= n; i += 2 * kVec) {
+        acc0 += vload(a + i) * vload(b + i);
+        acc1 += vload(a + i + kVec) * vload(b + i + kVec);
+    }
+    for (; i + kVec <= n; i += kVec) acc0 += vload(a + i) * vload(b + i);
+    acc0 += acc1;
+    float sum;
 #if defined(KVC_ISA_HAS_AVX512)
-    // The generic form below leaves the final horizontal sum to the stack; in registers it is 4 steps.
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + kLanes), _mm512_loadu_ps(b + i + kLanes), acc1);
-    }
-    for (; i + kLanes <= n; i += kLanes) acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-    sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    sum = _mm512_reduce_add_ps(__m512(acc0));  // 4 steps in registers
 #else
-    float lanes[kLanes] = {};
-    for (; i + kLanes <= n; i += kLanes) {
-        for (size_t j = 0; j < kLanes; ++j) lanes[j] += a[i + j] * b[i + j];
-    }
-    // A tree, not a running sum: without reassociation the compiler must keep the order written.
-    for (size_t width = kLanes / 2; width > 0; width /= 2) {
+    // A tree, not a running sum: without reassociation the compiler keeps the order written.
+    float lanes[kVec];
+    vstore(lanes, acc0);
+    for (size_t width = kVec / 2; width > 0; width /= 2) {
         for (size_t j = 0; j < width; ++j) lanes[j] += lanes[j + width];
     }
     sum = lanes[0];
@@ -166,28 +178,31 @@ void scale_in_place(float* __restrict y, float a, size_t n) {
 }
 
 // acc[0, n) += sum_i p[i] * rows[i * n, i * n + n) over `count` rows: pieces of acc stay in registers across
-// the rows (one load and store per block instead of per row). A piece is 64 floats, four independent
-// chains of fused multiply-adds, so the adds' latency overlaps instead of serializing the loop.
-template <size_t Width>
-size_t accumulate_pieces(float* __restrict acc, const float* __restrict p, const float* __restrict rows, size_t count,
-                         size_t n, size_t c) {
-    for (; c + Width <= n; c += Width) {
-        float r[Width];
-        for (size_t j = 0; j < Width; ++j) r[j] = acc[c + j];
-        for (size_t i = 0; i < count; ++i) {
-            const float pi = p[i];
-            const float* __restrict v = rows + i * n + c;
-            for (size_t j = 0; j < Width; ++j) r[j] += pi * v[j];
-        }
-        for (size_t j = 0; j < Width; ++j) acc[c + j] = r[j];
-    }
-    return c;
-}
-
+// the rows (one load and store per block instead of per row); a piece is four registers, four independent
+// chains of multiply-adds, so their latency overlaps.
 void accumulate_rows(float* __restrict acc, const float* __restrict p, const float* __restrict rows, size_t count,
                      size_t n) {
-    size_t c = accumulate_pieces<4 * kLanes>(acc, p, rows, count, n, 0);
-    c = accumulate_pieces<kLanes>(acc, p, rows, count, n, c);
+    size_t c = 0;
+    for (; c + 4 * kVec <= n; c += 4 * kVec) {
+        vfloat r0 = vload(acc + c), r1 = vload(acc + c + kVec), r2 = vload(acc + c + 2 * kVec),
+               r3 = vload(acc + c + 3 * kVec);
+        for (size_t i = 0; i < count; ++i) {
+            const float* v = rows + i * n + c;
+            r0 += p[i] * vload(v);
+            r1 += p[i] * vload(v + kVec);
+            r2 += p[i] * vload(v + 2 * kVec);
+            r3 += p[i] * vload(v + 3 * kVec);
+        }
+        vstore(acc + c, r0);
+        vstore(acc + c + kVec, r1);
+        vstore(acc + c + 2 * kVec, r2);
+        vstore(acc + c + 3 * kVec, r3);
+    }
+    for (; c + kVec <= n; c += kVec) {
+        vfloat r = vload(acc + c);
+        for (size_t i = 0; i < count; ++i) r += p[i] * vload(rows + i * n + c);
+        vstore(acc + c, r);
+    }
     for (; c < n; ++c) {
         float r = acc[c];
         for (size_t i = 0; i < count; ++i) r += p[i] * rows[i * n + c];
@@ -251,6 +266,19 @@ void attend(const AttendArgs& a) {
                             sizeof s);
                 return s;
             };
+            // The next block's rows of this head, requested now: rows of one head lie a token's width apart,
+            // a stride the hardware prefetchers follow poorly across blocks that are not adjacent.
+            if (t + count < a.end) {
+                const uint64_t next = uint64_t(a.blocks[(t + count) / a.block_size]) * a.block_stride;
+                const uint64_t row_bytes = dim * esize;
+                for (uint32_t i = 0; i < a.block_size; ++i) {
+                    const uint64_t at = next + (uint64_t(i) * a.kv_heads + head) * row_bytes;
+                    for (uint64_t line = 0; line < row_bytes; line += 64) {
+                        __builtin_prefetch(a.k_layer + at + line);
+                        __builtin_prefetch(a.v_layer + at + line);
+                    }
+                }
+            }
             for (uint32_t i = 0; i < count; ++i) {
                 load_row(a.dtype, a.k_layer + row_offset(i), row_scale(a.k_layer, i, a.k_scale), rows + i * dim, dim);
             }
