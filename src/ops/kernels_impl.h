@@ -216,7 +216,10 @@ void accumulate_rows(float* __restrict acc, const float* __restrict p, const flo
 void exp_in_place(float* __restrict x, size_t n) {
     for (size_t i = 0; i < n; ++i) {
         const float v = std::max(x[i], -87.0f);
-        const float k = std::floor(v * 1.44269504088896341f + 0.5f);
+        // Round to the nearest integer by adding 1.5 * 2^23 (the float's low bits then hold k): no call,
+        // no float -> int conversion, so the loop vectorizes.
+        const float shifted = v * 1.44269504088896341f + 12582912.f;
+        const float k = shifted - 12582912.f;
         const float r = v - k * 0.693359375f + k * 2.12194440e-4f;
         float p = 1.9875691500e-4f;
         p = p * r + 1.3981999507e-3f;
@@ -225,7 +228,7 @@ void exp_in_place(float* __restrict x, size_t n) {
         p = p * r + 1.6666665459e-1f;
         p = p * r + 5.0000001201e-1f;
         const float y = p * r * r + r + 1.f;
-        const float two_k = std::bit_cast<float>(uint32_t(int32_t(k) + 127) << 23);
+        const float two_k = std::bit_cast<float>((std::bit_cast<uint32_t>(shifted) - 0x4B400000u + 127u) << 23);
         x[i] = x[i] < -87.0f ? 0.f : y * two_k;
     }
 }
