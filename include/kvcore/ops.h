@@ -21,8 +21,9 @@
  *   elements: block b's scale of token t, head h is the float at
  *       base + layer * layer_stride + b * block_stride + scale_offset + (t * num_kv_heads + h) * 4
  *   with scale_offset = block_size * num_kv_heads * head_dim rounded up to a multiple of 4. Copies and swaps
- *   therefore move scales with their blocks. Stored q = round_half_even(x / s) with s = max|x| / 127
- *   (0 for an all-zero row, read back as 0); read value = q * s.
+ *   therefore move scales with their blocks. Per row (token, head): m = max|x|, stored
+ *   q = round_half_even(x * (127 / m)) in -127..127 and s = m / 127 (0 for an all-zero row, read back as
+ *   0); read value = q * s.
  * Conversions to F16, BF16 and FP8 round to nearest even; FP8 saturates to +-448, NaN stays NaN.
  *
  * Source and output tensors of the calls are dense row-major in the type named by the call.
