@@ -11,5 +11,6 @@
 #include "kvcore/index.h"
 #include "kvcore/index_subscriber.h"
 #include "kvcore/event_publisher.h"
+#include "kvcore/ops.h"
 
 #endif /* KVCORE_KVCORE_H */

@@ -7,5 +7,6 @@
 #include "kvcore/index.h"
 #include "kvcore/index_subscriber.h"
 #include "kvcore/event_publisher.h"
+#include "kvcore/ops.h"
 
 int main(void) { return kvc_version_number() == KVC_VERSION_NUMBER ? 0 : 1; }
