@@ -12,34 +12,16 @@
 #include "kvcore/kvcore.h"
 
 #include "check.h"
+#include "wait.h"
 
 #define BLOCK 16u
 #define PROMPT 80u /* 5 full blocks */
 #define DEADLINE_MS 10000
 #define HEARTBEAT_MS 100
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-}
-
 static uint64_t pub_counter(const kvc_event_publisher* p, kvc_event_publisher_counter c) {
     uint64_t values[KVC_EVENT_PUBLISHER_COUNTER_COUNT];
     CHECK_STATUS(kvc_event_publisher_counters(p, values, KVC_EVENT_PUBLISHER_COUNTER_COUNT, NULL), KVC_OK);
-    return values[c];
-}
-
-static uint64_t sub_counter(const kvc_index_subscriber* s, kvc_index_subscriber_counter c) {
-    uint64_t values[KVC_INDEX_SUBSCRIBER_COUNTER_COUNT];
-    CHECK_STATUS(kvc_index_subscriber_counters(s, values, KVC_INDEX_SUBSCRIBER_COUNTER_COUNT, NULL), KVC_OK);
     return values[c];
 }
 
