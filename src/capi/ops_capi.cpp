@@ -19,7 +19,8 @@ struct kvc_kv_layout {
 
 namespace {
 
-ops::DType dtype_of(kvc_dtype dtype, const char* what) { return checked_enum<ops::DType>(dtype, KVC_DTYPE_INT8, what); }
+// By reference: a by-value copy of an out-of-range enum is already undefined (UBSan), before the check.
+ops::DType dtype_of(const kvc_dtype& dtype, const char* what) { return checked_enum<ops::DType>(dtype, KVC_DTYPE_INT8, what); }
 
 }  // namespace
 
