@@ -22,8 +22,23 @@
 /* The status a %extend body failed with; read and cleared by %exception in the same native call. */
 static _Thread_local kvc_status kvc_bind_pending = KVC_OK;
 
+/* A message of the binding's own (a check made before the C call), preferred over kvc_last_error_message. */
+static _Thread_local const char* kvc_bind_pending_message = NULL;
+
 static void kvc_bind_check(kvc_status status) {
     if (status != KVC_OK) kvc_bind_pending = status;
+}
+
+static void kvc_bind_fail(kvc_status status, const char* message) {
+    kvc_bind_pending = status;
+    kvc_bind_pending_message = message;
+}
+
+/* The failed call's message, taken once. */
+static const char* kvc_bind_take_message(void) {
+    const char* message = kvc_bind_pending_message;
+    kvc_bind_pending_message = NULL;
+    return message != NULL ? message : kvc_last_error_message();
 }
 
 
@@ -138,7 +153,7 @@ SWIGEXPORT void SWIGSTDCALL kvc_csharp_register_exception_callback(kvc_csharp_ex
   if (kvc_bind_pending != KVC_OK) {
     kvc_status kvc_failed = kvc_bind_pending;
     kvc_bind_pending = KVC_OK;
-    KVC_BIND_RAISE_AFTER_CALL(kvc_failed, kvc_last_error_message())
+    KVC_BIND_RAISE_AFTER_CALL(kvc_failed, kvc_bind_take_message())
   }
 }
 
@@ -2076,4 +2091,441 @@ typedef struct {} EventPublisher;
   void counters_into(uint64_t* out_counters, size_t capacity) {
     kvc_bind_check(kvc_event_publisher_counters($self, out_counters, capacity, NULL));
   }
+}
+
+/* ---- ops: KV kernels on the CPU ---------------------------------------------------------------- */
+
+/* A KvLayout is the kvc_kv_layout with the shape and strides it was given, so that the binding can check
+   a managed array's length against the memory the layout describes before the C call trusts it. The
+   operations take their caches in three forms: float[] (an F32 layout), byte[] (any dtype) and raw
+   addresses (the pool's host storage, a tensor library's memory: their extent is the caller's word). */
+%{
+typedef struct KvLayout {
+    kvc_kv_layout* layout;
+    uint32_t layers, num_blocks, kv_heads, head_dim;
+    uint64_t block_stride, layer_stride; /* as set; 0 = packed */
+} KvLayout;
+
+#define KVC_BIND_UNCHECKED UINT64_MAX /* a raw address */
+
+/* Bytes from a cache's base to the end of its last block of its last layer (the header's formula). */
+static uint64_t kvc_bind_cache_bytes(const KvLayout* l) {
+    uint64_t block = kvc_kv_layout_block_bytes(l->layout);
+    uint64_t block_stride = l->block_stride != 0 ? l->block_stride : block;
+    uint64_t layer_stride = l->layer_stride != 0 ? l->layer_stride : (uint64_t)l->num_blocks * block_stride;
+    return (uint64_t)(l->layers - 1) * layer_stride + (uint64_t)(l->num_blocks - 1) * block_stride + block;
+}
+
+static int kvc_bind_require(int condition, const char* message) {
+    if (!condition) kvc_bind_fail(KVC_ERR_INVALID_ARGUMENT, message);
+    return condition;
+}
+
+static int kvc_bind_layout_ok(const KvLayout* l) {
+    if (l == NULL) kvc_bind_fail(KVC_ERR_INVALID_STATE, "the layout is null or has been closed");
+    return l != NULL;
+}
+
+static int kvc_bind_caches_fit(const KvLayout* l, uint64_t k_bytes, uint64_t v_bytes) {
+    uint64_t need = kvc_bind_cache_bytes(l);
+    return kvc_bind_require(k_bytes >= need && v_bytes >= need,
+                            "a K or V cache array is shorter than its layout (KvLayout cache_bytes)");
+}
+
+static uint64_t kvc_bind_row(const KvLayout* l) { return (uint64_t)l->kv_heads * l->head_dim; }
+
+static void kvc_bind_write(const KvLayout* l, uint32_t layer, void* k, uint64_t k_bytes, void* v, uint64_t v_bytes,
+                           const float* key_rows, size_t key_len, const float* value_rows, size_t value_len,
+                           const int64_t* slots, size_t n) {
+    if (!kvc_bind_caches_fit(l, k_bytes, v_bytes) ||
+        !kvc_bind_require(key_len == n * kvc_bind_row(l) && value_len == n * kvc_bind_row(l),
+                          "keys and values must hold slots.length * kv_heads * head_dim floats"))
+        return;
+    kvc_bind_check(kvc_kv_write(l->layout, layer, k, v, key_rows, value_rows, KVC_DTYPE_F32, slots, n));
+}
+
+static void kvc_bind_copy(const KvLayout* l, void* k, uint64_t k_bytes, void* v, uint64_t v_bytes,
+                          const int32_t* pairs, size_t pairs_len) {
+    if (!kvc_bind_caches_fit(l, k_bytes, v_bytes) ||
+        !kvc_bind_require(pairs_len % 2 == 0, "pairs holds (src, dst) pairs: an even length"))
+        return;
+    kvc_bind_check(kvc_kv_copy_blocks(l->layout, k, v, pairs, pairs_len / 2));
+}
+
+static void kvc_bind_swap(const KvLayout* src_layout, const void* src_k, uint64_t src_k_bytes, const void* src_v,
+                          uint64_t src_v_bytes, const KvLayout* dst_layout, void* dst_k, uint64_t dst_k_bytes,
+                          void* dst_v, uint64_t dst_v_bytes, const int32_t* pairs, size_t pairs_len) {
+    if (!kvc_bind_layout_ok(dst_layout) || !kvc_bind_caches_fit(src_layout, src_k_bytes, src_v_bytes) ||
+        !kvc_bind_caches_fit(dst_layout, dst_k_bytes, dst_v_bytes) ||
+        !kvc_bind_require(pairs_len % 2 == 0, "pairs holds (src, dst) pairs: an even length"))
+        return;
+    kvc_bind_check(kvc_kv_swap_blocks(src_layout->layout, src_k, src_v, dst_layout->layout, dst_k, dst_v, pairs,
+                                      pairs_len / 2));
+}
+
+static void kvc_bind_gather(const KvLayout* l, uint32_t layer, const void* k, uint64_t k_bytes, const void* v,
+                            uint64_t v_bytes, const int32_t* block_tables, size_t tables_len,
+                            size_t max_blocks_per_seq, const int32_t* seq_lens, size_t num_seqs, float* out_k,
+                            size_t out_k_len, float* out_v, size_t out_v_len) {
+    if (!kvc_bind_caches_fit(l, k_bytes, v_bytes) ||
+        !kvc_bind_require(tables_len == num_seqs * max_blocks_per_seq,
+                          "block_tables must hold seq_lens.length * max_blocks_per_seq block ids"))
+        return;
+    size_t capacity = (out_k_len < out_v_len ? out_k_len : out_v_len) / kvc_bind_row(l);
+    kvc_bind_check(kvc_kv_gather(l->layout, layer, k, v, block_tables, max_blocks_per_seq, seq_lens, num_seqs,
+                                 out_k, out_v, KVC_DTYPE_F32, capacity));
+}
+
+static void kvc_bind_attention(const KvLayout* l, uint32_t layer, const void* k, uint64_t k_bytes, const void* v,
+                               uint64_t v_bytes, const float* query, size_t query_len, uint32_t num_q_heads,
+                               const int32_t* block_tables, size_t tables_len, size_t max_blocks_per_seq,
+                               const int32_t* seq_lens, size_t num_seqs, float scale, float* out, size_t out_len) {
+    size_t rows = num_seqs * num_q_heads * l->head_dim;
+    if (!kvc_bind_caches_fit(l, k_bytes, v_bytes) ||
+        !kvc_bind_require(tables_len == num_seqs * max_blocks_per_seq,
+                          "block_tables must hold seq_lens.length * max_blocks_per_seq block ids") ||
+        !kvc_bind_require(query_len == rows && out_len == rows,
+                          "query and output must hold seq_lens.length * num_q_heads * head_dim floats"))
+        return;
+    kvc_bind_check(kvc_kv_attention_decode(l->layout, layer, k, v, query, num_q_heads, block_tables,
+                                           max_blocks_per_seq, seq_lens, num_seqs, scale, out));
+}
+%}
+KVC_BIND_HANDLE(KvLayout)
+/* Caches the call writes (Java copies them back) and caches it only reads, as floats or bytes. */
+KVC_OUTPUT_ARRAY(float, k_cache, float, float, jfloatArray, jfloat, Float, float32)
+KVC_OUTPUT_ARRAY(float, v_cache, float, float, jfloatArray, jfloat, Float, float32)
+KVC_INPUT_ARRAY(float, k_cache, float, float, jfloatArray, jfloat, Float, float32)
+KVC_INPUT_ARRAY(float, v_cache, float, float, jfloatArray, jfloat, Float, float32)
+KVC_OUTPUT_ARRAY(uint8_t, k_cache, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_OUTPUT_ARRAY(uint8_t, v_cache, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_INPUT_ARRAY(uint8_t, k_cache, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_INPUT_ARRAY(uint8_t, v_cache, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_OUTPUT_ARRAY(float, dst_k, float, float, jfloatArray, jfloat, Float, float32)
+KVC_OUTPUT_ARRAY(float, dst_v, float, float, jfloatArray, jfloat, Float, float32)
+KVC_OUTPUT_ARRAY(uint8_t, dst_k, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_OUTPUT_ARRAY(uint8_t, dst_v, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_INPUT_ARRAY(float, key_rows, float, float, jfloatArray, jfloat, Float, float32)
+KVC_INPUT_ARRAY(float, value_rows, float, float, jfloatArray, jfloat, Float, float32)
+KVC_INPUT_ARRAY(float, query, float, float, jfloatArray, jfloat, Float, float32)
+KVC_INPUT_ARRAY(float, k_scales, float, float, jfloatArray, jfloat, Float, float32)
+KVC_INPUT_ARRAY(float, v_scales, float, float, jfloatArray, jfloat, Float, float32)
+/* Declared long long: SWIG's int64_t, whose const pointer it would cast to long long const *. */
+KVC_INPUT_ARRAY(long long, slots, long, long, jlongArray, jlong, Long, int64)
+KVC_INPUT_ARRAY(int32_t, pairs, int, int, jintArray, jint, Int, int32)
+KVC_INPUT_ARRAY(int32_t, block_tables, int, int, jintArray, jint, Int, int32)
+KVC_INPUT_ARRAY(int32_t, seq_lens, int, int, jintArray, jint, Int, int32)
+KVC_OUTPUT_ARRAY(float, out_k, float, float, jfloatArray, jfloat, Float, float32)
+KVC_OUTPUT_ARRAY(float, out_v, float, float, jfloatArray, jfloat, Float, float32)
+KVC_OUTPUT_ARRAY(float, out, float, float, jfloatArray, jfloat, Float, float32)
+KVC_INTERNAL(KvLayout::set_fp8_scales_raw)
+KVC_INTERNAL(KvLayout::write_f32)
+KVC_INTERNAL(KvLayout::write_bytes)
+KVC_INTERNAL(KvLayout::write_at)
+KVC_INTERNAL(KvLayout::copy_blocks_f32)
+KVC_INTERNAL(KvLayout::copy_blocks_bytes)
+KVC_INTERNAL(KvLayout::copy_blocks_at)
+KVC_INTERNAL(KvLayout::swap_blocks_f32)
+KVC_INTERNAL(KvLayout::swap_blocks_bytes)
+KVC_INTERNAL(KvLayout::swap_blocks_at)
+KVC_INTERNAL(KvLayout::gather_f32)
+KVC_INTERNAL(KvLayout::gather_bytes)
+KVC_INTERNAL(KvLayout::gather_at)
+KVC_INTERNAL(KvLayout::attention_decode_f32)
+KVC_INTERNAL(KvLayout::attention_decode_bytes)
+KVC_INTERNAL(KvLayout::attention_decode_at)
+#if defined(SWIGCSHARP)
+/* Its array and IntPtr members are written in bindings/csharp/src/KvOps.cs. */
+%typemap(csclassmodifiers) KvLayout "public partial class"
+#elif defined(SWIGJAVA)
+%typemap(javainterfaces) KvLayout "AutoCloseable"
+%typemap(javacode) KvLayout %{
+  /** Frees the native layout; using it afterwards throws KvcoreException(INVALID_STATE). */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /** A layout of the given shape (packed strides, FP8 scales 1.0). */
+  public KvLayout(int layers, int numBlocks, int blockSize, int kvHeads, int headDim, DType dtype) {
+    this();
+    setShape(layers, numBlocks, blockSize, kvHeads, headDim, dtype);
+  }
+
+  /** One K and one V scale per layer (FP8 layouts read them). */
+  public void setFp8Scales(float[] kScales, float[] vScales) {
+    setFp8ScalesRaw(KvcoreException.requireNonNull(kScales, "kScales"), kScales.length,
+                    KvcoreException.requireNonNull(vScales, "vScales"), vScales.length);
+  }
+
+  // ---- float[] caches (an F32 layout; cacheBytes() / 4 floats each) ----
+
+  /** Writes one layer's new tokens: keys and values [slots.length, kvHeads, headDim]; slot -1 skips a token. */
+  public void write(int layer, float[] kCache, float[] vCache, float[] keys, float[] values, long[] slots) {
+    writeF32(layer, nn(kCache, "kCache"), kCache.length, nn(vCache, "vCache"), vCache.length, nn(keys, "keys"),
+             keys.length, nn(values, "values"), values.length, nn(slots, "slots"), slots.length);
+  }
+
+  /** Copies block pairs[2i] to pairs[2i+1] in every layer, K and V. */
+  public void copyBlocks(float[] kCache, float[] vCache, int[] pairs) {
+    copyBlocksF32(nn(kCache, "kCache"), kCache.length, nn(vCache, "vCache"), vCache.length, nn(pairs, "pairs"),
+                  pairs.length);
+  }
+
+  /** Copies block pairs[2i] of these caches (this layout) to block pairs[2i+1] of dst's (dstLayout). */
+  public void swapBlocks(float[] srcK, float[] srcV, KvLayout dstLayout, float[] dstK, float[] dstV, int[] pairs) {
+    swapBlocksF32(nn(srcK, "srcK"), srcK.length, nn(srcV, "srcV"), srcV.length, nn(dstLayout, "dstLayout"),
+                  nn(dstK, "dstK"), dstK.length, nn(dstV, "dstV"), dstV.length, nn(pairs, "pairs"), pairs.length);
+  }
+
+  /** Copies each sequence's first seqLens[s] tokens (block table s = blockTables[s * maxBlocksPerSeq ...])
+   * to outK and outV as [tokens, kvHeads, headDim] floats, sequences one after the other. */
+  public void gather(int layer, float[] kCache, float[] vCache, int[] blockTables, int maxBlocksPerSeq,
+                     int[] seqLens, float[] outK, float[] outV) {
+    gatherF32(layer, nn(kCache, "kCache"), kCache.length, nn(vCache, "vCache"), vCache.length,
+              nn(blockTables, "blockTables"), blockTables.length, maxBlocksPerSeq, nn(seqLens, "seqLens"),
+              seqLens.length, nn(outK, "outK"), outK.length, nn(outV, "outV"), outV.length);
+  }
+
+  /** Decode attention: out[s, h] = softmax(scale * q[s, h] . K) V over each sequence's seqLens[s] tokens;
+   * query and out are [seqLens.length, numQHeads, headDim]. */
+  public void attentionDecode(int layer, float[] kCache, float[] vCache, float[] query, int numQHeads,
+                              int[] blockTables, int maxBlocksPerSeq, int[] seqLens, float scale, float[] out) {
+    attentionDecodeF32(layer, nn(kCache, "kCache"), kCache.length, nn(vCache, "vCache"), vCache.length,
+                       nn(query, "query"), query.length, numQHeads, nn(blockTables, "blockTables"),
+                       blockTables.length, maxBlocksPerSeq, nn(seqLens, "seqLens"), seqLens.length, scale,
+                       nn(out, "out"), out.length);
+  }
+
+  // ---- byte[] caches (any dtype; cacheBytes() bytes each) ----
+
+  public void write(int layer, byte[] kCache, byte[] vCache, float[] keys, float[] values, long[] slots) {
+    writeBytes(layer, nn(kCache, "kCache"), kCache.length, nn(vCache, "vCache"), vCache.length, nn(keys, "keys"),
+               keys.length, nn(values, "values"), values.length, nn(slots, "slots"), slots.length);
+  }
+
+  public void copyBlocks(byte[] kCache, byte[] vCache, int[] pairs) {
+    copyBlocksBytes(nn(kCache, "kCache"), kCache.length, nn(vCache, "vCache"), vCache.length, nn(pairs, "pairs"),
+                    pairs.length);
+  }
+
+  public void swapBlocks(byte[] srcK, byte[] srcV, KvLayout dstLayout, byte[] dstK, byte[] dstV, int[] pairs) {
+    swapBlocksBytes(nn(srcK, "srcK"), srcK.length, nn(srcV, "srcV"), srcV.length, nn(dstLayout, "dstLayout"),
+                    nn(dstK, "dstK"), dstK.length, nn(dstV, "dstV"), dstV.length, nn(pairs, "pairs"), pairs.length);
+  }
+
+  public void gather(int layer, byte[] kCache, byte[] vCache, int[] blockTables, int maxBlocksPerSeq,
+                     int[] seqLens, float[] outK, float[] outV) {
+    gatherBytes(layer, nn(kCache, "kCache"), kCache.length, nn(vCache, "vCache"), vCache.length,
+                nn(blockTables, "blockTables"), blockTables.length, maxBlocksPerSeq, nn(seqLens, "seqLens"),
+                seqLens.length, nn(outK, "outK"), outK.length, nn(outV, "outV"), outV.length);
+  }
+
+  public void attentionDecode(int layer, byte[] kCache, byte[] vCache, float[] query, int numQHeads,
+                              int[] blockTables, int maxBlocksPerSeq, int[] seqLens, float scale, float[] out) {
+    attentionDecodeBytes(layer, nn(kCache, "kCache"), kCache.length, nn(vCache, "vCache"), vCache.length,
+                         nn(query, "query"), query.length, numQHeads, nn(blockTables, "blockTables"),
+                         blockTables.length, maxBlocksPerSeq, nn(seqLens, "seqLens"), seqLens.length, scale,
+                         nn(out, "out"), out.length);
+  }
+
+  // ---- raw addresses (native memory the layout describes, e.g. Pool.storageAddress(); unchecked) ----
+
+  public void writeAt(int layer, long kAddress, long vAddress, float[] keys, float[] values, long[] slots) {
+    writeAtRaw(layer, kAddress, vAddress, nn(keys, "keys"), keys.length, nn(values, "values"), values.length,
+               nn(slots, "slots"), slots.length);
+  }
+
+  public void copyBlocksAt(long kAddress, long vAddress, int[] pairs) {
+    copyBlocksAtRaw(kAddress, vAddress, nn(pairs, "pairs"), pairs.length);
+  }
+
+  public void swapBlocksAt(long srcK, long srcV, KvLayout dstLayout, long dstK, long dstV, int[] pairs) {
+    swapBlocksAtRaw(srcK, srcV, nn(dstLayout, "dstLayout"), dstK, dstV, nn(pairs, "pairs"), pairs.length);
+  }
+
+  public void gatherAt(int layer, long kAddress, long vAddress, int[] blockTables, int maxBlocksPerSeq,
+                       int[] seqLens, float[] outK, float[] outV) {
+    gatherAtRaw(layer, kAddress, vAddress, nn(blockTables, "blockTables"), blockTables.length, maxBlocksPerSeq,
+                nn(seqLens, "seqLens"), seqLens.length, nn(outK, "outK"), outK.length, nn(outV, "outV"),
+                outV.length);
+  }
+
+  public void attentionDecodeAt(int layer, long kAddress, long vAddress, float[] query, int numQHeads,
+                                int[] blockTables, int maxBlocksPerSeq, int[] seqLens, float scale, float[] out) {
+    attentionDecodeAtRaw(layer, kAddress, vAddress, nn(query, "query"), query.length, numQHeads,
+                         nn(blockTables, "blockTables"), blockTables.length, maxBlocksPerSeq, nn(seqLens, "seqLens"),
+                         seqLens.length, scale, nn(out, "out"), out.length);
+  }
+
+  private static <T> T nn(T value, String name) {
+    return KvcoreException.requireNonNull(value, name);
+  }
+%}
+/* Java's public raw-address methods keep the plain names; the generated ones get a Raw suffix. */
+%rename(writeAtRaw) KvLayout::write_at;
+%rename(copyBlocksAtRaw) KvLayout::copy_blocks_at;
+%rename(swapBlocksAtRaw) KvLayout::swap_blocks_at;
+%rename(gatherAtRaw) KvLayout::gather_at;
+%rename(attentionDecodeAtRaw) KvLayout::attention_decode_at;
+#endif
+
+/* The layout of a KV cache: shape and element type, strides, FP8 scales (see kvcore/ops.h). */
+typedef struct {} KvLayout;
+%extend KvLayout {
+  KvLayout() {
+    KvLayout* l = (KvLayout*)calloc(1, sizeof *l);
+    if (l == NULL) {
+      kvc_bind_fail(KVC_ERR_NO_MEMORY, "out of memory");
+      return NULL;
+    }
+    kvc_status status = kvc_kv_layout_create(&l->layout);
+    if (status != KVC_OK) {
+      free(l);
+      kvc_bind_check(status);
+      return NULL;
+    }
+    /* kvc_kv_layout's defaults */
+    l->layers = 1;
+    l->num_blocks = 1024;
+    l->kv_heads = 8;
+    l->head_dim = 128;
+    return l;
+  }
+  ~KvLayout() {
+    kvc_kv_layout_destroy($self->layout);
+    free($self);
+  }
+  /* Resets the strides to packed and the FP8 scales to 1.0. */
+  void set_shape(uint32_t layers, uint32_t num_blocks, uint32_t block_size, uint32_t kv_heads, uint32_t head_dim,
+                 kvc_dtype dtype) {
+    kvc_status status = kvc_kv_layout_set_shape($self->layout, layers, num_blocks, block_size, kv_heads, head_dim, dtype);
+    kvc_bind_check(status);
+    if (status != KVC_OK) return;
+    $self->layers = layers;
+    $self->num_blocks = num_blocks;
+    $self->kv_heads = kv_heads;
+    $self->head_dim = head_dim;
+    $self->block_stride = 0;
+    $self->layer_stride = 0;
+  }
+  /* Bytes between blocks and between layers; 0 picks the packed value. */
+  void set_strides(uint64_t block_stride, uint64_t layer_stride) {
+    kvc_status status = kvc_kv_layout_set_strides($self->layout, block_stride, layer_stride);
+    kvc_bind_check(status);
+    if (status != KVC_OK) return;
+    $self->block_stride = block_stride;
+    $self->layer_stride = layer_stride;
+  }
+  void set_fp8_scales_raw(const float* k_scales, size_t k_len, const float* v_scales, size_t v_len) {
+    if (kvc_bind_require(k_len == v_len, "k_scales and v_scales differ in length"))
+      kvc_bind_check(kvc_kv_layout_set_fp8_scales($self->layout, k_scales, v_scales, k_len));
+  }
+  /* Bytes of one block of K (or V) of one layer, INT8 scales included. */
+  uint64_t block_bytes() { return kvc_kv_layout_block_bytes($self->layout); }
+  /* Bytes a K (or V) cache must span: the length of a byte[] cache, 4 times that of a float[] one. */
+  uint64_t cache_bytes() { return kvc_bind_cache_bytes($self); }
+  uint32_t layers() { return $self->layers; }
+  uint32_t num_blocks() { return $self->num_blocks; }
+  uint32_t kv_heads() { return $self->kv_heads; }
+  uint32_t head_dim() { return $self->head_dim; }
+
+  void write_f32(uint32_t layer, float* k_cache, size_t k_len, float* v_cache, size_t v_len, const float* key_rows,
+                 size_t key_len, const float* value_rows, size_t value_len, const long long* slots, size_t n) {
+    kvc_bind_write($self, layer, k_cache, (uint64_t)k_len * 4, v_cache, (uint64_t)v_len * 4, key_rows, key_len,
+                   value_rows, value_len, (const int64_t*)slots, n);
+  }
+  void write_bytes(uint32_t layer, uint8_t* k_cache, size_t k_len, uint8_t* v_cache, size_t v_len,
+                   const float* key_rows, size_t key_len, const float* value_rows, size_t value_len,
+                   const long long* slots, size_t n) {
+    kvc_bind_write($self, layer, k_cache, k_len, v_cache, v_len, key_rows, key_len, value_rows, value_len,
+                   (const int64_t*)slots, n);
+  }
+  void write_at(uint32_t layer, uint64_t k_address, uint64_t v_address, const float* key_rows, size_t key_len,
+                const float* value_rows, size_t value_len, const long long* slots, size_t n) {
+    kvc_bind_write($self, layer, (void*)(uintptr_t)k_address, KVC_BIND_UNCHECKED, (void*)(uintptr_t)v_address,
+                   KVC_BIND_UNCHECKED, key_rows, key_len, value_rows, value_len, (const int64_t*)slots, n);
+  }
+
+  void copy_blocks_f32(float* k_cache, size_t k_len, float* v_cache, size_t v_len, const int32_t* pairs,
+                       size_t pairs_len) {
+    kvc_bind_copy($self, k_cache, (uint64_t)k_len * 4, v_cache, (uint64_t)v_len * 4, pairs, pairs_len);
+  }
+  void copy_blocks_bytes(uint8_t* k_cache, size_t k_len, uint8_t* v_cache, size_t v_len, const int32_t* pairs,
+                         size_t pairs_len) {
+    kvc_bind_copy($self, k_cache, k_len, v_cache, v_len, pairs, pairs_len);
+  }
+  void copy_blocks_at(uint64_t k_address, uint64_t v_address, const int32_t* pairs, size_t pairs_len) {
+    kvc_bind_copy($self, (void*)(uintptr_t)k_address, KVC_BIND_UNCHECKED, (void*)(uintptr_t)v_address,
+                  KVC_BIND_UNCHECKED, pairs, pairs_len);
+  }
+
+  void swap_blocks_f32(const float* k_cache, size_t k_len, const float* v_cache, size_t v_len,
+                       const KvLayout* dst_layout, float* dst_k, size_t dst_k_len, float* dst_v, size_t dst_v_len,
+                       const int32_t* pairs, size_t pairs_len) {
+    kvc_bind_swap($self, k_cache, (uint64_t)k_len * 4, v_cache, (uint64_t)v_len * 4, dst_layout, dst_k,
+                  (uint64_t)dst_k_len * 4, dst_v, (uint64_t)dst_v_len * 4, pairs, pairs_len);
+  }
+  void swap_blocks_bytes(const uint8_t* k_cache, size_t k_len, const uint8_t* v_cache, size_t v_len,
+                         const KvLayout* dst_layout, uint8_t* dst_k, size_t dst_k_len, uint8_t* dst_v,
+                         size_t dst_v_len, const int32_t* pairs, size_t pairs_len) {
+    kvc_bind_swap($self, k_cache, k_len, v_cache, v_len, dst_layout, dst_k, dst_k_len, dst_v, dst_v_len, pairs,
+                  pairs_len);
+  }
+  void swap_blocks_at(uint64_t src_k, uint64_t src_v, const KvLayout* dst_layout, uint64_t dst_k, uint64_t dst_v,
+                      const int32_t* pairs, size_t pairs_len) {
+    kvc_bind_swap($self, (const void*)(uintptr_t)src_k, KVC_BIND_UNCHECKED, (const void*)(uintptr_t)src_v,
+                  KVC_BIND_UNCHECKED, dst_layout, (void*)(uintptr_t)dst_k, KVC_BIND_UNCHECKED,
+                  (void*)(uintptr_t)dst_v, KVC_BIND_UNCHECKED, pairs, pairs_len);
+  }
+
+  void gather_f32(uint32_t layer, const float* k_cache, size_t k_len, const float* v_cache, size_t v_len,
+                  const int32_t* block_tables, size_t tables_len, size_t max_blocks_per_seq, const int32_t* seq_lens,
+                  size_t num_seqs, float* out_k, size_t out_k_len, float* out_v, size_t out_v_len) {
+    kvc_bind_gather($self, layer, k_cache, (uint64_t)k_len * 4, v_cache, (uint64_t)v_len * 4, block_tables,
+                    tables_len, max_blocks_per_seq, seq_lens, num_seqs, out_k, out_k_len, out_v, out_v_len);
+  }
+  void gather_bytes(uint32_t layer, const uint8_t* k_cache, size_t k_len, const uint8_t* v_cache, size_t v_len,
+                    const int32_t* block_tables, size_t tables_len, size_t max_blocks_per_seq,
+                    const int32_t* seq_lens, size_t num_seqs, float* out_k, size_t out_k_len, float* out_v,
+                    size_t out_v_len) {
+    kvc_bind_gather($self, layer, k_cache, k_len, v_cache, v_len, block_tables, tables_len, max_blocks_per_seq,
+                    seq_lens, num_seqs, out_k, out_k_len, out_v, out_v_len);
+  }
+  void gather_at(uint32_t layer, uint64_t k_address, uint64_t v_address, const int32_t* block_tables,
+                 size_t tables_len, size_t max_blocks_per_seq, const int32_t* seq_lens, size_t num_seqs,
+                 float* out_k, size_t out_k_len, float* out_v, size_t out_v_len) {
+    kvc_bind_gather($self, layer, (const void*)(uintptr_t)k_address, KVC_BIND_UNCHECKED,
+                    (const void*)(uintptr_t)v_address, KVC_BIND_UNCHECKED, block_tables, tables_len,
+                    max_blocks_per_seq, seq_lens, num_seqs, out_k, out_k_len, out_v, out_v_len);
+  }
+
+  void attention_decode_f32(uint32_t layer, const float* k_cache, size_t k_len, const float* v_cache, size_t v_len,
+                            const float* query, size_t query_len, uint32_t num_q_heads, const int32_t* block_tables,
+                            size_t tables_len, size_t max_blocks_per_seq, const int32_t* seq_lens, size_t num_seqs,
+                            float scale, float* out, size_t out_len) {
+    kvc_bind_attention($self, layer, k_cache, (uint64_t)k_len * 4, v_cache, (uint64_t)v_len * 4, query, query_len,
+                       num_q_heads, block_tables, tables_len, max_blocks_per_seq, seq_lens, num_seqs, scale, out,
+                       out_len);
+  }
+  void attention_decode_bytes(uint32_t layer, const uint8_t* k_cache, size_t k_len, const uint8_t* v_cache,
+                              size_t v_len, const float* query, size_t query_len, uint32_t num_q_heads,
+                              const int32_t* block_tables, size_t tables_len, size_t max_blocks_per_seq,
+                              const int32_t* seq_lens, size_t num_seqs, float scale, float* out, size_t out_len) {
+    kvc_bind_attention($self, layer, k_cache, k_len, v_cache, v_len, query, query_len, num_q_heads, block_tables,
+                       tables_len, max_blocks_per_seq, seq_lens, num_seqs, scale, out, out_len);
+  }
+  void attention_decode_at(uint32_t layer, uint64_t k_address, uint64_t v_address, const float* query,
+                           size_t query_len, uint32_t num_q_heads, const int32_t* block_tables, size_t tables_len,
+                           size_t max_blocks_per_seq, const int32_t* seq_lens, size_t num_seqs, float scale,
+                           float* out, size_t out_len) {
+    kvc_bind_attention($self, layer, (const void*)(uintptr_t)k_address, KVC_BIND_UNCHECKED,
+                       (const void*)(uintptr_t)v_address, KVC_BIND_UNCHECKED, query, query_len, num_q_heads,
+                       block_tables, tables_len, max_blocks_per_seq, seq_lens, num_seqs, scale, out, out_len);
+  }
+
+  /* The kernels' worker threads (0 = one per core, 1 = the calling thread), and the vector ISA chosen. */
+  static void set_threads(uint32_t threads) { kvc_bind_check(kvc_kv_set_threads(threads)); }
+  static uint32_t threads() { return kvc_kv_threads(); }
+  static const char* isa() { return kvc_kv_isa(); }
 }
