@@ -107,6 +107,34 @@ func TestOpsManagedSlices(t *testing.T) {
 		t.Fatal("copied block differs from its source")
 	}
 
+	// Swap into another memory of fewer blocks; then the same F32 layout over byte caches.
+	hostShape := opsShape
+	hostShape.NumBlocks = 4
+	host, err := NewKvLayout(hostShape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	hostK, hostV := make([]float32, host.CacheBytes()/4), make([]float32, host.CacheBytes()/4)
+	if err := layout.SwapBlocks(kCache, vCache, host, hostK, hostV, []int32{1, 3, 2, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if !sameFloats(kCache[blockFloats:2*blockFloats], hostK[3*blockFloats:]) ||
+		!sameFloats(vCache[2*blockFloats:3*blockFloats], hostV[:blockFloats]) {
+		t.Fatal("swapped blocks differ")
+	}
+	kBytes, vBytes := make([]byte, layout.CacheBytes()), make([]byte, layout.CacheBytes())
+	if err := layout.WriteBytes(0, kBytes, vBytes, keys, values, slots); err != nil {
+		t.Fatal(err)
+	}
+	byteK, byteV := make([]float32, len(outK)), make([]float32, len(outV))
+	if err := layout.GatherBytes(0, kBytes, vBytes, table, 2, lengths, byteK, byteV); err != nil {
+		t.Fatal(err)
+	}
+	if !sameFloats(keys, byteK) || !sameFloats(values, byteV) {
+		t.Fatal("rows through byte caches differ")
+	}
+
 	query := make([]float32, opsQHeads*opsHeadDim)
 	for i := range query {
 		query[i] = float32(math.Cos(0.71 * float64(i)))

@@ -85,6 +85,20 @@ static class OpsTests {
       SameRange(kCache, blockFloats, kCache, 5 * blockFloats, blockFloats, "copied K block");
       SameRange(vCache, blockFloats, vCache, 5 * blockFloats, blockFloats, "copied V block");
 
+      // Swap into another memory of fewer blocks; then the same F32 layout over byte[] caches.
+      using (var host = new KvLayout(1, 4, BlockSize, KvHeads, HeadDim, DType.F32)) {
+        float[] hostK = new float[host.CacheBytes() / 4], hostV = new float[hostK.Length];
+        layout.SwapBlocks(kCache, vCache, host, hostK, hostV, new[] { 1, 3, 2, 0 });
+        SameRange(kCache, blockFloats, hostK, 3 * blockFloats, blockFloats, "swapped K block 1");
+        SameRange(vCache, 2 * blockFloats, hostV, 0, blockFloats, "swapped V block 2");
+      }
+      byte[] kBytes = new byte[layout.CacheBytes()], vBytes = new byte[layout.CacheBytes()];
+      layout.Write(0, kBytes, vBytes, keys, values, slots);
+      float[] byteK = new float[outK.Length], byteV = new float[outV.Length];
+      layout.Gather(0, kBytes, vBytes, table, 2, lengths, byteK, byteV);
+      SameRange(keys, 0, byteK, 0, keys.Length, "keys through byte[] caches");
+      SameRange(values, 0, byteV, 0, values.Length, "values through byte[] caches");
+
       var query = new float[QHeads * HeadDim];
       for (int i = 0; i < query.Length; i++) query[i] = (float)Math.Cos(0.71 * i);
       float scale = 1.0f / (float)Math.Sqrt(HeadDim);

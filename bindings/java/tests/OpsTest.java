@@ -104,6 +104,22 @@ public class OpsTest {
       sameRange(kCache, blockFloats, kCache, 5 * blockFloats, blockFloats, "copied K block");
       sameRange(vCache, blockFloats, vCache, 5 * blockFloats, blockFloats, "copied V block");
 
+      // Swap into another memory of fewer blocks; then the same F32 layout over byte[] caches.
+      try (KvLayout host = new KvLayout(1, 4, BLOCK_SIZE, KV_HEADS, HEAD_DIM, DType.F32)) {
+        float[] hostK = new float[(int) (host.cacheBytes() / 4)];
+        float[] hostV = new float[hostK.length];
+        layout.swapBlocks(kCache, vCache, host, hostK, hostV, new int[] {1, 3, 2, 0});
+        sameRange(kCache, blockFloats, hostK, 3 * blockFloats, blockFloats, "swapped K block 1");
+        sameRange(vCache, 2 * blockFloats, hostV, 0, blockFloats, "swapped V block 2");
+      }
+      byte[] kBytes = new byte[(int) layout.cacheBytes()];
+      byte[] vBytes = new byte[(int) layout.cacheBytes()];
+      layout.write(0, kBytes, vBytes, keys, values, slots);
+      float[] byteK = new float[outK.length];
+      float[] byteV = new float[outV.length];
+      layout.gather(0, kBytes, vBytes, table, 2, lengths, byteK, byteV);
+      check(Arrays.equals(keys, byteK) && Arrays.equals(values, byteV), "rows through byte[] caches");
+
       float[] query = new float[Q_HEADS * HEAD_DIM];
       for (int i = 0; i < query.length; i++) {
         query[i] = (float) Math.cos(0.71 * i);
