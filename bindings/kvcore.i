@@ -2399,7 +2399,8 @@ typedef struct {} KvLayout;
   /* Resets the strides to packed and the FP8 scales to 1.0. */
   void set_shape(uint32_t layers, uint32_t num_blocks, uint32_t block_size, uint32_t kv_heads, uint32_t head_dim,
                  kvc_dtype dtype) {
-    kvc_status status = kvc_kv_layout_set_shape($self->layout, layers, num_blocks, block_size, kv_heads, head_dim, dtype);
+    kvc_status status =
+        kvc_kv_layout_set_shape($self->layout, layers, num_blocks, block_size, kv_heads, head_dim, dtype);
     kvc_bind_check(status);
     if (status != KVC_OK) return;
     $self->layers = layers;

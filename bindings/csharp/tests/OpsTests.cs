@@ -110,8 +110,8 @@ static class OpsTests {
 
       // A slot past the cache: OUT_OF_RANGE, and the valid slot before it is not written either.
       float[] kBefore = (float[])kCache.Clone(), vBefore = (float[])vCache.Clone();
-      Throws(() => layout.Write(0, kCache, vCache, Rows(2, 0.5, 0), Rows(2, 0.5, 1), new long[] { 12, Blocks * BlockSize }),
-             Status.OUT_OF_RANGE);
+      var badSlots = new long[] { 12, Blocks * BlockSize };
+      Throws(() => layout.Write(0, kCache, vCache, Rows(2, 0.5, 0), Rows(2, 0.5, 1), badSlots), Status.OUT_OF_RANGE);
       SameRange(kBefore, 0, kCache, 0, kCache.Length, "K after a refused write");
       SameRange(vBefore, 0, vCache, 0, vCache.Length, "V after a refused write");
       // A cache array shorter than the layout never reaches the kernel.
