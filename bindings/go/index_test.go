@@ -4,6 +4,7 @@ package kvcore
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -387,6 +388,12 @@ func TestIndexScoreCacheAndRedisOptions(t *testing.T) {
 		t.Fatalf("the clear invalidated it: %v", c)
 	}
 
+	if os.Getenv("KVCORE_TEST_REDIS") == "OFF" { // a build without Redis
+		if _, err := NewIndex(&IndexOptions{Redis: "redis://127.0.0.1:1"}); !IsStatus(err, Unsupported) {
+			t.Fatalf("Redis in a build without it: %v", err)
+		}
+		return
+	}
 	if _, err := NewIndex(&IndexOptions{Redis: "redis://127.0.0.1:1"}); !IsStatus(err, IO) { // nothing on port 1
 		t.Fatalf("unreachable server: %v", err)
 	}
