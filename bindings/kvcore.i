@@ -1627,13 +1627,7 @@ KVC_INTERNAL(KvIndex::counters_into)
 
   /** The index's counters by name ("keys", "holders", "batches_applied", ...), in the C API's order. */
   public java.util.Map<String, Long> counters() {
-    long[] values = new long[(int) counterCount()];
-    countersInto(values, values.length);
-    java.util.Map<String, Long> byName = new java.util.LinkedHashMap<>();
-    for (int i = 0; i < values.length; i++) {
-      byName.put(counterName(i), values[i]);
-    }
-    return byName;
+    return Counters.byName(counterCount(), this::countersInto, KvIndex::counterName);
   }
 
   // Pod names as the native layer takes them: UTF-8, each ended by a NUL.
@@ -1890,13 +1884,7 @@ KVC_CLOSEABLE(KvIndexSubscriberOptions)
 
   /** The subscriber's counters by name ("messages", "gaps", "batches_applied", ...), in the C API's order. */
   public java.util.Map<String, Long> counters() {
-    long[] values = new long[(int) counterCount()];
-    countersInto(values, values.length);
-    java.util.Map<String, Long> byName = new java.util.LinkedHashMap<>();
-    for (int i = 0; i < values.length; ++i) {
-      byName.put(counterName(i), values[i]);
-    }
-    return byName;
+    return Counters.byName(counterCount(), this::countersInto, KvIndexSubscriber::counterName);
   }
 %}
 #endif
@@ -2006,13 +1994,7 @@ KVC_INTERNAL(EventPublisher::counter_name)
 
   /** The publisher's counters by name ("published", "replay_requests", ...), in the C API's order. */
   public java.util.Map<String, Long> counters() {
-    long[] values = new long[(int) counterCount()];
-    countersInto(values, values.length);
-    java.util.Map<String, Long> byName = new java.util.LinkedHashMap<>();
-    for (int i = 0; i < values.length; ++i) {
-      byName.put(counterName(i), values[i]);
-    }
-    return byName;
+    return Counters.byName(counterCount(), this::countersInto, EventPublisher::counterName);
   }
 %}
 #endif

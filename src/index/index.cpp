@@ -1115,14 +1115,7 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
         if (p == kNoPod) fail(KVC_ERR_INVALID_ARGUMENT, "index: candidate is not a pod");
     if (redis_) return redis_score(model, keys, candidates, out, params, kind, decode_load);
     const uint16_t mf = model_field(model, kind);
-    // A candidate's run covers keys [0, blocks); it is still running at key i while blocks == i. best:
-    // the best tier weight it holds key i in so far (0: none yet).
-    struct Cand {
-        PodId pod;
-        uint32_t blocks;
-        double score;
-        float best;
-    };
+    using Cand = ScoreTally;
     // Per-thread scratch, so a call allocates nothing once warm: candidate slot by pod id (0xFFFF: not
     // a candidate, restored before returning), keys' hashes and shards, candidates, the candidates
     // holding the current key.
@@ -1239,21 +1232,26 @@ size_t Index::score(ModelId model, std::span<const uint64_t> keys, std::span<con
         trace->speculative_deadline = deadline;
     }
     const size_t prompt_blocks = keys.size();
-    auto cost = [&](const Cand& c, size_t k) {
-        return decode_load.empty() ? 0.0 : load_cost(prompt_blocks, c.blocks, params.prefill_weight, decode_load[k]);
-    };
+    return finish_scores(cands, sc.slot_for, candidates, out, prompt_blocks, params.prefill_weight, decode_load);
+}
+
+size_t finish_scores(std::span<ScoreTally> tallies, std::span<const uint16_t> slot_for,
+                     std::span<const PodId> candidates, std::span<PodScore> out, size_t prompt_blocks,
+                     double prefill_weight, std::span<const double> decode_load) {
     if (!candidates.empty()) {
         for (size_t k = 0; k < candidates.size(); ++k) {
-            const Cand& c = cands[sc.slot_for[k]];
-            out[k] = PodScore{candidates[k], c.blocks, c.score, cost(c, k)};
+            const ScoreTally& c = tallies[slot_for[k]];
+            const double cost =
+                decode_load.empty() ? 0.0 : load_cost(prompt_blocks, c.blocks, prefill_weight, decode_load[k]);
+            out[k] = PodScore{candidates[k], c.blocks, c.score, cost};
         }
         return candidates.size();
     }
-    std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
+    std::sort(tallies.begin(), tallies.end(), [](const ScoreTally& a, const ScoreTally& b) {
         return a.score != b.score ? a.score > b.score : a.pod < b.pod;
     });
-    const size_t n = std::min(out.size(), cands.size());
-    for (size_t k = 0; k < n; ++k) out[k] = PodScore{cands[k].pod, cands[k].blocks, cands[k].score, 0};
+    const size_t n = std::min(out.size(), tallies.size());
+    for (size_t k = 0; k < n; ++k) out[k] = PodScore{tallies[k].pod, tallies[k].blocks, tallies[k].score, 0};
     return n;
 }
 

@@ -169,6 +169,22 @@ struct PodScore {
     double cost = 0;      // load-aware cost (lower is better); 0 unless decode loads were given
 };
 
+// A pod's tally during a scoring walk (the shards' and Redis's): its run covers keys [0, blocks) and goes
+// on at key i while blocks == i; best is the best tier weight it holds key i in (0: none yet).
+struct ScoreTally {
+    PodId pod = 0;
+    uint32_t blocks = 0;
+    double score = 0;
+    float best = 0;
+};
+
+// The end of a scoring walk: per candidate its tally (slot_for[k] indexes tallies; duplicates share one)
+// with its load-aware cost when decode loads are given; with no candidates, the pods met, best first, as
+// many as out holds. Returns how many were written. Sorts tallies in the second case.
+size_t finish_scores(std::span<ScoreTally> tallies, std::span<const uint16_t> slot_for,
+                     std::span<const PodId> candidates, std::span<PodScore> out, size_t prompt_blocks,
+                     double prefill_weight, std::span<const double> decode_load);
+
 // llm-d's Lookup: per key, in order, the holders among the filter; stops at the first key without one.
 struct LookupResult {
     size_t keys_found = 0;          // keys [0, keys_found) have at least one holder

@@ -201,14 +201,8 @@ size_t Index::redis_score(ModelId model, std::span<const uint64_t> keys, std::sp
         if (model >= models_.size()) fail(KVC_ERR_NOT_FOUND, "index: unknown model id");
         model_name = models_[model];
     }
-    // The rule of Index::score: a candidate's run covers keys [0, blocks) and goes on at key i while
-    // blocks == i; best is the best tier weight it holds key i in (0: none yet).
-    struct Cand {
-        PodId pod;
-        uint32_t blocks = 0;
-        double score = 0;
-        float best = 0;
-    };
+    // The rule of Index::score, over the tallies it keeps (ScoreTally).
+    using Cand = ScoreTally;
     std::vector<Cand> cands;
     Slots slots;
     std::vector<uint16_t> slot_for;
@@ -259,22 +253,7 @@ size_t Index::redis_score(ModelId model, std::span<const uint64_t> keys, std::sp
             return going != 0;
         });
     }
-    auto cost = [&](const Cand& c, size_t k) {
-        return decode_load.empty() ? 0.0 : double(keys.size() - c.blocks) * params.prefill_weight + decode_load[k];
-    };
-    if (!candidates.empty()) {
-        for (size_t k = 0; k < candidates.size(); ++k) {
-            const Cand& c = cands[slot_for[k]];
-            out[k] = PodScore{candidates[k], c.blocks, c.score, cost(c, k)};
-        }
-        return candidates.size();
-    }
-    std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
-        return a.score != b.score ? a.score > b.score : a.pod < b.pod;
-    });
-    const size_t n = std::min(out.size(), cands.size());
-    for (size_t k = 0; k < n; ++k) out[k] = PodScore{cands[k].pod, cands[k].blocks, cands[k].score, 0};
-    return n;
+    return finish_scores(cands, slot_for, candidates, out, keys.size(), params.prefill_weight, decode_load);
 }
 
 LookupResult Index::redis_lookup(ModelId model, std::span<const uint64_t> keys, std::span<const PodId> filter,

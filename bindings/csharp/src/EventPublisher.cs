@@ -21,13 +21,7 @@ public partial class EventPublisher {
   }
 
   /// <summary>The publisher's counters by name ("published", "replay_requests", ...).</summary>
-  public Dictionary<string, ulong> Counters() {
-    var values = new ulong[CounterCount()];
-    CountersInto(values, (uint)values.Length);
-    var byName = new Dictionary<string, ulong>();
-    for (uint i = 0; i < values.Length; i++) byName[CounterName(i)] = values[i];
-    return byName;
-  }
+  public Dictionary<string, ulong> Counters() => CounterMap.Read(CounterCount(), CountersInto, CounterName);
 }
 
 }

@@ -165,13 +165,7 @@ public partial class KvIndex {
   }
 
   /// <summary>The index's counters by name ("keys", "holders", "batches_applied", ...).</summary>
-  public Dictionary<string, ulong> Counters() {
-    var values = new ulong[CounterCount()];
-    CountersInto(values, (uint)values.Length);
-    var byName = new Dictionary<string, ulong>();
-    for (uint i = 0; i < values.Length; i++) byName[CounterName(i)] = values[i];
-    return byName;
-  }
+  public Dictionary<string, ulong> Counters() => CounterMap.Read(CounterCount(), CountersInto, CounterName);
 
   // Pod names as the native layer takes them: UTF-8, each ended by a NUL.
   static byte[] Names(IList<string> pods) {

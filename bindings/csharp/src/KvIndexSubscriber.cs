@@ -8,13 +8,7 @@ namespace Kvcore {
 /// disposed or finalized in any order.</summary>
 public partial class KvIndexSubscriber {
   /// <summary>The subscriber's counters by name ("messages", "gaps", "batches_applied", ...).</summary>
-  public Dictionary<string, ulong> Counters() {
-    var values = new ulong[CounterCount()];
-    CountersInto(values, (uint)values.Length);
-    var byName = new Dictionary<string, ulong>();
-    for (uint i = 0; i < values.Length; i++) byName[CounterName(i)] = values[i];
-    return byName;
-  }
+  public Dictionary<string, ulong> Counters() => CounterMap.Read(CounterCount(), CountersInto, CounterName);
 }
 
 }
