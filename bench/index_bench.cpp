@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "index/index.h"
+#include "index_batches.h"
 
 namespace {
 
@@ -83,15 +84,6 @@ std::vector<uint64_t> random_keys(size_t n, uint32_t seed) {
 
 IndexConfig direct() {
     return IndexConfig{.hash_algo = kvcore::pool::HashAlgo::kSha256Cbor, .block_size = 16, .engine_keys_direct = true};
-}
-
-EventBatch stored_batch(std::span<const uint64_t> keys) {
-    BlockStored s;
-    s.block_hashes.assign(keys.begin(), keys.end());
-    s.block_size = 16;
-    EventBatch b;
-    b.events.push_back(std::move(s));
-    return b;
 }
 
 // ---- add 10,000 keys --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "index/index.h"
+#include "index_batches.h"
 #include "redis_server.h"
 
 namespace {
@@ -39,15 +40,6 @@ IndexConfig config(bool redis, bool per_key = false) {
         }
     }
     return c;
-}
-
-EventBatch stored_batch(std::span<const uint64_t> keys) {
-    BlockStored s;
-    s.block_hashes.assign(keys.begin(), keys.end());
-    s.block_size = 16;
-    EventBatch b;
-    b.events.push_back(std::move(s));
-    return b;
 }
 
 // Empties the server between benchmarks (untimed).

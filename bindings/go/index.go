@@ -302,25 +302,37 @@ func rawKeys(keys []BlockHash) []uint64 {
 	return out
 }
 
-// holders splits entries into confirmed ones (as the C API's parallel arrays) and speculative pods.
-func holders(entries []PodEntry) (pods []string, ranks, tiers []uint32, speculative []string, err error) {
+// heldBy is entries as the C API takes them: the confirmed holders as packed pod names with parallel
+// ranks and tiers, and the pods of the speculative ones.
+type heldBy struct {
+	names        []byte // packed names of the count confirmed holders
+	count        int
+	ranks, tiers []uint32
+	speculative  []string
+}
+
+// holders splits entries into confirmed ones and speculative pods.
+func holders(entries []PodEntry) (h heldBy, err error) {
+	var pods []string
 	for _, e := range entries {
 		tier, err := tierOf(e.DeviceTier)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return heldBy{}, err
 		}
 		if e.Speculative {
 			if tier != 0 || e.DataParallelRank != 0 {
-				return nil, nil, nil, nil, &Error{Status: InvalidArgument, Message: "a speculative entry is rank 0 on the GPU"}
+				return heldBy{}, &Error{Status: InvalidArgument, Message: "a speculative entry is rank 0 on the GPU"}
 			}
-			speculative = append(speculative, e.PodIdentifier)
+			h.speculative = append(h.speculative, e.PodIdentifier)
 			continue
 		}
 		pods = append(pods, e.PodIdentifier)
-		ranks = append(ranks, e.DataParallelRank)
-		tiers = append(tiers, tier)
+		h.ranks = append(h.ranks, e.DataParallelRank)
+		h.tiers = append(h.tiers, tier)
 	}
-	return pods, ranks, tiers, speculative, nil
+	h.count = len(pods)
+	h.names, err = names(pods)
+	return h, err
 }
 
 // Add is llm-d's Add: every entry holds each request key, and each entry's pod maps the engine keys to
@@ -332,11 +344,7 @@ func holders(entries []PodEntry) (pods []string, ranks, tiers []uint32, speculat
 // index's default TTL); the engine's event or a confirmed Add for the pod replaces them. No request keys
 // or no entries is an error, as in llm-d.
 func (m *ModelIndex) Add(engineKeys, requestKeys []BlockHash, entries []PodEntry) error {
-	pods, ranks, tiers, speculative, err := holders(entries)
-	if err != nil {
-		return err
-	}
-	packed, err := names(pods)
+	h, err := holders(entries)
 	if err != nil {
 		return err
 	}
@@ -345,11 +353,11 @@ func (m *ModelIndex) Add(engineKeys, requestKeys []BlockHash, entries []PodEntry
 	}
 	engine, request := rawKeys(engineKeys), rawKeys(requestKeys)
 	return m.ix.do(func(n capi.KvIndex) {
-		if len(pods) != 0 || len(speculative) == 0 {
-			n.AddRaw(m.model, engine, int64(len(engine)), request, int64(len(request)), packed, int64(len(packed)),
-				ranks, tiers, int64(len(pods)))
+		if h.count != 0 || len(h.speculative) == 0 {
+			n.AddRaw(m.model, engine, int64(len(engine)), request, int64(len(request)), h.names, int64(len(h.names)),
+				h.ranks, h.tiers, int64(h.count))
 		}
-		for _, pod := range speculative {
+		for _, pod := range h.speculative {
 			n.AddSpeculativeRaw(m.model, request, int64(len(request)), pod, 0)
 		}
 	})
@@ -395,23 +403,19 @@ func (m *ModelIndex) Lookup(requestKeys []BlockHash, podSet map[string]struct{})
 // speculative entry withdraws that pod's routing decision (request keys only). Entries that hold
 // nothing there are ignored; no entries is an error, as in llm-d.
 func (m *ModelIndex) Evict(key BlockHash, keyType KeyType, entries []PodEntry) error {
-	pods, ranks, tiers, speculative, err := holders(entries)
-	if err != nil {
-		return err
-	}
-	packed, err := names(pods)
+	h, err := holders(entries)
 	if err != nil {
 		return err
 	}
 	return m.ix.do(func(n capi.KvIndex) {
-		if len(pods) != 0 || len(speculative) == 0 {
-			n.EvictRaw(m.model, uint64(key), keyType.native(), packed, int64(len(packed)), ranks, tiers, int64(len(pods)))
+		if h.count != 0 || len(h.speculative) == 0 {
+			n.EvictRaw(m.model, uint64(key), keyType.native(), h.names, int64(len(h.names)), h.ranks, h.tiers, int64(h.count))
 		}
 		if keyType != RequestKey {
 			return // routing decisions hold request keys only
 		}
 		one := []uint64{uint64(key)}
-		for _, pod := range speculative {
+		for _, pod := range h.speculative {
 			n.RemoveSpeculativeRaw(m.model, one, 1, pod)
 		}
 	})
