@@ -499,7 +499,9 @@ int run_serve_index(const ServeIndexOptions& o) {
     http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
         send(res, error_reply(500, "internal error"));
     });
-    http.set_logger([&](const httplib::Request&, const httplib::Response& res) { service.count_request(res.status); });
+    // Counted before the response is written (the logger runs after it): a client that reads /metrics
+    // right after an answer sees that answer counted.
+    http.set_post_routing_handler([&](const httplib::Request&, httplib::Response& res) { service.count_request(res.status); });
 
     const int port = http_port == 0 ? http.bind_to_any_port(http_host) : (http.bind_to_port(http_host, http_port) ? http_port : -1);
     if (port < 0) {
