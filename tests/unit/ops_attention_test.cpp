@@ -172,6 +172,45 @@ TEST_P(OpsAttention, MatchesContiguousAttentionOnEveryInstructionSet) {
 INSTANTIATE_TEST_SUITE_P(AllDtypes, OpsAttention, ::testing::ValuesIn(kAllDtypes),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
+// An FP8 NaN code (S.1111.111) in one token's K or V row makes the outputs of its KV head's query heads
+// NaN, and only those, on every instruction set: head_dim 64 takes the in-register path (which checks
+// blocks for NaN codes), 40 the scratch path on AVX2/AVX-512.
+TEST(OpsAttentionFp8, NanCodesReachTheOutputsOfTheirHeadOnly) {
+    for (const uint32_t dim : {64u, 40u}) {
+        for (const bool in_v : {false, true}) {
+            const Case c{{2, 8, 16, 2, dim, KVC_DTYPE_FP8}, 4, {40, 40}};
+            LayoutHandle layout(c.shape);
+            Batch b = make_batch(c, layout, 7);
+            // Sequence 0, token 21 (its second block), KV head 1, element 3.
+            const auto block = uint32_t(b.tables[0 * b.max_blocks + 1]);
+            for (const int32_t other : {b.tables[1 * b.max_blocks + 0], b.tables[1 * b.max_blocks + 1],
+                                        b.tables[1 * b.max_blocks + 2]}) {
+                ASSERT_NE(uint32_t(other), block) << "the test needs the block unshared";
+            }
+            (in_v ? b.v : b.k).bytes()[(in_v ? b.v : b.k).row_at(1, block, 5, 1) + 3] = 0xFF;
+            for (const char* isa : {"generic", "avx2", "avx512"}) {
+                const Kernels* table = kernels_for(isa);
+                if (table == nullptr) continue;
+                SCOPED_TRACE(std::string(isa) + " head_dim " + std::to_string(dim) + (in_v ? " V" : " K"));
+                const auto got = decode(b, 0.125f, table);
+                for (size_t s = 0; s < 2; ++s) {
+                    for (uint32_t h = 0; h < c.q_heads; ++h) {
+                        const bool poisoned = s == 0 && h / 2 == 1;  // group 2: query heads 2, 3 read KV head 1
+                        for (uint32_t d = 0; d < dim; ++d) {
+                            const float x = got[(s * c.q_heads + h) * dim + d];
+                            if (poisoned && (!in_v || d == 3)) {
+                                ASSERT_TRUE(std::isnan(x)) << s << " " << h << " " << d;
+                            } else {
+                                ASSERT_TRUE(std::isfinite(x)) << s << " " << h << " " << d;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 TEST(OpsAttentionThreads, ThreadCountChangesNoBit) {
     const Case c{{2, 200, 16, 4, 128, KVC_DTYPE_F16}, 16, {4096, 3000, 1, 700}};
     LayoutHandle layout(c.shape);
