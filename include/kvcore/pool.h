@@ -173,7 +173,10 @@ KVC_API kvc_status kvc_pool_drain_events(kvc_pool* pool, kvc_event_encoding enco
  * now, peak_bytes = the most blocks held at any point of any call since the pool was created (blocks a
  * sliding window gives back within the call included; not only at snapshots). */
 KVC_API kvc_status kvc_pool_snapshot(kvc_pool* pool, kvc_stats** out);
-/* The host or device memory (NULL for metadata only) and the bytes of one block (K and V, all layers). */
+/* The host or device memory (NULL for metadata only) and the bytes of one block: K and V of every layer,
+ * each kvc_kv_layout_block_bytes long (kvcore/ops.h: an INT8 block holds its per-token-per-head float
+ * scales after its elements), so block b of layer l starts at base + b * bytes_per_block + 2 * l * that,
+ * K first, then V. */
 KVC_API kvc_status kvc_pool_storage(kvc_pool* pool, void** base, uint64_t* bytes_per_block);
 
 /* Gauges; a NULL pool reads as 0. */

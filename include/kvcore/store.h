@@ -39,7 +39,10 @@
  * base + b * bytes_per_block (kvc_session_storage). Inside a block, elements of the session's dtype are
  * laid out as [layer][kv: 0 = K, 1 = V][token in block: 0..block_size-1][kv_head][head_dim], so
  * token t of the session sits in block table entry t / block_size at offset t % block_size. The rows
- * kvc_session_write_kv / kvc_session_read_kv take are [token][kv_head][head_dim] of one layer.
+ * kvc_session_write_kv / kvc_session_read_kv take are [token][kv_head][head_dim] of one layer. This is
+ * the pool's layout that the kernels of kvcore/ops.h address: each (layer, kv) part of a block is
+ * kvc_kv_layout_block_bytes long, so an INT8 part ends with its per-token-per-head float scales, which
+ * kvc_session_write_kv / kvc_session_read_kv do not touch (kvc_kv_write fills them).
  *
  * SmallMind names (the C# binding's), defaults, and what each option does:
  *   Enabled = true                   kvc_store_options_set_enabled: off, nothing is kept between leases:

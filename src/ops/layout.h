@@ -26,11 +26,12 @@ struct Layout {
     [[nodiscard]] uint64_t elements_per_block() const noexcept { return uint64_t(block_size) * kv_heads * head_dim; }
     // INT8: where a block's scales start (elements rounded up to 4 bytes); otherwise the data's end.
     [[nodiscard]] uint64_t scale_offset() const noexcept {
-        return (elements_per_block() * element_bytes() + 3) & ~uint64_t{3};
-    }
-    [[nodiscard]] uint64_t block_bytes() const noexcept {
-        return dtype == DType::kInt8 ? scale_offset() + uint64_t(block_size) * kv_heads * 4
+        return dtype == DType::kInt8 ? pool::int8_scale_offset(block_size, kv_heads, head_dim)
                                      : elements_per_block() * element_bytes();
+    }
+    // The pool's block of one tensor of one layer: kvcore's pools and these kernels agree on it.
+    [[nodiscard]] uint64_t block_bytes() const noexcept {
+        return pool::tensor_block_bytes(block_size, kv_heads, head_dim, dtype);
     }
     [[nodiscard]] uint64_t block_stride_bytes() const noexcept { return block_stride ? block_stride : block_bytes(); }
     [[nodiscard]] uint64_t layer_stride_bytes() const noexcept {

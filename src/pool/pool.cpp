@@ -85,8 +85,17 @@ void PoolConfig::validate() const {
     }
 }
 
+uint64_t int8_scale_offset(uint32_t block_size, uint32_t kv_heads, uint32_t head_dim) noexcept {
+    return (uint64_t(block_size) * kv_heads * head_dim + 3) & ~uint64_t{3};
+}
+
+uint64_t tensor_block_bytes(uint32_t block_size, uint32_t kv_heads, uint32_t head_dim, DType dtype) noexcept {
+    if (dtype == DType::kInt8) return int8_scale_offset(block_size, kv_heads, head_dim) + uint64_t(block_size) * kv_heads * 4;
+    return uint64_t(block_size) * kv_heads * head_dim * dtype_bytes(dtype);
+}
+
 uint64_t PoolConfig::bytes_per_block() const noexcept {
-    return 2ull * layers * kv_heads * head_dim * block_size * dtype_bytes(dtype);
+    return 2ull * layers * tensor_block_bytes(block_size, kv_heads, head_dim, dtype);
 }
 
 Pool::Pool(PoolConfig config, Clock clock, Clock wall_clock)

@@ -41,6 +41,12 @@ namespace kvcore::pool {
 enum class Memory : uint32_t { kMetadataOnly = 0, kHost = 1, kDevice = 2 };
 enum class DType : uint32_t { kF16 = 0, kBF16 = 1, kF32 = 2, kFP8 = 3, kInt8 = 4 };
 uint32_t dtype_bytes(DType dtype) noexcept;
+// Bytes of one block of K (or V) of one layer: its elements, and for INT8 their per-token-per-head float
+// scales after them (elements rounded up to 4 bytes first). The layout the ops kernels address
+// (include/kvcore/ops.h).
+uint64_t tensor_block_bytes(uint32_t block_size, uint32_t kv_heads, uint32_t head_dim, DType dtype) noexcept;
+// Where an INT8 block's scales start: its elements' bytes rounded up to 4.
+uint64_t int8_scale_offset(uint32_t block_size, uint32_t kv_heads, uint32_t head_dim) noexcept;
 
 struct PoolConfig {
     uint32_t num_blocks = 1024;  // including the null block

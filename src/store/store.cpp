@@ -100,6 +100,7 @@ PoolEntry& Store::pool_for(const Shape& shape) {
     pe->shape = shape;
     pe->bytes_per_block = bpb;
     pe->row_bytes = uint64_t{shape.kv_heads} * shape.head_dim * pool::dtype_bytes(shape.dtype);
+    pe->tensor_block_bytes = pool::tensor_block_bytes(pc.block_size, shape.kv_heads, shape.head_dim, shape.dtype);
     pe->pool = std::make_unique<pool::Pool>(pc);  // validates the shape; UNSUPPORTED without a device
     pools_.push_back(std::move(pe));
     return *pools_.back();
@@ -481,7 +482,7 @@ void for_each_run(const Session& s, uint32_t layer, uint32_t kv, size_t first, s
         const size_t offset = t % block_size;
         const size_t run = std::min<size_t>(block_size - offset, first + n - t);
         const uint64_t at = uint64_t(s.blocks[t / block_size]) * pe.bytes_per_block +
-                            ((uint64_t{layer} * 2 + kv) * block_size + offset) * pe.row_bytes;
+                            (uint64_t{layer} * 2 + kv) * pe.tensor_block_bytes + offset * pe.row_bytes;
         copy(at, (t - first) * pe.row_bytes, run * pe.row_bytes);
         t += run;
     }

@@ -58,6 +58,7 @@ struct PoolEntry {
     std::unique_ptr<pool::Pool> pool;
     uint64_t bytes_per_block = 0;
     uint64_t row_bytes = 0;  // one token's K (or V) in one layer
+    uint64_t tensor_block_bytes = 0;  // one layer's K (or V) in a block: its rows (INT8: then their scales)
 };
 
 struct Session {

@@ -150,6 +150,36 @@ int main(void) {
           strcmp(kvc_kv_isa(), "generic") == 0);
     CHECK_STATUS(kvc_kv_write(layout, 0, k_cache, v_cache, key, value, KVC_DTYPE_F32, NULL, 1), KVC_ERR_INVALID_ARGUMENT);
 
+    /* An INT8 pool's blocks hold the per-token-per-head scales: its block is the layout's (odd sizes: 3 tokens
+     * x 1 head x 5 dims = 15 bytes, rounded to 16, then 3 scales), and a write into the pool's last block
+     * stays inside the pool's memory. */
+    {
+        kvc_pool* int8_pool = NULL;
+        kvc_kv_layout* int8_layout = NULL;
+        void* int8_base = NULL;
+        uint64_t int8_block = 0;
+        const int64_t last_slot = 4 * 3 - 1;
+        CHECK_STATUS(kvc_pool_options_create(&po), KVC_OK);
+        CHECK_STATUS(kvc_pool_options_set_num_blocks(po, 4), KVC_OK);
+        CHECK_STATUS(kvc_pool_options_set_block_size(po, 3), KVC_OK);
+        CHECK_STATUS(kvc_pool_options_set_model_shape(po, 2, 1, 5, KVC_DTYPE_INT8), KVC_OK);
+        CHECK_STATUS(kvc_pool_options_set_memory(po, KVC_MEMORY_HOST), KVC_OK);
+        CHECK_STATUS(kvc_pool_create(po, &int8_pool), KVC_OK);
+        kvc_pool_options_destroy(po);
+        CHECK_STATUS(kvc_pool_storage(int8_pool, &int8_base, &int8_block), KVC_OK);
+        CHECK_STATUS(kvc_kv_layout_create(&int8_layout), KVC_OK);
+        CHECK_STATUS(kvc_kv_layout_set_shape(int8_layout, 2, 4, 3, 1, 5, KVC_DTYPE_INT8), KVC_OK);
+        CHECK(kvc_kv_layout_block_bytes(int8_layout) == 16 + 3 * 4);
+        CHECK(int8_block == 2 * 2 * (16 + 3 * 4));
+        CHECK_STATUS(kvc_kv_layout_set_strides(int8_layout, int8_block, 2 * kvc_kv_layout_block_bytes(int8_layout)),
+                     KVC_OK);
+        CHECK_STATUS(kvc_kv_write(int8_layout, 1, int8_base, (unsigned char*)int8_base + kvc_kv_layout_block_bytes(int8_layout),
+                                  key, value, KVC_DTYPE_F32, &last_slot, 1),
+                     KVC_OK);
+        kvc_kv_layout_destroy(int8_layout);
+        kvc_pool_destroy(int8_pool);
+    }
+
     kvc_kv_layout_destroy(layout);
     kvc_kv_layout_destroy(NULL);
     kvc_pool_destroy(pool);

@@ -97,6 +97,14 @@ private:
     FuzzInput& in_;
     // Options.
     uint32_t max_sessions_ = 1, max_tokens_ = 1, block_size_ = 1;
+
+    // K and V of every layer, each block_size rows; an INT8 part then holds a float scale per token and head
+    // after its rows rounded up to 4 bytes (include/kvcore/ops.h).
+    uint64_t bytes_per_block(const ShapeDef& sd) const {
+        uint64_t part = uint64_t{block_size_} * sd.row_bytes;
+        if (sd.dtype == KVC_DTYPE_INT8) part = (part + 3) / 4 * 4 + uint64_t{block_size_} * sd.kv_heads * 4;
+        return part * sd.layers * 2;
+    }
     uint64_t max_bytes_total_ = 0, max_bytes_per_session_ = 0;
     bool enabled_ = true, persist_ = true, sharing_ = true;
     uint64_t seed_ = 0;
@@ -578,12 +586,12 @@ void Harness::run() {
         sd.head_dim = 1 + in_.below(4);
         sd.dtype = kDtypes[in_.below(5)];
         sd.row_bytes = uint64_t{sd.kv_heads} * sd.head_dim * dtype_bytes(sd.dtype);
-        sd.bytes_per_block = uint64_t{block_size_} * sd.layers * 2 * sd.row_bytes;
+        sd.bytes_per_block = bytes_per_block(sd);
     }
     if (shapes_[1] == shapes_[0]) {  // the second shape is another pool
         shapes_[1].head_dim = 5;
         shapes_[1].row_bytes = uint64_t{shapes_[1].kv_heads} * 5 * dtype_bytes(shapes_[1].dtype);
-        shapes_[1].bytes_per_block = uint64_t{block_size_} * shapes_[1].layers * 2 * shapes_[1].row_bytes;
+        shapes_[1].bytes_per_block = bytes_per_block(shapes_[1]);
     }
     // Byte bounds of a few blocks of the first shape, now and then less than one block.
     const uint64_t bpb = shapes_[0].bytes_per_block;
