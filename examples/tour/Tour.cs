@@ -30,6 +30,20 @@ class Tour {
           Console.WriteLine("router: pod-a scores {0}, pod-b {1}", scores["pod-a"], scores["pod-b"]);
         }
 
+        // The engine's kernels over a K/V cache laid out as the pool's blocks (1 layer, 1 KV head of 4 dims):
+        // each token's K/V into its slot, then decode attention over the block table.
+        using (var layout = new KvLayout(1, 1024, 16, 1, 4, DType.F32)) {
+          var kCache = new float[layout.CacheBytes() / 4];
+          var vCache = new float[kCache.Length];
+          var keys = new float[41 * 4];                  // equal keys: every token weighs the same
+          float[] values = Enumerable.Range(0, 41 * 4).Select(i => (float)(i / 4)).ToArray();  // token t's is t
+          layout.Write(0, kCache, vCache, keys, values, pool.SlotMapping(second, 0, 41));
+          var attended = new float[4];
+          layout.AttentionDecode(0, kCache, vCache, new float[] { 1, 1, 1, 1 }, 1, table, (uint)table.Length,
+                                 new[] { 41 }, 0.5f, attended);
+          Console.WriteLine("attention over 41 cached tokens: {0:F2}", attended[0]);
+        }
+
         using (var store = new Store())                  // SmallMind's defaults (LruKvCacheStore also works)
         using (var cache = new TtlCache(MetricsOptions())) {
           var rows = new float[40 * 2 * 4];              // the model's K/V for the new tokens

@@ -10,6 +10,7 @@ import org.kvcore.DType;
 import org.kvcore.EventEncoding;
 import org.kvcore.Exposition;
 import org.kvcore.KvIndex;
+import org.kvcore.KvLayout;
 import org.kvcore.Pool;
 import org.kvcore.PoolOptions;
 import org.kvcore.Recorder;
@@ -44,6 +45,23 @@ public class Tour {
           index.applyBatch("pod-a", "llama", pool.drainEvents(EventEncoding.MAP));  // over ZeroMQ: KvIndexSubscriber
           Map<String, Double> scores = index.score("llama", prompt, List.of("pod-a", "pod-b"));
           System.out.printf("router: pod-a scores %.0f, pod-b %.0f%n", scores.get("pod-a"), scores.get("pod-b"));
+        }
+
+        // The engine's kernels over a K/V cache laid out as the pool's blocks (1 layer, 1 KV head of 4 dims):
+        // each token's K/V into its slot, then decode attention over the block table.
+        try (KvLayout layout = new KvLayout(1, 1024, 16, 1, 4, DType.F32)) {
+          float[] kCache = new float[(int) (layout.cacheBytes() / 4)];
+          float[] vCache = new float[kCache.length];
+          float[] keys = new float[41 * 4];              // equal keys: every token weighs the same
+          float[] values = new float[41 * 4];
+          for (int i = 0; i < values.length; i++) {
+            values[i] = i / 4;                           // token t's value is t
+          }
+          layout.write(0, kCache, vCache, keys, values, pool.slotMapping(second, 0, 41));
+          float[] attended = new float[4];
+          layout.attentionDecode(0, kCache, vCache, new float[] {1, 1, 1, 1}, 1, table, table.length,
+                                 new int[] {41}, 0.5f, attended);
+          System.out.printf("attention over 41 cached tokens: %.2f%n", attended[0]);
         }
 
         try (Store store = new Store();                  // SmallMind's defaults

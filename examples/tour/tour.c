@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* kvcore from C: a recorder, a pool that reuses a cached prefix, a router's index scoring pods by the pool's
- * KV events, a chat session kept between turns, a TTL cache that loads once, one Prometheus scrape. */
+ * KV events, attention over the pool's blocks, a chat session kept between turns, a TTL cache that loads
+ * once, one Prometheus scrape. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -62,6 +63,28 @@ int main(void) {
     CHECK(kvc_index_score_tokens(index, "llama", prompt, 40, NULL, pods, 2, scores, NULL));
     printf("router: pod-a scores %.0f, pod-b %.0f\n", scores[0], scores[1]);
     kvc_index_destroy(index);
+
+    /* The engine's kernels over a K/V cache laid out as the pool's blocks (1 layer, 1 KV head of 4 dims, f32;
+     * on a GPU: kvcore/ops_cuda.h): each token's K/V into its slot, then decode attention over the block table. */
+    kvc_kv_layout* layout = NULL;
+    CHECK(kvc_kv_layout_create(&layout));
+    CHECK(kvc_kv_layout_set_shape(layout, 1, 1024, 16, 1, 4, KVC_DTYPE_F32));
+    float* k_cache = calloc(1024 * 16 * 4, sizeof(float));
+    float* v_cache = calloc(1024 * 16 * 4, sizeof(float));
+    if (k_cache == NULL || v_cache == NULL) return 1;
+    int64_t slots[41];
+    float keys[41 * 4] = {0}, values[41 * 4];                 /* equal keys: every token weighs the same */
+    for (int i = 0; i < 41 * 4; i++) values[i] = (float)(i / 4);  /* token t's value is t */
+    CHECK(kvc_pool_slot_mapping(pool, second, 0, slots, 41));
+    CHECK(kvc_kv_write(layout, 0, k_cache, v_cache, keys, values, KVC_DTYPE_F32, slots, 41));
+    const float query[4] = {1, 1, 1, 1};
+    const int32_t tokens = 41;
+    float attended[4];
+    CHECK(kvc_kv_attention_decode(layout, 0, k_cache, v_cache, query, 1, table, blocks, &tokens, 1, 0.5f, attended));
+    printf("attention over 41 cached tokens: %.2f\n", attended[0]);
+    kvc_kv_layout_destroy(layout);
+    free(k_cache);
+    free(v_cache);
 
     kvc_store* store = NULL;                                  /* NULL options: SmallMind's defaults */
     CHECK(kvc_store_create(NULL, &store));

@@ -56,6 +56,23 @@ func main() {
 	check(err)
 	fmt.Printf("router: pod-a scores %.0f, pod-b %.0f\n", scores["pod-a"], scores["pod-b"])
 
+	// The engine's kernels over a K/V cache laid out as the pool's blocks (1 layer, 1 KV head of 4 dims):
+	// each token's K/V into its slot, then decode attention over the block table.
+	layout, err := kvcore.NewKvLayout(kvcore.KvShape{Layers: 1, NumBlocks: 1024, BlockSize: 16, KVHeads: 1, HeadDim: 4, DType: kvcore.F32})
+	check(err)
+	defer layout.Close()
+	kCache, vCache := make([]float32, layout.CacheBytes()/4), make([]float32, layout.CacheBytes()/4)
+	keys, values := make([]float32, 41*4), make([]float32, 41*4) // equal keys: every token weighs the same
+	for i := range values {
+		values[i] = float32(i / 4) // token t's value is t
+	}
+	slots, err := pool.SlotMapping(second, 0, 41)
+	check(err)
+	check(layout.Write(0, kCache, vCache, keys, values, slots))
+	attended := make([]float32, 4)
+	check(layout.AttentionDecode(0, kCache, vCache, []float32{1, 1, 1, 1}, 1, table, len(table), []int32{41}, 0.5, attended))
+	fmt.Printf("attention over 41 cached tokens: %.2f\n", attended[0])
+
 	store, err := kvcore.NewStore(nil) // SmallMind's defaults
 	check(err)
 	defer store.Close()
