@@ -12,5 +12,6 @@
 #include "kvcore/index_subscriber.h"
 #include "kvcore/event_publisher.h"
 #include "kvcore/ops.h"
+#include "kvcore/ops_cuda.h"
 
 #endif /* KVCORE_KVCORE_H */

@@ -3,6 +3,7 @@
 #include "kvcore/ops.h"
 
 #include "capi/guard.h"
+#include "capi/ops_handles.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"
 #include "ops/parallel.h"
@@ -12,10 +13,6 @@ using kvcore::capi::checked_enum;
 using kvcore::capi::edit_validated;
 using kvcore::capi::guard;
 using kvcore::capi::make_handle;
-
-struct kvc_kv_layout {
-    ops::Layout config;
-};
 
 namespace {
 

@@ -16,7 +16,7 @@
 
 namespace kvcore::ops {
 
-void attention_decode(const Layout& layout, const DecodeArgs& a) {
+void check_attention_decode(const Layout& layout, const DecodeArgs& a) {
     layout.validate();
     check_layer(layout, a.layer);
     if (a.num_q_heads == 0 || a.num_q_heads % layout.kv_heads != 0) {
@@ -31,6 +31,11 @@ void attention_decode(const Layout& layout, const DecodeArgs& a) {
     check_aligned(a.out, alignof(float), "out");
     check_aligned(a.k_cache, layout.alignment(), "k_cache");
     check_aligned(a.v_cache, layout.alignment(), "v_cache");
+}
+
+void attention_decode(const Layout& layout, const DecodeArgs& a) {
+    check_attention_decode(layout, a);
+    if (a.num_seqs == 0) return;
 
     const uint32_t dim = layout.head_dim, kv_heads = layout.kv_heads, group = a.num_q_heads / kv_heads;
     // Parts are whole blocks, so no block is dequantized twice.

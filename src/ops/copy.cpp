@@ -98,7 +98,8 @@ std::vector<BlockRun> plan_block_runs(const int32_t* pairs, size_t num_pairs) {
     return runs;
 }
 
-void copy_blocks(const Layout& layout, void* k_cache, void* v_cache, const int32_t* pairs, size_t num_pairs) {
+void check_copy_blocks(const Layout& layout, const void* k_cache, const void* v_cache, const int32_t* pairs,
+                       size_t num_pairs) {
     layout.validate();
     check_pairs(pairs, num_pairs, layout.num_blocks, layout.num_blocks);
     if (num_pairs == 0) return;
@@ -111,13 +112,18 @@ void copy_blocks(const Layout& layout, void* k_cache, void* v_cache, const int32
                                                " is both a source and a destination (the order of copies would matter)");
         }
     }
+}
+
+void copy_blocks(const Layout& layout, void* k_cache, void* v_cache, const int32_t* pairs, size_t num_pairs) {
+    check_copy_blocks(layout, k_cache, v_cache, pairs, num_pairs);
+    if (num_pairs == 0) return;
     auto* k = static_cast<unsigned char*>(k_cache);
     auto* v = static_cast<unsigned char*>(v_cache);
     copy_runs(plan_block_runs(pairs, num_pairs), layout, k, v, layout, k, v);
 }
 
-void swap_blocks(const Layout& src_layout, const void* src_k, const void* src_v, const Layout& dst_layout, void* dst_k,
-                 void* dst_v, const int32_t* pairs, size_t num_pairs) {
+void check_swap_blocks(const Layout& src_layout, const void* src_k, const void* src_v, const Layout& dst_layout,
+                       const void* dst_k, const void* dst_v, const int32_t* pairs, size_t num_pairs) {
     src_layout.validate();
     dst_layout.validate();
     if (src_layout.layers != dst_layout.layers || src_layout.block_size != dst_layout.block_size ||
@@ -133,6 +139,12 @@ void swap_blocks(const Layout& src_layout, const void* src_k, const void* src_v,
     check_aligned(dst_k, dst_layout.alignment(), "dst_k");
     check_aligned(dst_v, dst_layout.alignment(), "dst_v");
     (void)distinct_destinations(pairs, num_pairs);
+}
+
+void swap_blocks(const Layout& src_layout, const void* src_k, const void* src_v, const Layout& dst_layout, void* dst_k,
+                 void* dst_v, const int32_t* pairs, size_t num_pairs) {
+    check_swap_blocks(src_layout, src_k, src_v, dst_layout, dst_k, dst_v, pairs, num_pairs);
+    if (num_pairs == 0) return;
     copy_runs(plan_block_runs(pairs, num_pairs), src_layout, static_cast<const unsigned char*>(src_k),
               static_cast<const unsigned char*>(src_v), dst_layout, static_cast<unsigned char*>(dst_k),
               static_cast<unsigned char*>(dst_v));

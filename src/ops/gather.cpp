@@ -11,9 +11,9 @@
 
 namespace kvcore::ops {
 
-void gather(const Layout& layout, uint32_t layer, const void* k_cache, const void* v_cache, const int32_t* block_tables,
-            size_t max_blocks_per_seq, const int32_t* seq_lens, size_t num_seqs, void* out_k, void* out_v,
-            DType out_dtype, size_t out_capacity_tokens) {
+uint64_t check_gather(const Layout& layout, uint32_t layer, const void* k_cache, const void* v_cache,
+                      const int32_t* block_tables, size_t max_blocks_per_seq, const int32_t* seq_lens, size_t num_seqs,
+                      const void* out_k, const void* out_v, DType out_dtype, size_t out_capacity_tokens) {
     layout.validate();
     check_layer(layout, layer);
     check_source_dtype(out_dtype, "out_dtype");
@@ -22,11 +22,21 @@ void gather(const Layout& layout, uint32_t layer, const void* k_cache, const voi
         fail(KVC_ERR_BUFFER_TOO_SMALL, "the sequences hold " + std::to_string(total) + " tokens, the output room for " +
                                            std::to_string(out_capacity_tokens));
     }
-    if (total == 0) return;
+    if (total == 0) return 0;
     check_aligned(k_cache, layout.alignment(), "k_cache");
     check_aligned(v_cache, layout.alignment(), "v_cache");
     check_aligned(out_k, pool::dtype_bytes(out_dtype), "out_k");
     check_aligned(out_v, pool::dtype_bytes(out_dtype), "out_v");
+    return total;
+}
+
+void gather(const Layout& layout, uint32_t layer, const void* k_cache, const void* v_cache, const int32_t* block_tables,
+            size_t max_blocks_per_seq, const int32_t* seq_lens, size_t num_seqs, void* out_k, void* out_v,
+            DType out_dtype, size_t out_capacity_tokens) {
+    if (check_gather(layout, layer, k_cache, v_cache, block_tables, max_blocks_per_seq, seq_lens, num_seqs, out_k, out_v,
+                     out_dtype, out_capacity_tokens) == 0) {
+        return;
+    }
 
     // One task per (sequence, block): first output token of each sequence from a prefix sum.
     std::vector<uint64_t> first_token(num_seqs + 1, 0);

@@ -49,7 +49,21 @@ struct BlockRun {
 // destination both advance by one: what swap (CPU memcpy, CUDA cudaMemcpyAsync) and copy issue.
 [[nodiscard]] std::vector<BlockRun> plan_block_runs(const int32_t* pairs, size_t num_pairs);
 
-// ---- argument checks shared by the operations (throw kvcore::Error) ----
+// ---- argument checks (throw kvcore::Error naming the first offender) ----
+// Everything an operation checks before it touches memory, shared by the CPU operations above and their CUDA
+// twins (cuda/), which then add their own checks of where the memory lives.
+void check_write(const Layout& layout, uint32_t layer, const void* k_cache, const void* v_cache, const void* key,
+                 const void* value, DType src_dtype, const int64_t* slots, size_t n);
+void check_copy_blocks(const Layout& layout, const void* k_cache, const void* v_cache, const int32_t* pairs,
+                       size_t num_pairs);
+void check_swap_blocks(const Layout& src_layout, const void* src_k, const void* src_v, const Layout& dst_layout,
+                       const void* dst_k, const void* dst_v, const int32_t* pairs, size_t num_pairs);
+// Returns the total tokens to gather.
+uint64_t check_gather(const Layout& layout, uint32_t layer, const void* k_cache, const void* v_cache,
+                      const int32_t* block_tables, size_t max_blocks_per_seq, const int32_t* seq_lens, size_t num_seqs,
+                      const void* out_k, const void* out_v, DType out_dtype, size_t out_capacity_tokens);
+void check_attention_decode(const Layout& layout, const DecodeArgs& args);
+// Pieces of the checks above:
 void check_aligned(const void* p, uint32_t alignment, const char* what);
 void check_layer(const Layout& layout, uint32_t layer);
 void check_source_dtype(DType dtype, const char* what);  // F32, F16 or BF16

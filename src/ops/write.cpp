@@ -11,8 +11,8 @@
 
 namespace kvcore::ops {
 
-void write(const Layout& layout, uint32_t layer, void* k_cache, void* v_cache, const void* key, const void* value,
-           DType src_dtype, const int64_t* slots, size_t n) {
+void check_write(const Layout& layout, uint32_t layer, const void* k_cache, const void* v_cache, const void* key,
+                 const void* value, DType src_dtype, const int64_t* slots, size_t n) {
     layout.validate();
     check_layer(layout, layer);
     check_source_dtype(src_dtype, "src_dtype");
@@ -36,6 +36,12 @@ void write(const Layout& layout, uint32_t layer, void* k_cache, void* v_cache, c
     if (auto dup = std::adjacent_find(used.begin(), used.end()); dup != used.end()) {
         fail(KVC_ERR_INVALID_ARGUMENT, "slot " + std::to_string(*dup) + " is written twice");
     }
+}
+
+void write(const Layout& layout, uint32_t layer, void* k_cache, void* v_cache, const void* key, const void* value,
+           DType src_dtype, const int64_t* slots, size_t n) {
+    check_write(layout, layer, k_cache, v_cache, key, value, src_dtype, slots, n);
+    if (n == 0) return;
 
     const Kernels& k = kernels();
     const uint32_t dim = layout.head_dim, heads = layout.kv_heads;

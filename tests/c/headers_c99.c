@@ -8,5 +8,6 @@
 #include "kvcore/index_subscriber.h"
 #include "kvcore/event_publisher.h"
 #include "kvcore/ops.h"
+#include "kvcore/ops_cuda.h"
 
 int main(void) { return kvc_version_number() == KVC_VERSION_NUMBER ? 0 : 1; }
