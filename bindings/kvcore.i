@@ -2172,6 +2172,17 @@ static void kvc_bind_attention(const KvLayout* l, uint32_t layer, const void* k,
     kvc_bind_check(kvc_kv_attention_decode(l->layout, layer, k, v, query, num_q_heads, block_tables,
                                            max_blocks_per_seq, seq_lens, num_seqs, scale, out));
 }
+
+/* The CUDA twins (kvcore/ops_cuda.h) take every buffer by address and the index arrays from the host; the
+   binding checks only what the arrays' lengths must agree on. */
+static int kvc_bind_tables_ok(size_t tables_len, size_t num_seqs, size_t max_blocks_per_seq) {
+    return kvc_bind_require(tables_len == num_seqs * max_blocks_per_seq,
+                            "block_tables must hold seq_lens.length * max_blocks_per_seq block ids");
+}
+static int kvc_bind_pairs_ok(size_t pairs_len) {
+    return kvc_bind_require(pairs_len % 2 == 0, "pairs holds (src, dst) pairs: an even length");
+}
+#define KVC_BIND_ADDRESS(a) ((void*)(uintptr_t)(a))
 %}
 KVC_BIND_HANDLE(KvLayout)
 /* Caches the call writes (Java copies them back) and caches it only reads, as floats or bytes. */
@@ -2216,6 +2227,12 @@ KVC_INTERNAL(KvLayout::gather_at)
 KVC_INTERNAL(KvLayout::attention_decode_f32)
 KVC_INTERNAL(KvLayout::attention_decode_bytes)
 KVC_INTERNAL(KvLayout::attention_decode_at)
+KVC_INTERNAL(KvLayout::cuda_write_at)
+KVC_INTERNAL(KvLayout::cuda_copy_blocks_at)
+KVC_INTERNAL(KvLayout::cuda_swap_blocks_at)
+KVC_INTERNAL(KvLayout::cuda_gather_at)
+KVC_INTERNAL(KvLayout::cuda_attention_decode_at)
+KVC_INTERNAL(KvLayout::cuda_available_raw)
 #if defined(SWIGCSHARP)
 /* Its array and IntPtr members are written in bindings/csharp/src/KvOps.cs. */
 %typemap(csclassmodifiers) KvLayout "public partial class"
@@ -2340,6 +2357,41 @@ KVC_INTERNAL(KvLayout::attention_decode_at)
                          seqLens.length, scale, nn(out, "out"), out.length);
   }
 
+  // ---- the CUDA twins (kvcore/ops_cuda.h): device (or pinned host) memory by address, host index arrays,
+  //      a cudaStream_t's address (0: the default stream); each call is queued on the stream and returns ----
+
+  /** Whether this build and machine can run the CUDA kernels; {@link #cudaProbe} says why not. */
+  public static boolean cudaAvailable() {
+    return cudaAvailableRaw() != 0;
+  }
+
+  public void cudaWrite(int layer, long kCache, long vCache, long keys, long values, DType keysDtype, long[] slots,
+                        long stream) {
+    cudaWriteRaw(layer, kCache, vCache, keys, values, keysDtype, nn(slots, "slots"), slots.length, stream);
+  }
+
+  public void cudaCopyBlocks(long kCache, long vCache, int[] pairs, long stream) {
+    cudaCopyBlocksRaw(kCache, vCache, nn(pairs, "pairs"), pairs.length, stream);
+  }
+
+  public void cudaSwapBlocks(long srcK, long srcV, KvLayout dstLayout, long dstK, long dstV, int[] pairs,
+                             long stream) {
+    cudaSwapBlocksRaw(srcK, srcV, nn(dstLayout, "dstLayout"), dstK, dstV, nn(pairs, "pairs"), pairs.length, stream);
+  }
+
+  public void cudaGather(int layer, long kCache, long vCache, int[] blockTables, int maxBlocksPerSeq, int[] seqLens,
+                         long outK, long outV, DType outDtype, long outCapacityTokens, long stream) {
+    cudaGatherRaw(layer, kCache, vCache, nn(blockTables, "blockTables"), blockTables.length, maxBlocksPerSeq,
+                  nn(seqLens, "seqLens"), seqLens.length, outK, outV, outDtype, outCapacityTokens, stream);
+  }
+
+  public void cudaAttentionDecode(int layer, long kCache, long vCache, long query, int numQHeads, int[] blockTables,
+                                  int maxBlocksPerSeq, int[] seqLens, float scale, long out, long stream) {
+    cudaAttentionDecodeRaw(layer, kCache, vCache, query, numQHeads, nn(blockTables, "blockTables"),
+                           blockTables.length, maxBlocksPerSeq, nn(seqLens, "seqLens"), seqLens.length, scale, out,
+                           stream);
+  }
+
   private static <T> T nn(T value, String name) {
     return KvcoreException.requireNonNull(value, name);
   }
@@ -2350,6 +2402,11 @@ KVC_INTERNAL(KvLayout::attention_decode_at)
 %rename(swapBlocksAtRaw) KvLayout::swap_blocks_at;
 %rename(gatherAtRaw) KvLayout::gather_at;
 %rename(attentionDecodeAtRaw) KvLayout::attention_decode_at;
+%rename(cudaWriteRaw) KvLayout::cuda_write_at;
+%rename(cudaCopyBlocksRaw) KvLayout::cuda_copy_blocks_at;
+%rename(cudaSwapBlocksRaw) KvLayout::cuda_swap_blocks_at;
+%rename(cudaGatherRaw) KvLayout::cuda_gather_at;
+%rename(cudaAttentionDecodeRaw) KvLayout::cuda_attention_decode_at;
 #endif
 
 /* The layout of a KV cache: shape and element type, strides, FP8 scales (see kvcore/ops.h). */
@@ -2506,6 +2563,51 @@ typedef struct {} KvLayout;
                        (const void*)(uintptr_t)v_address, KVC_BIND_UNCHECKED, query, query_len, num_q_heads,
                        block_tables, tables_len, max_blocks_per_seq, seq_lens, num_seqs, scale, out, out_len);
   }
+
+  /* ---- the CUDA twins: device (or pinned host) memory by address, host index arrays, the cudaStream_t's
+   *      address (0: the default stream); asynchronous on the stream (kvcore/ops_cuda.h) ---- */
+  void cuda_write_at(uint32_t layer, uint64_t k_address, uint64_t v_address, uint64_t key_address,
+                     uint64_t value_address, kvc_dtype src_dtype, const long long* slots, size_t n, uint64_t stream) {
+    kvc_bind_check(kvc_kv_cuda_write($self->layout, layer, KVC_BIND_ADDRESS(k_address), KVC_BIND_ADDRESS(v_address),
+                                     KVC_BIND_ADDRESS(key_address), KVC_BIND_ADDRESS(value_address), src_dtype,
+                                     (const int64_t*)slots, n, KVC_BIND_ADDRESS(stream)));
+  }
+  void cuda_copy_blocks_at(uint64_t k_address, uint64_t v_address, const int32_t* pairs, size_t pairs_len,
+                           uint64_t stream) {
+    if (kvc_bind_pairs_ok(pairs_len))
+      kvc_bind_check(kvc_kv_cuda_copy_blocks($self->layout, KVC_BIND_ADDRESS(k_address), KVC_BIND_ADDRESS(v_address),
+                                             pairs, pairs_len / 2, KVC_BIND_ADDRESS(stream)));
+  }
+  void cuda_swap_blocks_at(uint64_t src_k, uint64_t src_v, const KvLayout* dst_layout, uint64_t dst_k, uint64_t dst_v,
+                           const int32_t* pairs, size_t pairs_len, uint64_t stream) {
+    if (kvc_bind_layout_ok(dst_layout) && kvc_bind_pairs_ok(pairs_len))
+      kvc_bind_check(kvc_kv_cuda_swap_blocks($self->layout, KVC_BIND_ADDRESS(src_k), KVC_BIND_ADDRESS(src_v),
+                                             dst_layout->layout, KVC_BIND_ADDRESS(dst_k), KVC_BIND_ADDRESS(dst_v),
+                                             pairs, pairs_len / 2, KVC_BIND_ADDRESS(stream)));
+  }
+  void cuda_gather_at(uint32_t layer, uint64_t k_address, uint64_t v_address, const int32_t* block_tables,
+                      size_t tables_len, size_t max_blocks_per_seq, const int32_t* seq_lens, size_t num_seqs,
+                      uint64_t out_k, uint64_t out_v, kvc_dtype out_dtype, uint64_t out_capacity_tokens,
+                      uint64_t stream) {
+    if (kvc_bind_tables_ok(tables_len, num_seqs, max_blocks_per_seq))
+      kvc_bind_check(kvc_kv_cuda_gather($self->layout, layer, KVC_BIND_ADDRESS(k_address), KVC_BIND_ADDRESS(v_address),
+                                        block_tables, max_blocks_per_seq, seq_lens, num_seqs, KVC_BIND_ADDRESS(out_k),
+                                        KVC_BIND_ADDRESS(out_v), out_dtype, (size_t)out_capacity_tokens,
+                                        KVC_BIND_ADDRESS(stream)));
+  }
+  void cuda_attention_decode_at(uint32_t layer, uint64_t k_address, uint64_t v_address, uint64_t query,
+                                uint32_t num_q_heads, const int32_t* block_tables, size_t tables_len,
+                                size_t max_blocks_per_seq, const int32_t* seq_lens, size_t num_seqs, float scale,
+                                uint64_t out, uint64_t stream) {
+    if (kvc_bind_tables_ok(tables_len, num_seqs, max_blocks_per_seq))
+      kvc_bind_check(kvc_kv_cuda_attention_decode($self->layout, layer, KVC_BIND_ADDRESS(k_address),
+                                                  KVC_BIND_ADDRESS(v_address), (const float*)KVC_BIND_ADDRESS(query),
+                                                  num_q_heads, block_tables, max_blocks_per_seq, seq_lens, num_seqs,
+                                                  scale, (float*)KVC_BIND_ADDRESS(out), KVC_BIND_ADDRESS(stream)));
+  }
+  /* Raises UNSUPPORTED with the reason when this build or machine cannot run the CUDA kernels. */
+  static void cuda_probe() { kvc_bind_check(kvc_kv_cuda_probe()); }
+  static uint32_t cuda_available_raw() { return kvc_kv_cuda_available(); }
 
   /* The kernels' worker threads (0 = one per core, 1 = the calling thread), and the vector ISA chosen. */
   static void set_threads(uint32_t threads) { kvc_bind_check(kvc_kv_set_threads(threads)); }

@@ -208,6 +208,65 @@ func (l *KvLayout) AttentionDecodeAt(layer uint32, kCache, vCache uintptr, query
 	})
 }
 
+// The CUDA twins (kvcore/ops_cuda.h) take device (or pinned host) memory by address, the index arrays
+// from Go memory, and a cudaStream_t's address (0: the default stream); each call is queued on the stream
+// and returns. Without CUDA or a usable device they return a *kvcore.Error with status Unsupported.
+
+// CUDAAvailable reports whether this build and machine can run the CUDA kernels; CUDAProbe says why not.
+func CUDAAvailable() bool { return capi.KvLayoutCudaAvailableRaw() != 0 }
+
+// CUDAProbe returns nil when the CUDA kernels can run, else the reason.
+func CUDAProbe() (err error) {
+	defer catch(&err)
+	capi.KvLayoutCudaProbe()
+	return nil
+}
+
+// CUDAWrite is Write on the device: keys and values [len(slots), KVHeads, HeadDim] in keysType (F32,
+// F16 or BF16) at device addresses.
+func (l *KvLayout) CUDAWrite(layer uint32, kCache, vCache, keys, values uintptr, keysType DType, slots []int64,
+	stream uintptr) error {
+	return l.do(func(c capi.KvLayout) {
+		c.CudaWriteAt(uint(layer), uint64(kCache), uint64(vCache), uint64(keys), uint64(values),
+			capi.Enum_SS_kvc_dtype(keysType), slots, n64(slots), uint64(stream))
+	})
+}
+
+// CUDACopyBlocks is CopyBlocks on the device, every pair and layer in one launch.
+func (l *KvLayout) CUDACopyBlocks(kCache, vCache uintptr, pairs []int32, stream uintptr) error {
+	return l.do(func(c capi.KvLayout) {
+		c.CudaCopyBlocksAt(uint64(kCache), uint64(vCache), pairs, n64(pairs), uint64(stream))
+	})
+}
+
+// CUDASwapBlocks is SwapBlocks between device and pinned host memory (either way) or two device buffers.
+func (l *KvLayout) CUDASwapBlocks(srcK, srcV uintptr, dstLayout *KvLayout, dstK, dstV uintptr, pairs []int32,
+	stream uintptr) error {
+	return l.withDst(dstLayout, func(c, d capi.KvLayout) {
+		c.CudaSwapBlocksAt(uint64(srcK), uint64(srcV), d, uint64(dstK), uint64(dstV), pairs, n64(pairs), uint64(stream))
+	})
+}
+
+// CUDAGather is Gather on the device into outK and outV (device memory, outCapacityTokens rows of outType).
+func (l *KvLayout) CUDAGather(layer uint32, kCache, vCache uintptr, blockTables []int32, maxBlocksPerSeq int,
+	seqLens []int32, outK, outV uintptr, outType DType, outCapacityTokens uint64, stream uintptr) error {
+	return l.do(func(c capi.KvLayout) {
+		c.CudaGatherAt(uint(layer), uint64(kCache), uint64(vCache), blockTables, n64(blockTables),
+			int64(maxBlocksPerSeq), seqLens, n64(seqLens), uint64(outK), uint64(outV),
+			capi.Enum_SS_kvc_dtype(outType), outCapacityTokens, uint64(stream))
+	})
+}
+
+// CUDAAttentionDecode is AttentionDecode on the device: query and out float32 device memory.
+func (l *KvLayout) CUDAAttentionDecode(layer uint32, kCache, vCache, query uintptr, numQHeads uint32,
+	blockTables []int32, maxBlocksPerSeq int, seqLens []int32, scale float32, out, stream uintptr) error {
+	return l.do(func(c capi.KvLayout) {
+		c.CudaAttentionDecodeAt(uint(layer), uint64(kCache), uint64(vCache), uint64(query), uint(numQHeads),
+			blockTables, n64(blockTables), int64(maxBlocksPerSeq), seqLens, n64(seqLens), scale, uint64(out),
+			uint64(stream))
+	})
+}
+
 // SetKVThreads sets the kernels' worker threads: 0 = one per core (the default), 1 = the calling thread.
 func SetKVThreads(threads uint32) (err error) {
 	defer catch(&err)

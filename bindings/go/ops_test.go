@@ -4,6 +4,7 @@ package kvcore
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -225,5 +226,74 @@ func TestOpsThreads(t *testing.T) {
 	}
 	if err := SetKVThreads(5000); !IsStatus(err, InvalidArgument) && !IsStatus(err, OutOfRange) {
 		t.Fatalf("5000 threads: %v", err)
+	}
+}
+
+// The CUDA forms. Without CUDA or a device every call returns Unsupported, the probe saying why; with one,
+// a block copy runs on a device pool's memory and a swap copies it into a second device pool.
+func TestOpsCUDA(t *testing.T) {
+	layout, err := NewKvLayout(opsShape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer layout.Close()
+	if !CUDAAvailable() {
+		err := CUDAProbe()
+		if !IsStatus(err, Unsupported) || !strings.Contains(err.Error(), "CUDA") {
+			t.Fatalf("probe: %v", err)
+		}
+		t.Logf("CUDA kernels unusable here: %v", err)
+		calls := map[string]error{
+			"write":     layout.CUDAWrite(0, 0, 0, 0, 0, F32, []int64{0}, 0),
+			"copy":      layout.CUDACopyBlocks(0, 0, []int32{1, 2}, 0),
+			"swap":      layout.CUDASwapBlocks(0, 0, layout, 0, 0, []int32{1, 2}, 0),
+			"gather":    layout.CUDAGather(0, 0, 0, []int32{1}, 1, []int32{1}, 0, 0, F32, 1, 0),
+			"attention": layout.CUDAAttentionDecode(0, 0, 0, 0, opsKVHeads, []int32{1}, 1, []int32{1}, 1, 0, 0),
+		}
+		for name, err := range calls {
+			if !IsStatus(err, Unsupported) {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+	}
+	// The binding's own checks come first either way.
+	if err := layout.CUDACopyBlocks(0, 0, []int32{1}, 0); !IsStatus(err, InvalidArgument) {
+		t.Fatalf("odd pairs: %v", err)
+	}
+	if err := layout.CUDAGather(0, 0, 0, []int32{1, 2}, 1, []int32{1}, 0, 0, F32, 1, 0); !IsStatus(err, InvalidArgument) {
+		t.Fatalf("block tables of the wrong length: %v", err)
+	}
+	if !CUDAAvailable() {
+		return
+	}
+	options := &PoolOptions{NumBlocks: opsBlocks, BlockSize: opsBlockSize,
+		Shape: &ModelShape{Layers: 1, KVHeads: opsKVHeads, HeadDim: opsHeadDim, DType: F32}, Memory: DeviceMemory}
+	pool, err := NewPool(options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	other, err := NewPool(options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	base, bytesPerBlock, err := pool.Storage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base2, _, err := other.Storage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := layout.SetStrides(bytesPerBlock, 2*layout.BlockBytes()); err != nil {
+		t.Fatal(err)
+	}
+	half := uintptr(layout.BlockBytes())
+	if err := layout.CUDACopyBlocks(base, base+half, []int32{2, 3}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := layout.CUDASwapBlocks(base, base+half, layout, base2, base2+half, []int32{3, 1}, 0); err != nil {
+		t.Fatal(err)
 	}
 }

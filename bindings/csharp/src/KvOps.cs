@@ -132,6 +132,44 @@ public partial class KvLayout {
                       Need(seqLens, "seqLens"), (uint)seqLens.Length, scale, Need(output, "output"),
                       (uint)output.Length);
   }
+
+  // ---- the CUDA twins (kvcore/ops_cuda.h): device (or pinned host) memory as IntPtr, host index arrays, a
+  //      cudaStream_t (IntPtr.Zero: the default stream); each call is queued on the stream and returns ----
+
+  /// <summary>Whether this build and machine can run the CUDA kernels; CudaProbe says why not.</summary>
+  public static bool CudaAvailable => CudaAvailableRaw() != 0;
+
+  public void CudaWrite(uint layer, IntPtr kCache, IntPtr vCache, IntPtr keys, IntPtr values, DType keysDtype,
+                        long[] slots, IntPtr stream) {
+    CudaWriteAt(layer, Address(kCache), Address(vCache), Address(keys), Address(values), keysDtype,
+                Need(slots, "slots"), (uint)slots.Length, Address(stream));
+  }
+
+  public void CudaCopyBlocks(IntPtr kCache, IntPtr vCache, int[] pairs, IntPtr stream) {
+    CudaCopyBlocksAt(Address(kCache), Address(vCache), Need(pairs, "pairs"), (uint)pairs.Length, Address(stream));
+  }
+
+  public void CudaSwapBlocks(IntPtr srcK, IntPtr srcV, KvLayout dstLayout, IntPtr dstK, IntPtr dstV, int[] pairs,
+                             IntPtr stream) {
+    CudaSwapBlocksAt(Address(srcK), Address(srcV), Need(dstLayout, "dstLayout"), Address(dstK), Address(dstV),
+                     Need(pairs, "pairs"), (uint)pairs.Length, Address(stream));
+  }
+
+  public void CudaGather(uint layer, IntPtr kCache, IntPtr vCache, int[] blockTables, uint maxBlocksPerSeq,
+                         int[] seqLens, IntPtr outK, IntPtr outV, DType outDtype, ulong outCapacityTokens,
+                         IntPtr stream) {
+    CudaGatherAt(layer, Address(kCache), Address(vCache), Need(blockTables, "blockTables"), (uint)blockTables.Length,
+                 maxBlocksPerSeq, Need(seqLens, "seqLens"), (uint)seqLens.Length, Address(outK), Address(outV),
+                 outDtype, outCapacityTokens, Address(stream));
+  }
+
+  public void CudaAttentionDecode(uint layer, IntPtr kCache, IntPtr vCache, IntPtr query, uint numQHeads,
+                                  int[] blockTables, uint maxBlocksPerSeq, int[] seqLens, float scale, IntPtr output,
+                                  IntPtr stream) {
+    CudaAttentionDecodeAt(layer, Address(kCache), Address(vCache), Address(query), numQHeads,
+                          Need(blockTables, "blockTables"), (uint)blockTables.Length, maxBlocksPerSeq,
+                          Need(seqLens, "seqLens"), (uint)seqLens.Length, scale, Address(output), Address(stream));
+  }
 }
 
 }

@@ -151,10 +151,57 @@ static class OpsTests {
     True(KvLayout.Threads() >= 1, "threads per core");
   }
 
+  // The CUDA forms. Without CUDA or a device every call raises UNSUPPORTED, the probe saying why; with one,
+  // a block copy runs on a device pool's memory and a swap copies it into a second device pool.
+  static void Cuda() {
+    using (var layout = new KvLayout(1, Blocks, BlockSize, KvHeads, HeadDim, DType.F32)) {
+      IntPtr none = IntPtr.Zero;
+      if (!KvLayout.CudaAvailable) {
+        try {
+          KvLayout.CudaProbe();
+          throw new Exception("CudaProbe passed where CudaAvailable is false");
+        } catch (KvcoreException e) {
+          Equal(Status.UNSUPPORTED, e.Status, "probe status");
+          True(e.Message.Contains("CUDA"), "the probe names CUDA: " + e.Message);
+          Console.WriteLine("CUDA kernels unusable here: " + e.Message);
+        }
+        Throws(() => layout.CudaWrite(0, none, none, none, none, DType.F32, new long[] { 0 }, none), Status.UNSUPPORTED);
+        Throws(() => layout.CudaCopyBlocks(none, none, new[] { 1, 2 }, none), Status.UNSUPPORTED);
+        Throws(() => layout.CudaSwapBlocks(none, none, layout, none, none, new[] { 1, 2 }, none), Status.UNSUPPORTED);
+        Throws(() => layout.CudaGather(0, none, none, new[] { 1 }, 1, new[] { 1 }, none, none, DType.F32, 1, none),
+               Status.UNSUPPORTED);
+        Throws(() => layout.CudaAttentionDecode(0, none, none, none, KvHeads, new[] { 1 }, 1, new[] { 1 }, 1f, none, none),
+               Status.UNSUPPORTED);
+      }
+      // The binding's own checks come first either way.
+      Throws(() => layout.CudaCopyBlocks(none, none, new[] { 1 }, none), Status.INVALID_ARGUMENT);
+      Throws(() => layout.CudaGather(0, none, none, new[] { 1, 2 }, 1, new[] { 1 }, none, none, DType.F32, 1, none),
+             Status.INVALID_ARGUMENT);
+      if (!KvLayout.CudaAvailable) return;
+      using (var options = new PoolOptions()) {
+        options.SetNumBlocks(Blocks);
+        options.SetBlockSize(BlockSize);
+        options.SetModelShape(1, KvHeads, HeadDim, DType.F32);
+        options.SetMemory(Memory.DEVICE);
+        using (var pool = new Pool(options))
+        using (var other = new Pool(options)) {
+          layout.SetStrides(pool.BytesPerBlock(), 2 * layout.BlockBytes());
+          var k = new IntPtr((long)pool.StorageAddress());
+          var v = new IntPtr((long)(pool.StorageAddress() + layout.BlockBytes()));
+          var k2 = new IntPtr((long)other.StorageAddress());
+          var v2 = new IntPtr((long)(other.StorageAddress() + layout.BlockBytes()));
+          layout.CudaCopyBlocks(k, v, new[] { 2, 3 }, none);
+          layout.CudaSwapBlocks(k, v, layout, k2, v2, new[] { 3, 1 }, none);
+        }
+      }
+    }
+  }
+
   static int Main() {
     ManagedArrays();
     PoolStorage();
     Threads();
+    Cuda();
     Console.WriteLine("ops tests passed (" + KvLayout.Isa() + ")");
     return 0;
   }

@@ -176,10 +176,58 @@ public class OpsTest {
     check(KvLayout.threads() >= 1, "threads per core");
   }
 
+  // The CUDA forms. Without CUDA or a device every call raises UNSUPPORTED, the probe saying why; with one,
+  // a block copy runs on a device pool's memory and a swap copies it into a second device pool.
+  static void cuda() {
+    try (KvLayout layout = new KvLayout(1, BLOCKS, BLOCK_SIZE, KV_HEADS, HEAD_DIM, DType.F32)) {
+      if (!KvLayout.cudaAvailable()) {
+        try {
+          KvLayout.cudaProbe();
+          throw new AssertionError("cudaProbe passed where cudaAvailable is false");
+        } catch (KvcoreException e) {
+          check(e.getStatus() == Status.UNSUPPORTED, "probe status " + e.getStatus());
+          check(e.getMessage().contains("CUDA"), "the probe names CUDA: " + e.getMessage());
+          System.out.println("CUDA kernels unusable here: " + e.getMessage());
+        }
+        throwsStatus(() -> layout.cudaWrite(0, 0, 0, 0, 0, DType.F32, new long[] {0}, 0), Status.UNSUPPORTED);
+        throwsStatus(() -> layout.cudaCopyBlocks(0, 0, new int[] {1, 2}, 0), Status.UNSUPPORTED);
+        throwsStatus(() -> layout.cudaSwapBlocks(0, 0, layout, 0, 0, new int[] {1, 2}, 0), Status.UNSUPPORTED);
+        throwsStatus(() -> layout.cudaGather(0, 0, 0, new int[] {1}, 1, new int[] {1}, 0, 0, DType.F32, 1, 0),
+                     Status.UNSUPPORTED);
+        throwsStatus(() -> layout.cudaAttentionDecode(0, 0, 0, 0, KV_HEADS, new int[] {1}, 1, new int[] {1}, 1f, 0, 0),
+                     Status.UNSUPPORTED);
+      }
+      // The binding's own checks come first either way.
+      throwsStatus(() -> layout.cudaCopyBlocks(0, 0, new int[] {1}, 0), Status.INVALID_ARGUMENT);
+      throwsStatus(() -> layout.cudaGather(0, 0, 0, new int[] {1, 2}, 1, new int[] {1}, 0, 0, DType.F32, 1, 0),
+                   Status.INVALID_ARGUMENT);
+      if (!KvLayout.cudaAvailable()) {
+        return;
+      }
+      try (PoolOptions options = new PoolOptions()) {
+        options.setNumBlocks(BLOCKS);
+        options.setBlockSize(BLOCK_SIZE);
+        options.setModelShape(1, KV_HEADS, HEAD_DIM, DType.F32);
+        options.setMemory(Memory.DEVICE);
+        try (Pool pool = new Pool(options);
+             Pool other = new Pool(options)) {
+          layout.setStrides(pool.bytesPerBlock(), 2 * layout.blockBytes());
+          long k = pool.storageAddress();
+          long v = k + layout.blockBytes();
+          long k2 = other.storageAddress();
+          long v2 = k2 + layout.blockBytes();
+          layout.cudaCopyBlocks(k, v, new int[] {2, 3}, 0);
+          layout.cudaSwapBlocks(k, v, layout, k2, v2, new int[] {3, 1}, 0);
+        }
+      }
+    }
+  }
+
   public static void main(String[] args) {
     managedArrays();
     poolStorage();
     threads();
+    cuda();
     System.out.println("ops tests passed (" + KvLayout.isa() + ")");
   }
 }
