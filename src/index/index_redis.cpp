@@ -14,14 +14,30 @@
 
 namespace kvcore::index {
 
+// The same ranges in both builds, so an option is refused alike with and without Redis.
+void RedisConfig::validate() const {
+#ifdef KVCORE_HAVE_REDIS
+    if (!url.empty()) (void)parse_redis_url(url);
+#else
+    if (!url.empty()) fail(KVC_ERR_UNSUPPORTED, "index: built without Redis (KVCORE_REDIS=OFF)");
+#endif
+    auto check = [](bool ok, const char* what) {
+        if (!ok) fail(KVC_ERR_INVALID_ARGUMENT, std::string("index: redis ") + what);
+    };
+    check(connect_timeout_ms >= 1 && connect_timeout_ms <= 600000, "connect timeout must be 1..600000 ms");
+    check(command_timeout_ms >= 1 && command_timeout_ms <= 600000, "command timeout must be 1..600000 ms");
+    check(reconnect_attempts >= 1 && reconnect_attempts <= 100, "reconnect attempts must be 1..100");
+    check(max_connections >= 1 && max_connections <= 1024, "max connections must be 1..1024");
+    check(read_window >= 1 && read_window <= (1u << 20), "read window must be 1..1048576 keys");
+    check(read_window_growth >= 1 && read_window_growth <= 1024, "read window growth must be 1..1024");
+    check(key_ttl_ms <= (uint64_t{1} << 40), "key TTL must be at most 2^40 ms");
+}
+
 #ifndef KVCORE_HAVE_REDIS
 
 struct Index::Redis {};
 void Index::RedisDelete::operator()(Redis* r) const noexcept { delete r; }
 
-void RedisConfig::validate() const {
-    if (!url.empty()) fail(KVC_ERR_UNSUPPORTED, "index: built without Redis (KVCORE_REDIS=OFF)");
-}
 void Index::redis_open() { config_.redis.validate(); }
 void Index::redis_execute(Plan&, Plan*) { fail(KVC_ERR_UNSUPPORTED, "index: built without Redis"); }
 size_t Index::redis_score(ModelId, std::span<const uint64_t>, std::span<const PodId>, std::span<PodScore>,
@@ -44,19 +60,6 @@ struct Index::Redis {
 };
 void Index::RedisDelete::operator()(Redis* r) const noexcept { delete r; }
 
-void RedisConfig::validate() const {
-    if (!url.empty()) (void)parse_redis_url(url);
-    auto check = [](bool ok, const char* what) {
-        if (!ok) fail(KVC_ERR_INVALID_ARGUMENT, std::string("index: redis ") + what);
-    };
-    check(connect_timeout_ms >= 1 && connect_timeout_ms <= 600000, "connect timeout must be 1..600000 ms");
-    check(command_timeout_ms >= 1 && command_timeout_ms <= 600000, "command timeout must be 1..600000 ms");
-    check(reconnect_attempts >= 1 && reconnect_attempts <= 100, "reconnect attempts must be 1..100");
-    check(max_connections >= 1 && max_connections <= 1024, "max connections must be 1..1024");
-    check(read_window >= 1 && read_window <= (1u << 20), "read window must be 1..1048576 keys");
-    check(read_window_growth >= 1 && read_window_growth <= 1024, "read window growth must be 1..1024");
-    check(key_ttl_ms <= (uint64_t{1} << 40), "key TTL must be at most 2^40 ms");
-}
 
 void Index::redis_open() { redis_.reset(new Redis(config_.redis)); }
 
