@@ -78,18 +78,9 @@ kvc_status kvc_kv_cuda_attention_decode(const kvc_kv_layout* layout, uint32_t la
     return guard([&] {
         kcuda::probe();
         if (layout == nullptr) kvcore::fail(KVC_ERR_INVALID_ARGUMENT, "layout is NULL");
-        ops::DecodeArgs args;
-        args.layer = layer;
-        args.k_cache = k_cache;
-        args.v_cache = v_cache;
-        args.query = query;
-        args.num_q_heads = num_q_heads;
-        args.block_tables = block_tables;
-        args.max_blocks_per_seq = max_blocks_per_seq;
-        args.seq_lens = seq_lens;
-        args.num_seqs = num_seqs;
-        args.scale = scale;
-        args.out = out;
+        const ops::DecodeArgs args = kvcore::capi::decode_args(layer, k_cache, v_cache, query, num_q_heads,
+                                                               block_tables, max_blocks_per_seq, seq_lens, num_seqs,
+                                                               scale, out);
         kcuda::attention_decode(layout->config, args, stream_of(stream));
     });
 }

@@ -102,18 +102,9 @@ kvc_status kvc_kv_attention_decode(const kvc_kv_layout* layout, uint32_t layer, 
                                    size_t num_seqs, float scale, float* out) {
     KVC_REQUIRE_HANDLE(layout, "layout");
     return guard([&] {
-        ops::DecodeArgs args;
-        args.layer = layer;
-        args.k_cache = k_cache;
-        args.v_cache = v_cache;
-        args.query = query;
-        args.num_q_heads = num_q_heads;
-        args.block_tables = block_tables;
-        args.max_blocks_per_seq = max_blocks_per_seq;
-        args.seq_lens = seq_lens;
-        args.num_seqs = num_seqs;
-        args.scale = scale;
-        args.out = out;
+        const ops::DecodeArgs args = kvcore::capi::decode_args(layer, k_cache, v_cache, query, num_q_heads,
+                                                               block_tables, max_blocks_per_seq, seq_lens, num_seqs,
+                                                               scale, out);
         ops::attention_decode(layout->config, args);
     });
 }

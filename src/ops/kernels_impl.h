@@ -473,6 +473,12 @@ void attend(const AttendArgs& a) {
                     }
                 }
             }
+            // The row-buffer path: the block's rows of this head converted into the scratch.
+            auto load_rows = [&](const unsigned char* layer, float tensor_scale) {
+                for (uint32_t i = 0; i < count; ++i) {
+                    load_row(a.dtype, layer + row_offset(i), row_scale(layer, i, tensor_scale), rows + i * dim, dim);
+                }
+            };
             const uint64_t row_stride = uint64_t(a.kv_heads) * dim * esize;
             BlockRows k_rows{a.k_layer + row_offset(0), row_stride, nullptr, raw_factor(a.dtype, a.k_scale)};
             BlockRows v_rows{a.v_layer + row_offset(0), row_stride, nullptr, raw_factor(a.dtype, a.v_scale)};
@@ -492,10 +498,7 @@ void attend(const AttendArgs& a) {
                 KVC_BY_DTYPE(a.dtype, KVC_LOGITS)
 #undef KVC_LOGITS
             } else {
-                for (uint32_t i = 0; i < count; ++i) {
-                    load_row(a.dtype, a.k_layer + row_offset(i), row_scale(a.k_layer, i, a.k_scale), rows + i * dim,
-                             dim);
-                }
+                load_rows(a.k_layer, a.k_scale);
                 for (size_t g = 0; g < group; ++g) {
                     for (uint32_t i = 0; i < count; ++i) {
                         logits[g * bs + i] = dot(q + g * dim, rows + i * dim, dim) * a.softmax_scale;
@@ -540,10 +543,7 @@ void attend(const AttendArgs& a) {
                 KVC_BY_DTYPE(a.dtype, KVC_ACCUMULATE)
 #undef KVC_ACCUMULATE
             } else {
-                for (uint32_t i = 0; i < count; ++i) {
-                    load_row(a.dtype, a.v_layer + row_offset(i), row_scale(a.v_layer, i, a.v_scale), rows + i * dim,
-                             dim);
-                }
+                load_rows(a.v_layer, a.v_scale);
                 for (size_t g = 0; g < group; ++g) {
                     if (corrections[g] != 1.f) scale_in_place(acc + g * dim, corrections[g], dim);
                     accumulate_rows(acc + g * dim, logits + g * bs, rows, count, dim);
