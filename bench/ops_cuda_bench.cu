@@ -52,13 +52,15 @@ FILE* json_out = nullptr;
         }                                                                                                         \
     } while (0)
 
-// Busy for `ns` nanoseconds of the GPU's global timer (a bounded wait: nothing on the host has to release it).
+// Busy for `ns` nanoseconds of the GPU's global timer (a bounded wait: nothing on the host has to release it;
+// 2^32 SM cycles, about 2 s, end it even if that timer stood still).
 __global__ void hold_stream(uint64_t ns) {
     uint64_t start, now;
+    const long long cycles = clock64();
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
     do {
         asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    } while (now - start < ns);
+    } while (now - start < ns && clock64() - cycles < (1ll << 32));
 }
 
 double median(std::vector<double> v) {
