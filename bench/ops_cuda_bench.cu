@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The CUDA KV kernels (kvcore/ops_cuda.h, through libkvcore's C API) against anchors measured in the same run,
-// timed with CUDA events, the median of 7 runs after a warm-up:
+// timed with CUDA events, the median of 7 runs after a warm-up. Each timed run is queued behind a kernel that
+// holds the stream for 20 ms, so that the host has queued the whole run (kvcore's host-side checks, index
+// uploads and launches) before the GPU reaches the start event: the events time the GPU's work alone, and the
+// host's time per call is reported beside it ("host_us"); without the hold, a write of 32768 tokens timed
+// mostly the host's check that its slots are distinct.
 // - write, copy_blocks: against cudaMemcpyAsync device -> device of the same bytes;
 // - swap (pinned host <-> device, contiguous runs and scattered blocks): against one cudaMemcpyAsync of the
 //   same bytes between the same memories;
@@ -14,6 +18,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -47,17 +52,38 @@ FILE* json_out = nullptr;
         }                                                                                                         \
     } while (0)
 
-// Median milliseconds of `runs` timed runs of fn (each queued on `stream`) after one warm-up run.
-double median_ms(cudaStream_t stream, const std::function<void()>& fn, int runs = 7) {
+// Busy for `ns` nanoseconds of the GPU's global timer (a bounded wait: nothing on the host has to release it;
+// 2^32 SM cycles, about 2 s, end it even if that timer stood still).
+__global__ void hold_stream(uint64_t ns) {
+    uint64_t start, now;
+    const long long cycles = clock64();
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+    do {
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    } while (now - start < ns && clock64() - cycles < (1ll << 32));
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+// Median GPU milliseconds of `runs` timed runs of fn (each queued on `stream` behind hold_stream) after one
+// warm-up run; host_ms, when given, gets the median host time of queueing fn.
+double median_ms(cudaStream_t stream, const std::function<void()>& fn, double* host_ms = nullptr, int runs = 7) {
     cudaEvent_t start, stop;
     CUDA_OK(cudaEventCreate(&start));
     CUDA_OK(cudaEventCreate(&stop));
     fn();
     CUDA_OK(cudaStreamSynchronize(stream));
-    std::vector<double> times;
+    std::vector<double> times, host;
     for (int i = 0; i < runs; ++i) {
+        hold_stream<<<1, 1, 0, stream>>>(20000000);
+        CUDA_OK(cudaGetLastError());
         CUDA_OK(cudaEventRecord(start, stream));
+        const auto t0 = std::chrono::steady_clock::now();
         fn();
+        host.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
         CUDA_OK(cudaEventRecord(stop, stream));
         CUDA_OK(cudaEventSynchronize(stop));
         float ms = 0;
@@ -66,8 +92,15 @@ double median_ms(cudaStream_t stream, const std::function<void()>& fn, int runs 
     }
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
-    std::sort(times.begin(), times.end());
-    return times[times.size() / 2];
+    if (host_ms) *host_ms = median(host);
+    return median(times);
+}
+
+// The JSON field of a call's host time (a host time near 20 ms means the hold did not cover it).
+std::string host_field(double host_ms) {
+    char field[48];
+    std::snprintf(field, sizeof field, ",\"host_us\":%.1f", host_ms * 1e3);
+    return field;
 }
 
 void report(const std::string& name, double bytes, double ms, const std::string& anchor, double anchor_ms,
@@ -190,16 +223,21 @@ void bench_write(cudaStream_t stream) {
         std::vector<int64_t> slots(n);
         std::iota(slots.begin(), slots.end(), 0);
         std::shuffle(slots.begin(), slots.end(), std::mt19937(7));  // scattered slots, as a batch of sequences
-        const double ms = median_ms(stream, [&] {
-            KVC_OK_OR_DIE(kvc_kv_cuda_write(L.h, 0, cache, cache + tensor, key, value, KVC_DTYPE_F16, slots.data(), n, stream));
-        });
+        double host = 0;
+        const double ms = median_ms(
+            stream,
+            [&] {
+                KVC_OK_OR_DIE(
+                    kvc_kv_cuda_write(L.h, 0, cache, cache + tensor, key, value, KVC_DTYPE_F16, slots.data(), n, stream));
+            },
+            &host);
         const size_t written = size_t(n) * heads * dim * (t == KVC_DTYPE_F16 ? 2 : 1);
         const double anchor = median_ms(stream, [&] {
             CUDA_OK(cudaMemcpyAsync(cache, key, written, cudaMemcpyDeviceToDevice, stream));
             CUDA_OK(cudaMemcpyAsync(cache + tensor, value, written, cudaMemcpyDeviceToDevice, stream));
         });
         const std::string name = std::string("write 32768 tok f16->") + (t == KVC_DTYPE_F16 ? "f16" : t == KVC_DTYPE_FP8 ? "fp8" : "int8");
-        report(name, double(2 * src_bytes + 2 * written), ms, "memcpy of the stores", anchor);
+        report(name, double(2 * src_bytes + 2 * written), ms, "memcpy of the stores", anchor, host_field(host));
         cudaFree(cache);
         cudaFree(key);
         cudaFree(value);
@@ -216,9 +254,10 @@ void bench_copy(cudaStream_t stream) {
     std::shuffle(dsts.begin(), dsts.end(), std::mt19937(11));
     std::vector<int32_t> pairs;
     for (uint32_t i = 0; i < pairs_n; ++i) pairs.insert(pairs.end(), {int32_t(i), dsts[i]});
-    const double ms = median_ms(stream, [&] {
-        KVC_OK_OR_DIE(kvc_kv_cuda_copy_blocks(L.h, cache, cache + tensor, pairs.data(), pairs_n, stream));
-    });
+    double host = 0;
+    const double ms = median_ms(
+        stream, [&] { KVC_OK_OR_DIE(kvc_kv_cuda_copy_blocks(L.h, cache, cache + tensor, pairs.data(), pairs_n, stream)); },
+        &host);
     const size_t run = size_t(pairs_n) * L.block_bytes();  // the same bytes as one copy per layer and tensor
     const double anchor = median_ms(stream, [&] {
         for (uint32_t l = 0; l < layers; ++l) {
@@ -228,7 +267,8 @@ void bench_copy(cudaStream_t stream) {
             }
         }
     });
-    report("copy_blocks 1024 pairs x 32 layers", 2.0 * run * layers * 2, ms, "memcpy per layer+tensor", anchor);
+    report("copy_blocks 1024 pairs x 32 layers", 2.0 * run * layers * 2, ms, "memcpy per layer+tensor", anchor,
+           host_field(host));
     cudaFree(cache);
 }
 
@@ -253,13 +293,19 @@ void bench_swap(cudaStream_t stream) {
         std::vector<int32_t> pairs;
         for (uint32_t i = 0; i < n; ++i) pairs.insert(pairs.end(), {scattered ? int32_t(2 * i) % int32_t(blocks) : int32_t(i), dsts[i]});
         for (bool to_device : {true, false}) {
-            const double ms = median_ms(stream, [&] {
-                if (to_device) {
-                    KVC_OK_OR_DIE(kvc_kv_cuda_swap_blocks(L.h, host, host + tensor, L.h, dev, dev + tensor, pairs.data(), n, stream));
-                } else {
-                    KVC_OK_OR_DIE(kvc_kv_cuda_swap_blocks(L.h, dev, dev + tensor, L.h, host, host + tensor, pairs.data(), n, stream));
-                }
-            });
+            double host_ms = 0;
+            const double ms = median_ms(
+                stream,
+                [&] {
+                    if (to_device) {
+                        KVC_OK_OR_DIE(
+                            kvc_kv_cuda_swap_blocks(L.h, host, host + tensor, L.h, dev, dev + tensor, pairs.data(), n, stream));
+                    } else {
+                        KVC_OK_OR_DIE(
+                            kvc_kv_cuda_swap_blocks(L.h, dev, dev + tensor, L.h, host, host + tensor, pairs.data(), n, stream));
+                    }
+                },
+                &host_ms);
             const double anchor = median_ms(stream, [&] {
                 if (to_device) {
                     CUDA_OK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream));
@@ -269,7 +315,7 @@ void bench_swap(cudaStream_t stream) {
             });
             const std::string name = std::string("swap ") + (to_device ? "h2d " : "d2h ") +
                                      (scattered ? "scattered" : "contiguous") + " 1024 blk x 8 layers";
-            report(name, double(bytes), ms, "one memcpy (pinned)", anchor);
+            report(name, double(bytes), ms, "one memcpy (pinned)", anchor, host_field(host_ms));
         }
     }
     cudaFree(dev);
@@ -307,14 +353,18 @@ void bench_decode(cudaStream_t stream, double memcpy_gbs) {
         Layout L(1, blocks, bs, kv_heads, dim, t);
         const size_t tensor = size_t(blocks) * L.block_bytes();
         unsigned char* cache = static_cast<unsigned char*>(device_alloc(2 * tensor));
-        const double ms = median_ms(stream, [&] {
-            KVC_OK_OR_DIE(kvc_kv_cuda_attention_decode(L.h, 0, cache, cache + tensor, q, q_heads, table.data(), per_seq,
-                                                       lens.data(), batch, scale, out, stream));
-        });
+        double host = 0;
+        const double ms = median_ms(
+            stream,
+            [&] {
+                KVC_OK_OR_DIE(kvc_kv_cuda_attention_decode(L.h, 0, cache, cache + tensor, q, q_heads, table.data(), per_seq,
+                                                           lens.data(), batch, scale, out, stream));
+            },
+            &host);
         const double gbs = 2.0 * tensor / (ms * 1e-3) / 1e9;
         char extra[160];
-        std::snprintf(extra, sizeof extra, ",\"pct_hbm_peak\":%.1f,\"pct_memcpy\":%.1f", 100 * gbs * 1e9 / kHbmPeak,
-                      100 * gbs / memcpy_gbs);
+        std::snprintf(extra, sizeof extra, ",\"pct_hbm_peak\":%.1f,\"pct_memcpy\":%.1f%s", 100 * gbs * 1e9 / kHbmPeak,
+                      100 * gbs / memcpy_gbs, host_field(host).c_str());
         const char* names[] = {"f16", "bf16", "f32", "fp8", "int8"};
         report(std::string("decode b64 ctx4096 kv8 q32 d128 ") + names[t], 2.0 * tensor, ms, "contiguous f16 kernel",
                anchor_ms, extra);

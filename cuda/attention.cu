@@ -81,8 +81,11 @@ __device__ __forceinline__ void load_row_slots(const unsigned char* row, uint32_
 }
 
 // Sum over the LP lanes of a row group (LP a power of two <= 32: xor offsets below LP stay in the group).
-__device__ __forceinline__ float group_sum(float x, unsigned lp) {
-    for (unsigned offset = lp / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(0xFFFFFFFFu, x, offset);
+// The mask names the group's lanes only: row groups of one warp leave the token loop after different
+// numbers of steps, and a full-warp mask would wait for lanes that never come (a hang on sm_70+).
+__device__ __forceinline__ float group_sum(float x, unsigned lp, unsigned lane) {
+    const unsigned mask = lp == 32 ? 0xFFFFFFFFu : ((1u << lp) - 1u) << (lane & ~(lp - 1u));
+    for (unsigned offset = lp / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(mask, x, offset);
     return x;
 }
 
@@ -178,7 +181,7 @@ __device__ void decode_part(const DecodeParams& p, uint64_t item, uint32_t kv_he
                 float partial = 0.f;  // kx is 0 on idle lanes and past dim
 #pragma unroll
                 for (int j = 0; j < kSlots; ++j) partial += qv[j] * kx[u][j];
-                const float dot = group_sum(partial, lp);
+                const float dot = group_sum(partial, lp, lane);
                 logit[u] = valid[u] ? dot * logit_scale : -INFINITY;
                 step_max = fmaxf(step_max, logit[u]);
             }

@@ -269,8 +269,10 @@ void swap_blocks(const ops::Layout& src_layout, const void* src_k, const void* s
             const uint64_t width = count * block;
             const unsigned char* s0 = src + uint64_t(run.src) * src_bs;
             unsigned char* d0 = dst + uint64_t(run.dst) * dst_bs;
-            if (packed && (layers == 1 || (pitch_ok(src_ls) && pitch_ok(dst_ls) && width <= src_ls && width <= dst_ls))) {
-                // The run of every layer at once: one 2D copy, rows = layers (a plain copy for one layer).
+            // One layer goes through the plain copy below: a 2D copy would still check its pitch (the layer
+            // stride), which a large one-layer cache exceeds (cudaDevAttrMaxPitch is 2^31 - 1).
+            if (packed && layers > 1 && pitch_ok(src_ls) && pitch_ok(dst_ls) && width <= src_ls && width <= dst_ls) {
+                // The run of every layer at once: one 2D copy, rows = layers.
                 check_cuda(runtime().memcpy_2d_async(d0, dst_ls, s0, src_ls, width, layers, cudaMemcpyDefault, stream),
                            "cudaMemcpy2DAsync (swap)");
                 continue;

@@ -86,14 +86,14 @@ if command -v python3 > /dev/null && [ -s "$out/bench.json" ]; then
   python3 - "$out/bench.json" > "$out/figures.md" <<'EOF'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-print("| operation | us | GB/s | anchor | anchor us | anchor/op | % HBM peak | % memcpy |")
-print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+print("| operation | us | GB/s | anchor | anchor us | anchor/op | % HBM peak | % memcpy | host us |")
+print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
 for r in rows:
-    print("| {} | {:.1f} | {:.1f} | {} | {} | {} | {} | {} |".format(
+    print("| {} | {:.1f} | {:.1f} | {} | {} | {} | {} | {} | {} |".format(
         r["op"], r["us"], r["GBps"], r.get("anchor", ""),
         "{:.1f}".format(r["anchor_us"]) if "anchor_us" in r else "",
         "{:.3f}".format(r["ratio"]) if "ratio" in r else "",
-        r.get("pct_hbm_peak", ""), r.get("pct_memcpy", "")))
+        r.get("pct_hbm_peak", ""), r.get("pct_memcpy", ""), r.get("host_us", "")))
 EOF
 fi
 echo "gpu-check: status $status; results in $out"

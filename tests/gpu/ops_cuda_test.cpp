@@ -249,35 +249,41 @@ TEST_F(OpsCuda, SwapGivesTheCpuBytesInEveryDirection) {
 
 // ---- gather ------------------------------------------------------------------------------------------
 TEST_F(OpsCuda, GatherGivesTheCpuBytesForEveryTypePair) {
-    for (kvc_dtype cache_type : kAllTypes) {
-        for (kvc_dtype out_type : kSourceTypes) {
-            SCOPED_TRACE(std::to_string(cache_type) + " -> " + std::to_string(out_type));
-            const uint32_t layers = 2, blocks = 32, bs = 16, heads = 2, dim = 40;
-            Layout L(layers, blocks, bs, heads, dim, cache_type);
-            const auto cache_bytes = filled_cache(L, layers, blocks * bs, heads, dim, rng_);
-            const std::vector<int32_t> lens = {37, 0, 16, 1, 100};
-            const size_t max_blocks = 8, total = 154;
-            std::vector<int32_t> table(lens.size() * max_blocks, -5);  // unused entries are never read
-            std::vector<int32_t> ids(blocks);
-            std::iota(ids.begin(), ids.end(), 0);
-            std::shuffle(ids.begin(), ids.end(), rng_);
-            size_t next = 0;
-            for (size_t s = 0; s < lens.size(); ++s) {
-                for (size_t b = 0; b < (size_t(lens[s]) + bs - 1) / bs; ++b) table[s * max_blocks + b] = ids[next++];
+    for (bool pooled : {false, true}) {
+        for (kvc_dtype cache_type : kAllTypes) {
+            for (kvc_dtype out_type : kSourceTypes) {
+                SCOPED_TRACE(std::to_string(cache_type) + " -> " + std::to_string(out_type) + " pooled " +
+                             std::to_string(pooled));
+                const uint32_t layers = 2, blocks = 32, bs = 16, heads = 2, dim = 40;
+                Layout L(layers, blocks, bs, heads, dim, cache_type, pooled);
+                const auto cache_bytes = filled_cache(L, layers, blocks * bs, heads, dim, rng_);
+                const std::vector<int32_t> lens = {37, 0, 16, 1, 100};
+                const size_t max_blocks = 8, total = 154;
+                std::vector<int32_t> table(lens.size() * max_blocks, -5);  // unused entries are never read
+                std::vector<int32_t> ids(blocks);
+                std::iota(ids.begin(), ids.end(), 0);
+                std::shuffle(ids.begin(), ids.end(), rng_);
+                size_t next = 0;
+                for (size_t s = 0; s < lens.size(); ++s) {
+                    for (size_t b = 0; b < (size_t(lens[s]) + bs - 1) / bs; ++b) {
+                        table[s * max_blocks + b] = ids[next++];
+                    }
+                }
+                const size_t out_bytes = (total + 3) * heads * dim * type_bytes(out_type);  // 3 tokens of room to spare
+                std::vector<unsigned char> cpu_k = random_bytes(out_bytes, rng_), cpu_v = cpu_k;
+                Buffer cache(L.total), ok(out_bytes), ov(out_bytes);
+                cache.upload(cache_bytes);
+                ok.upload(cpu_k);
+                ov.upload(cpu_v);
+                ASSERT_KVC(kvc_kv_gather(L.h, 1, cache_bytes.data() + L.k_offset, cache_bytes.data() + L.v_offset,
+                                         table.data(), max_blocks, lens.data(), lens.size(), cpu_k.data(), cpu_v.data(),
+                                         out_type, total + 3));
+                ASSERT_KVC(kvc_kv_cuda_gather(L.h, 1, cache.get() + L.k_offset, cache.get() + L.v_offset, table.data(),
+                                              max_blocks, lens.data(), lens.size(), ok.get(), ov.get(), out_type,
+                                              total + 3, stream_));
+                ASSERT_TRUE(ok.download() == cpu_k);
+                ASSERT_TRUE(ov.download() == cpu_v);
             }
-            const size_t out_bytes = (total + 3) * heads * dim * type_bytes(out_type);  // 3 tokens of room to spare
-            std::vector<unsigned char> cpu_k = random_bytes(out_bytes, rng_), cpu_v = cpu_k;
-            Buffer cache(L.total), ok(out_bytes), ov(out_bytes);
-            cache.upload(cache_bytes);
-            ok.upload(cpu_k);
-            ov.upload(cpu_v);
-            ASSERT_KVC(kvc_kv_gather(L.h, 1, cache_bytes.data() + L.k_offset, cache_bytes.data() + L.v_offset, table.data(),
-                                     max_blocks, lens.data(), lens.size(), cpu_k.data(), cpu_v.data(), out_type, total + 3));
-            ASSERT_KVC(kvc_kv_cuda_gather(L.h, 1, cache.get() + L.k_offset, cache.get() + L.v_offset, table.data(),
-                                          max_blocks, lens.data(), lens.size(), ok.get(), ov.get(), out_type, total + 3,
-                                          stream_));
-            ASSERT_TRUE(ok.download() == cpu_k);
-            ASSERT_TRUE(ov.download() == cpu_v);
         }
     }
 }
@@ -287,6 +293,7 @@ struct DecodeCase {
     uint32_t dim, kv_heads, group;
     std::vector<int32_t> lens;
     bool misalign = false;  // bases offset by one element: the generic (unvectorized) path
+    bool pooled = false;    // kvcore's host pool arrangement: strided blocks, layers inside each block
 };
 
 void run_decode_case(const DecodeCase& c, kvc_dtype t, std::mt19937& rng, cudaStream_t stream) {
@@ -298,7 +305,7 @@ void run_decode_case(const DecodeCase& c, kvc_dtype t, std::mt19937& rng, cudaSt
         needed += (size_t(len) + bs - 1) / bs;
     }
     const uint32_t blocks = uint32_t(needed + 3);
-    Layout L(layers, blocks, bs, c.kv_heads, c.dim, t);
+    Layout L(layers, blocks, bs, c.kv_heads, c.dim, t, c.pooled);
     const auto cache_bytes = filled_cache(L, layers, blocks * bs, c.kv_heads, c.dim, rng);
     std::vector<int32_t> ids(blocks);
     std::iota(ids.begin(), ids.end(), 0);
@@ -352,11 +359,13 @@ TEST_F(OpsCuda, DecodeAttentionMatchesTheCpu) {
         {8, 2, 2, {77}},                           // one chunk per row: 32 rows per warp
         {20, 2, 2, {150, 0}},                      // head_dim not a multiple of 8: generic path
         {128, 2, 4, {530, 33}, true},              // misaligned bases: generic path on a vector shape
+        {64, 2, 4, {300, 1}, false, true},         // pooled strides (block and layer) on the vectorized path
+        {20, 2, 2, {45}, false, true},             // pooled strides on the generic path
     };
     for (kvc_dtype t : kAllTypes) {
         for (const DecodeCase& c : cases) {
             SCOPED_TRACE("dtype " + std::to_string(t) + " dim " + std::to_string(c.dim) + " group " +
-                         std::to_string(c.group) + (c.misalign ? " misaligned" : ""));
+                         std::to_string(c.group) + (c.misalign ? " misaligned" : "") + (c.pooled ? " pooled" : ""));
             run_decode_case(c, t, rng_, stream_);
         }
     }
