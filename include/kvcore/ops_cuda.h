@@ -23,7 +23,7 @@
  * even with the same recipes, INT8 scales are computed with the same IEEE operations; NaNs stay NaN but
  * their payloads may differ). Decode attention agrees with kvc_kv_attention_decode to float rounding (the
  * order of sums and the exponential differ). Decode attention supports head_dim up to 256 (any value;
- * multiples of 8 with 16-byte-aligned rows take the vectorized path); a larger head_dim is
+ * multiples of 8 whose rows start on 8-element boundaries take the vectorized path); a larger head_dim is
  * KVC_ERR_UNSUPPORTED.
  *
  * Statuses: those of the CPU calls for bad input; KVC_ERR_UNSUPPORTED when kvcore was built without CUDA

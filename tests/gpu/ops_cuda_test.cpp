@@ -329,7 +329,7 @@ void run_decode_case(const DecodeCase& c, kvc_dtype t, std::mt19937& rng, cudaSt
     std::copy(cache_bytes.begin(), cache_bytes.end(), shifted.begin() + shift);
     cache.upload(shifted);
     q.upload(q_bytes);
-    ASSERT_CUDA(cudaMemset(out.get(), 0x7F, q_count * 4));  // NaN-ish garbage: every output must be written
+    ASSERT_CUDA(cudaMemset(out.get(), 0x7F, q_count * 4));  // 0x7F7F7F7F, about 3.4e38: every output must be written
     ASSERT_KVC(kvc_kv_cuda_attention_decode(L.h, 1, cache.get() + shift + L.k_offset, cache.get() + shift + L.v_offset,
                                             reinterpret_cast<const float*>(q.get()), q_heads, table.data(), max_blocks,
                                             c.lens.data(), c.lens.size(), scale, reinterpret_cast<float*>(out.get()),
