@@ -49,7 +49,8 @@ typedef enum kvc_status {
     KVC_ERR_INVALID_STATE = 7,    /* the call does not fit the object's state (double free, freed handle) */
     KVC_ERR_UNSUPPORTED = 8,      /* a feature this build or platform lacks */
     KVC_ERR_IO = 9,               /* a socket, file or server failed */
-    KVC_ERR_INTERNAL = 10         /* a bug in kvcore: please report it with the message */
+    KVC_ERR_INTERNAL = 10,        /* a bug in kvcore: please report it with the message */
+    KVC_ERR_QUEUE_FULL = 11       /* a bounded queue (the scheduler's) holds its maximum: retry later */
 } kvc_status;
 
 /* Eviction policies, shared by every component that evicts (pool, session store, TTL cache). LRU is the

@@ -13,5 +13,6 @@
 #include "kvcore/event_publisher.h"
 #include "kvcore/ops.h"
 #include "kvcore/ops_cuda.h"
+#include "kvcore/sched.h"
 
 #endif /* KVCORE_KVCORE_H */

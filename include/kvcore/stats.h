@@ -155,6 +155,14 @@ KVC_API uint32_t kvc_stats_layers(const kvc_stats* stats);
 KVC_API kvc_status kvc_stats_layer_counts(const kvc_stats* stats, uint32_t layer, uint64_t* hits, uint64_t* misses);
 KVC_API kvc_status kvc_stats_layer_hit_rate(const kvc_stats* stats, uint32_t layer, double* out);
 
+/* A component's own metrics (the scheduler's average batch size, queue depth, ...; none for the caches), by
+ * name: kvc_stats_metric gives the value, KVC_ERR_NOT_FOUND for a name the snapshot lacks. count and name
+ * (i < count; "" otherwise, and for NULL) list them. Exported as kvcore_<name>{component=...} and in JSON
+ * under "metrics". */
+KVC_API uint32_t kvc_stats_metric_count(const kvc_stats* stats);
+KVC_API const char* kvc_stats_metric_name(const kvc_stats* stats, uint32_t i);
+KVC_API kvc_status kvc_stats_metric(const kvc_stats* stats, const char* name, double* value);
+
 /*
  * Exports write a NUL-terminated text into buf (capacity bytes). *length (if not NULL) receives the text's
  * length without the NUL, also when the buffer is too small: call with buf = NULL, capacity = 0 to size it.

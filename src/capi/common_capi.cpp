@@ -32,6 +32,7 @@ const char* kvc_status_string(kvc_status status) {
         case KVC_ERR_UNSUPPORTED: return "KVC_ERR_UNSUPPORTED";
         case KVC_ERR_IO: return "KVC_ERR_IO";
         case KVC_ERR_INTERNAL: return "KVC_ERR_INTERNAL";
+        case KVC_ERR_QUEUE_FULL: return "KVC_ERR_QUEUE_FULL";
     }
     return "KVC_ERR_UNKNOWN";
 }

@@ -235,6 +235,25 @@ kvc_status kvc_stats_layer_hit_rate(const kvc_stats* s, uint32_t layer, double* 
     return st;
 }
 
+uint32_t kvc_stats_metric_count(const kvc_stats* s) { return s ? static_cast<uint32_t>(s->snapshot.metrics.size()) : 0; }
+
+const char* kvc_stats_metric_name(const kvc_stats* s, uint32_t i) {
+    return s != nullptr && i < s->snapshot.metrics.size() ? s->snapshot.metrics[i].name.c_str() : "";
+}
+
+kvc_status kvc_stats_metric(const kvc_stats* s, const char* name, double* value) {
+    KVC_REQUIRE_HANDLE(s, "stats");
+    KVC_REQUIRE_HANDLE(name, "name");
+    KVC_REQUIRE_HANDLE(value, "value");
+    const kvcore::stats::Metric* m = s->snapshot.find_metric(name);
+    if (m == nullptr) {
+        return reject(KVC_ERR_NOT_FOUND, ("no metric \"" + std::string(name) + "\" in component \"" +
+                                          s->snapshot.component + "\"").c_str());
+    }
+    *value = m->value;
+    return KVC_OK;
+}
+
 kvc_status kvc_stats_to_prometheus(const kvc_stats* s, char* buf, size_t capacity, size_t* length) {
     KVC_REQUIRE_HANDLE(s, "stats");
     return guard([&] { copy_text(s->snapshot.to_prometheus(), buf, capacity, length); });

@@ -137,6 +137,21 @@ std::string to_prometheus(std::span<const Snapshot> snapshots) {
             });
         }
     }
+    // Components' own metrics: one family per name, in the order first seen, sampled by the snapshots
+    // that have it.
+    std::vector<const Metric*> families;
+    for (const Snapshot& s : snapshots) {
+        for (const Metric& m : s.metrics) {
+            if (std::none_of(families.begin(), families.end(), [&](const Metric* f) { return f->name == m.name; })) {
+                families.push_back(&m);
+            }
+        }
+    }
+    for (const Metric* f : families) {
+        w.family(f->name.c_str(), f->counter ? "counter" : "gauge", f->help.c_str(), [&](const Snapshot& s) {
+            if (const Metric* m = s.find_metric(f->name)) w.sample(f->name.c_str(), "", format_double(m->value));
+        });
+    }
     return w.take();
 }
 
@@ -182,6 +197,14 @@ std::string Snapshot::to_json() const {
                   std::to_string(m) + ",\"hit_rate\":" + format_double(hit_rate(h, h + m)) + "}";
     }
     field("layers", layers + "]");
+    if (!metrics.empty()) {
+        std::string named = "{";
+        for (const Metric& m : metrics) {
+            if (named.size() > 1) named += ',';
+            named += "\"" + m.name + "\":" + format_double(m.value);
+        }
+        field("metrics", named + "}");
+    }
     return j + "}";
 }
 

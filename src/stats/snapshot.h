@@ -19,6 +19,15 @@ namespace kvcore::stats {
     return lookups == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(lookups);
 }
 
+// A named figure that only some components have (the scheduler's batch size, wait, queue depth): exported
+// as kvcore_<name>{component=...} after the shared families, and in JSON under "metrics".
+struct Metric {
+    std::string name;  // [a-z0-9_], unique within a snapshot
+    bool counter = false;  // a cumulative count (Prometheus counter) or a gauge
+    std::string help;
+    double value = 0;
+};
+
 struct Snapshot {
     std::string component;
     uint64_t hits = 0;
@@ -48,6 +57,16 @@ struct Snapshot {
 
     std::vector<uint64_t> layer_hits;  // one entry per configured layer
     std::vector<uint64_t> layer_misses;
+
+    std::vector<Metric> metrics;  // the component's own figures; empty for the caches
+
+    // The metric named `name`, or null.
+    [[nodiscard]] const Metric* find_metric(const std::string& name) const noexcept {
+        for (const Metric& m : metrics) {
+            if (m.name == name) return &m;
+        }
+        return nullptr;
+    }
 
     [[nodiscard]] uint64_t lookups() const noexcept { return saturating_add(hits, misses); }
 

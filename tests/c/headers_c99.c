@@ -9,5 +9,6 @@
 #include "kvcore/event_publisher.h"
 #include "kvcore/ops.h"
 #include "kvcore/ops_cuda.h"
+#include "kvcore/sched.h"
 
 int main(void) { return kvc_version_number() == KVC_VERSION_NUMBER ? 0 : 1; }
