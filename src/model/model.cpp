@@ -39,6 +39,13 @@ void affine(const float* in, size_t rows, size_t in_dim, const std::vector<float
             std::copy(bias.begin(), bias.end(), row);
         }
     }
+    // One row (a lone sequence's decode step): sgemv streams the weights once, where sgemm would first copy
+    // them into its packed panels.
+    if (rows == 1) {
+        cblas_sgemv(CblasRowMajor, CblasTrans, int(in_dim), int(out_dim), 1.f, w.data(), int(out_dim), in, 1, 1.f, out,
+                    1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(out_dim), int(in_dim), 1.f, in,
                 int(in_dim), w.data(), int(out_dim), 1.f, out, int(out_dim));
 }
@@ -241,6 +248,11 @@ void Model::forward(std::span<const SequenceStep> batch, std::vector<float>& log
         row += step.tokens.size();
     }
     logits.resize(out_rows * config_.vocab);
+    if (out_rows == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, int(config_.vocab), int(d), 1.f, token_embedding_.data(), int(d),
+                    h_.data(), 1, 0.f, logits.data(), 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(out_rows), int(config_.vocab), int(d), 1.f, h_.data(),
                 int(d), token_embedding_.data(), int(d), 0.f, logits.data(), int(config_.vocab));
 }
