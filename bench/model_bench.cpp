@@ -6,7 +6,9 @@
 //       against one request at a time (SmallMind: 5x).
 // Each figure is the median of --runs timed runs after one warm-up run, both sides in the same process.
 // Tokens/s counts generated tokens; the prompt's prefill is inside the timed run on both sides.
-// Usage: kvcore_model_bench [--runs N] [--large-runs N] [--skip-small] [--skip-large]
+// Usage: kvcore_model_bench [--runs N] [--large-runs N] [--kv-threads N] [--skip-small] [--skip-large]
+// (--kv-threads: the KV kernels' worker threads, kvc_kv_set_threads; default one per core. OpenBLAS's own
+// threads are set by OPENBLAS_NUM_THREADS.)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -106,12 +108,17 @@ int main(int argc, char** argv) {
             runs = std::max(1, std::atoi(argv[++i]));
         } else if (!std::strcmp(argv[i], "--large-runs") && i + 1 < argc) {
             large_runs = std::max(1, std::atoi(argv[++i]));
+        } else if (!std::strcmp(argv[i], "--kv-threads") && i + 1 < argc) {
+            if (kvc_kv_set_threads(uint32_t(std::atoi(argv[++i]))) != KVC_OK) {
+                std::fprintf(stderr, "--kv-threads: %s\n", kvc_last_error_message());
+                return 2;
+            }
         } else if (!std::strcmp(argv[i], "--skip-small")) {
             small = false;
         } else if (!std::strcmp(argv[i], "--skip-large")) {
             large = false;
         } else {
-            std::fprintf(stderr, "usage: %s [--runs N] [--large-runs N] [--skip-small] [--skip-large]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--runs N] [--large-runs N] [--kv-threads N] [--skip-small] [--skip-large]\n", argv[0]);
             return 2;
         }
     }

@@ -64,11 +64,12 @@ void layer_norm(const float* in, size_t rows, size_t dim, const std::vector<floa
     }
 }
 
-// GPT-2's tanh approximation.
+// GPT-2's tanh approximation, 0.5 v (1 + tanh(u)), written as v * sigmoid(2u): one expf instead of libm's
+// tanhf, which took a third of a SmallMind-sized forward pass.
 void gelu(float* x, size_t n) {
     for (size_t i = 0; i < n; ++i) {
         const float v = x[i];
-        x[i] = 0.5f * v * (1.f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
+        x[i] = v / (1.f + std::exp(-1.5957691216f * (v + 0.044715f * v * v * v)));
     }
 }
 
