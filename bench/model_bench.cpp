@@ -4,7 +4,8 @@
 //       against recomputing the whole context for every token (SmallMind: 13.2x, 69.73 tokens/s cached);
 //   (b) 8 requests of that shape with 100 new tokens: one forward pass per step for all running sequences
 //       against one request at a time (SmallMind: 5x).
-// Each figure is the median of --runs timed runs after one warm-up run, both sides in the same process.
+// Each figure is the median of --runs timed runs after one warm-up run, both sides alternating in the same
+// process.
 // Tokens/s counts generated tokens; the prompt's prefill is inside the timed run on both sides.
 // Usage: kvcore_model_bench [--runs N] [--large-runs N] [--kv-threads N] [--skip-small] [--skip-large]
 // (--kv-threads: the KV kernels' worker threads, kvc_kv_set_threads; default one per core. OpenBLAS's own
@@ -60,27 +61,34 @@ std::vector<Request> requests(const Config& c, size_t n, uint32_t prompt_tokens,
     return out;
 }
 
-// Generated tokens per second: the median of `runs` timed runs after one warm-up run.
-double tokens_per_second(Model& model, kvc_pool* pool, const std::vector<Request>& reqs, const GenerateOptions& opt,
-                         int runs) {
-    size_t tokens = 0;
-    for (const Request& r : reqs) tokens += r.max_new_tokens;
-    std::vector<double> rates;
-    for (int i = -1; i < runs; ++i) {
-        const auto begin = std::chrono::steady_clock::now();
-        const auto out = generate(model, pool, reqs, opt);
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-        if (i >= 0) rates.push_back(double(tokens) / s);
-    }
-    std::sort(rates.begin(), rates.end());
-    return rates[rates.size() / 2];
+// Seconds of one generation of all requests.
+double seconds(Model& model, kvc_pool* pool, const std::vector<Request>& reqs, const GenerateOptions& opt) {
+    const auto begin = std::chrono::steady_clock::now();
+    (void)generate(model, pool, reqs, opt);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
 }
 
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+// Generated tokens per second of both sides: one warm-up run each, then `runs` runs alternating side by side
+// (on a shared machine a burst of other work then hits both sides alike); medians.
 void compare(const char* label, const char* base_label, Model& model, kvc_pool* pool, const std::vector<Request>& reqs,
              const GenerateOptions& fast, const GenerateOptions& base, int runs) {
-    const double a = tokens_per_second(model, pool, reqs, fast, runs);
-    const double b = tokens_per_second(model, pool, reqs, base, runs);
-    std::printf("| %s | %.1f | %s | %.1f | **%.1fx** |\n", label, a, base_label, b, a / b);
+    double tokens = 0;
+    for (const Request& r : reqs) tokens += r.max_new_tokens;
+    std::vector<double> a, b;
+    for (int i = -1; i < runs; ++i) {
+        const double sa = seconds(model, pool, reqs, fast), sb = seconds(model, pool, reqs, base);
+        if (i >= 0) {
+            a.push_back(tokens / sa);
+            b.push_back(tokens / sb);
+        }
+    }
+    const double ma = median(a), mb = median(b);
+    std::printf("| %s | %.1f | %s | %.1f | **%.1fx** |\n", label, ma, base_label, mb, ma / mb);
     std::fflush(stdout);
 }
 
