@@ -10,6 +10,7 @@ packages=(
   python3-msgpack python3-zmq                             # KV event batches and engines apart from kvcore (tests/index)
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev      # the kvcore CLI (serve-index's HTTP)
   libssl-dev libxxhash-dev libmimalloc-dev                # hashing, allocator
+  libopenblas-dev                                         # sgemm for the reference decoder (src/model)
   libmsgpack-cxx-dev libzmq3-dev cppzmq-dev               # KV events, ZeroMQ
   libhiredis-dev redis-server                             # Redis/Valkey index backend
   swig                                                    # bindings generator
