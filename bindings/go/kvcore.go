@@ -35,6 +35,7 @@ const (
 	Unsupported     Status = 8
 	IO              Status = 9
 	Internal        Status = 10
+	QueueFull       Status = 11 // a scheduler's queue is at its bound
 )
 
 // String returns the C name of the status, e.g. "KVC_ERR_CAPACITY".
