@@ -29,4 +29,4 @@ awk 'BEGIN {
 expect_below 32 simulate --trace "$work/trace.jsonl" --blocks 4096
 grep -Eq '^  requests +3000$' "$work/out" || fail "simulate did not replay 3000 requests: $(cat "$work/out")"
 expect_below 32 simulate --trace - --blocks 4096 < "$work/trace.jsonl"
-expect_below 64 demo --lru --keys 1 --capacity 100000000 --accesses 1000 --no-prometheus
+expect_below 64 tour --lru --keys 1 --capacity 100000000 --accesses 1000 --no-prometheus

@@ -33,7 +33,7 @@ for code in "0 ok" "1 usage error" "2 bad input or data"; do
 done
 
 # Every option that takes a value shows its default ("=VALUE"), says it has none, or is REQUIRED.
-for sub in demo hash serve-index simulate; do
+for sub in demo tour hash serve-index simulate; do
   "$kvcore" "$sub" --help > "$work/help"
   options=$(grep -Ec '^ +(-[a-z],)?--[a-z-]+ [A-Z]+' "$work/help") || true
   [ "$options" -ge 4 ] || fail "$sub --help: only $options options with values found"
@@ -45,10 +45,10 @@ grep -qF "input_length: an integer in 1..4194304" "$work/help" || fail "simulate
 
 expect_usage '"frobnicate"' frobnicate
 expect_usage "subcommand is required"
-expect_usage "--frob" demo --frob
-expect_usage "--chats" demo --chats 0
-expect_usage "--keys requires --lru" demo --keys 5
-expect_usage "--blocks 10 is too few" demo --blocks 10
+expect_usage "--frob" tour --frob
+expect_usage "--chats" tour --chats 0
+expect_usage "--keys requires --lru" tour --keys 5
+expect_usage "--blocks 10 is too few" tour --blocks 10
 expect_usage "--trace is required" simulate
 expect_usage "--block-size" simulate --trace - --block-size 0
 expect_usage "--algo" hash --algo md5

@@ -23,7 +23,8 @@ bool ok(kvc_status status, const char* command, const char* what);
 
 enum class EventEncoding { kArray, kMap };
 
-struct DemoOptions {
+// `kvcore tour`: the pool up close (one pool, a few chats, block tables, hashes, events, one scrape).
+struct TourOptions {
     uint32_t chats = 3;
     uint32_t turns = 4;
     uint32_t blocks = 48;
@@ -36,8 +37,30 @@ struct DemoOptions {
     uint32_t capacity = 4000;
     uint64_t seed = 42;
 };
-// Smallest --blocks that lets every request of the demo run (the longest conversation plus a fork's copy).
-uint32_t demo_min_blocks(uint32_t turns);
+// Smallest --blocks that lets every request of the tour run (the longest conversation plus a fork's copy).
+uint32_t tour_min_blocks(uint32_t turns);
+int run_tour(const TourOptions& options);
+
+// `kvcore demo`, the main job: engine replicas (pool, session store, scheduler, reference decoder) serving
+// a multi-tenant multi-turn chat workload, KV events over ZeroMQ into the cluster index, routing by the
+// index against round-robin.
+struct DemoOptions {
+    uint32_t replicas = 4;
+    uint32_t tenants = 4;
+    uint32_t chats = 6;            // per tenant
+    uint32_t turns = 4;            // per chat
+    uint32_t blocks = 160;         // per replica's pool, 16 tokens each
+    uint32_t store_mib = 64;       // per replica's session store (0: none)
+    uint32_t max_batch = 16;       // sequences per step
+    uint32_t max_batch_tokens = 512;
+    std::string trace;             // a Mooncake trace instead of the built-in workload
+    uint32_t requests = 48;        // with --trace: the first requests
+    uint32_t max_new_tokens = 64;  // with --trace: output_length capped at this
+    std::string routing = "both";  // round-robin, kv-aware or both
+    std::string metrics_dir = "kvcore-demo";
+    uint64_t seed = 42;
+    bool progress = true;
+};
 int run_demo(const DemoOptions& options);
 
 struct HashOptions {

@@ -1,428 +1,668 @@
 // SPDX-License-Identifier: Apache-2.0
-// `kvcore demo`: what kvcore is for. A paged KV block pool with vLLM's sha256_cbor block hashes serves a
-// few multi-turn chats (each turn resends the whole conversation), then shows prefix reuse per turn, a
-// block table, a slot mapping, a copy-on-write fork, the hashes vLLM would publish, the KV events decoded
-// and one Prometheus scrape. Optionally (--lru) the stats recorder inside a cache not built on kvcore.
-// Everything is deterministic: the same options print the same text.
+// `kvcore demo`, the main job: the whole stack serving a multi-tenant multi-turn chat workload. Several
+// engine replicas in this process (each a pool, a session store, a scheduler and the reference decoder:
+// engine.h) publish their KV events over ZeroMQ on loopback into the cluster index (kvcore/index.h), and a
+// router sends each request to a replica, once round-robin and once by the index's longest cached prefix.
+// The workload, the routing and every scheduling decision are deterministic (replicas step in lockstep
+// ticks); times are the replicas' measured compute, each replica's clock its own steps' time.
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
-#include <msgpack.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <queue>
 #include <random>
 #include <set>
 #include <string>
-#include <string_view>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "commands.h"
+#include "common/error.h"
+#include "engine.h"
+#include "input.h"
 #include "kvcore/kvcore.h"
-#include "lru_cache.h"
+#include "trace_record.h"
+
+#ifdef KVCORE_CLI_WITH_MODEL
+#include <cblas.h>
+#endif
 
 namespace kvcore::cli {
-
 namespace {
 
-constexpr uint32_t kBlockSize = 16;  // vLLM's default
-constexpr uint32_t kSystemTokens = 32, kUserTokens = 24, kReplyTokens = 36;
-constexpr const char* kHashSeed = "42";
+using nlohmann::json;
 
-bool ok(kvc_status status, const char* what) { return cli::ok(status, "demo", what); }
+constexpr uint32_t kBlockSize = 16;
+constexpr uint32_t kVocab = 4096;
+constexpr const char* kModelName = "kvcore-reference";
+constexpr uint64_t kThinkTicks = 4;        // a user reads the reply for this many ticks before the next turn
+constexpr uint64_t kChatStartTicks = 3;    // one new conversation every 3 ticks
+constexpr uint64_t kTraceTicksPerSecond = 10;  // --trace: a trace second is 10 ticks
+constexpr uint64_t kMaxTicks = 10'000'000;     // bounds every run's loop
 
-std::string percent(double rate) {
-    char b[32];
-    std::snprintf(b, sizeof b, "%.1f %%", rate * 100.0);
-    return b;
-}
+// A conversation: its turns' user messages and reply lengths; the built-in workload's or a trace record's
+// (a record is a one-turn conversation with no session).
+struct Chat {
+    std::string session;
+    std::vector<int32_t> system;
+    std::vector<std::vector<int32_t>> users;
+    std::vector<uint32_t> replies;
+    uint64_t start_tick = 0;
+};
 
-// Deterministic token ids: a shared system prompt, then per chat and turn a user message and a reply.
-int32_t system_token(uint32_t k) { return static_cast<int32_t>(1000 + k); }
-int32_t user_token(uint32_t chat, uint32_t turn, uint32_t k) {
-    return static_cast<int32_t>(100000 + chat * 10000 + turn * 100 + k);
-}
-int32_t reply_token(uint32_t chat, uint32_t turn, uint32_t k) {
-    return static_cast<int32_t>(200000 + chat * 10000 + turn * 100 + k);
-}
-char chat_name(uint32_t chat) { return static_cast<char>('A' + chat); }
+struct Workload {
+    std::vector<Chat> chats;
+    std::string description;
+    size_t requests = 0;
+    uint32_t context = 0;  // the longest conversation a request may reach, tokens
+};
 
-// "1168..1183 1200..1207": consecutive slots as ranges, so a slot mapping fits a line.
-std::string ranges(const std::vector<int64_t>& slots) {
-    std::string out;
-    for (size_t i = 0; i < slots.size();) {
-        size_t j = i;
-        while (j + 1 < slots.size() && slots[j + 1] == slots[j] + 1) ++j;
-        out += (out.empty() ? "" : " ") + std::to_string(slots[i]);
-        if (j > i) out += ".." + std::to_string(slots[j]);
-        i = j + 1;
-    }
+std::vector<int32_t> random_tokens(std::mt19937_64& rng, uint32_t n) {
+    std::uniform_int_distribution<int32_t> token(1, kVocab - 1);
+    std::vector<int32_t> out(n);
+    for (int32_t& t : out) t = token(rng);
     return out;
 }
 
-// Destroys the pool (and with it every open sequence) on every way out.
-struct Pool {
-    kvc_pool* pool = nullptr;
-    ~Pool() { kvc_pool_destroy(pool); }
-};
-
-bool block_table(kvc_pool* pool, kvc_sequence_id seq, std::vector<int32_t>& table) {
-    size_t count = 0;
-    if (!ok(kvc_pool_block_table(pool, seq, nullptr, 0, &count), "block_table")) return false;
-    table.resize(count);
-    return ok(kvc_pool_block_table(pool, seq, table.data(), table.size(), &count), "block_table");
-}
-
-std::string join(const std::vector<int32_t>& values) {
-    std::string out;
-    for (const int32_t v : values) out += (out.empty() ? "" : " ") + std::to_string(v);
-    return out;
-}
-
-// ---- KV events: vLLM's EventBatch is [ts, events, data_parallel_rank, ...]; each event is a tagged array
-// ["BlockStored", block_hashes, ...] or a map with "type". Both are read, with any fields added later.
-struct EventCounts {
-    uint64_t stored = 0, stored_blocks = 0, removed = 0, removed_blocks = 0, cleared = 0, other = 0;
-    std::set<uint64_t> stored_hashes;
-};
-
-const msgpack::object* map_value(const msgpack::object& map, std::string_view key) {
-    for (uint32_t i = 0; i < map.via.map.size; ++i) {
-        const msgpack::object_kv& kv = map.via.map.ptr[i];
-        if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key) {
-            return &kv.val;
+// Tenants each have a system prompt their chats open with; each chat resends its whole conversation.
+Workload builtin_workload(const DemoOptions& o) {
+    Workload w;
+    std::mt19937_64 rng(o.seed);
+    std::vector<std::vector<int32_t>> systems;
+    for (uint32_t t = 0; t < o.tenants; ++t) systems.push_back(random_tokens(rng, 96 + 32 * (t % 3)));
+    uint32_t context = 0;
+    for (uint32_t c = 0; c < o.chats; ++c) {
+        for (uint32_t t = 0; t < o.tenants; ++t) {  // tenants interleave in arrival order
+            Chat chat;
+            chat.session = "tenant-" + std::to_string(t) + "/chat-" + std::to_string(c);
+            chat.system = systems[t];
+            chat.start_tick = w.chats.size() * kChatStartTicks;
+            uint32_t length = uint32_t(chat.system.size());
+            for (uint32_t k = 0; k < o.turns; ++k) {
+                chat.users.push_back(random_tokens(rng, 16 + uint32_t(rng() % 33)));
+                chat.replies.push_back(16 + uint32_t(rng() % 25));
+                length += uint32_t(chat.users.back().size()) + chat.replies.back();
+            }
+            context = std::max(context, length);
+            w.requests += o.turns;
+            w.chats.push_back(std::move(chat));
         }
     }
-    return nullptr;
+    w.context = context;
+    w.description = std::to_string(o.tenants) + " tenants x " + std::to_string(o.chats) + " chats x " +
+                    std::to_string(o.turns) + " turns (" + std::to_string(w.requests) + " requests)";
+    return w;
 }
 
-bool decode_events(const std::vector<uint8_t>& bytes, EventCounts& counts) {
-    try {
-        const msgpack::object_handle handle = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-        const msgpack::object& batch = handle.get();
-        const msgpack::object* events = nullptr;
-        if (batch.type == msgpack::type::ARRAY && batch.via.array.size >= 2) events = &batch.via.array.ptr[1];
-        if (batch.type == msgpack::type::MAP) events = map_value(batch, "events");
-        if (events == nullptr || events->type != msgpack::type::ARRAY) return false;
-        for (uint32_t i = 0; i < events->via.array.size; ++i) {
-            const msgpack::object& event = events->via.array.ptr[i];
-            const msgpack::object* type = nullptr;
-            const msgpack::object* hashes = nullptr;
-            if (event.type == msgpack::type::ARRAY && event.via.array.size >= 1) {
-                type = &event.via.array.ptr[0];
-                if (event.via.array.size >= 2) hashes = &event.via.array.ptr[1];
-            } else if (event.type == msgpack::type::MAP) {
-                type = map_value(event, "type");
-                hashes = map_value(event, "block_hashes");
-            }
-            if (type == nullptr || type->type != msgpack::type::STR) return false;
-            const std::string_view name(type->via.str.ptr, type->via.str.size);
-            const uint32_t blocks = hashes != nullptr && hashes->type == msgpack::type::ARRAY ? hashes->via.array.size : 0;
-            if (name == "BlockStored") {
-                ++counts.stored;
-                counts.stored_blocks += blocks;
-                for (uint32_t h = 0; h < blocks; ++h) {
-                    const msgpack::object& hash = hashes->via.array.ptr[h];
-                    if (hash.type == msgpack::type::POSITIVE_INTEGER) counts.stored_hashes.insert(hash.via.u64);
-                }
-            } else if (name == "BlockRemoved") {
-                ++counts.removed;
-                counts.removed_blocks += blocks;
-            } else if (name == "AllBlocksCleared") {
-                ++counts.cleared;
-            } else {
-                ++counts.other;
-            }
-        }
-        return true;
-    } catch (const std::exception&) {  // msgpack::unpack_error, type_error
+// The first o.requests records of a Mooncake trace, each a one-turn conversation arriving at its timestamp.
+// Token ids are folded into the decoder's vocabulary (equal blocks stay equal).
+bool trace_workload(const DemoOptions& o, Workload& w) {
+    LineReader reader(o.trace);
+    if (!reader.open()) {
+        std::fprintf(stderr, "kvcore demo: %s: %s\n", reader.name().c_str(), reader.error().c_str());
         return false;
     }
+    std::string line;
+    std::vector<int32_t> tokens;
+    double last_timestamp = 0, first_timestamp = -1;
+    while (w.chats.size() < o.requests) {
+        const LineReader::Result got = reader.next(line, kMaxTraceLineBytes);
+        if (got == LineReader::Result::kEnd) break;
+        std::string error = got == LineReader::Result::kError ? reader.error()
+                            : got == LineReader::Result::kTooLong ? "line too long to be a trace record"
+                                                                   : "";
+        if (error.empty() && line.find_first_not_of(" \t") == std::string::npos) continue;
+        uint64_t output_length = 0;
+        if (error.empty()) error = parse_trace_record(line, last_timestamp, tokens, &output_length);
+        if (!error.empty()) {
+            std::fprintf(stderr, "kvcore demo: %s:%" PRIu64 ": %s\n", reader.name().c_str(), reader.line_number(),
+                         error.c_str());
+            return false;
+        }
+        if (first_timestamp < 0) first_timestamp = last_timestamp;
+        Chat chat;
+        for (int32_t& t : tokens) t = 1 + int32_t(uint32_t(t) % (kVocab - 1));
+        chat.users.push_back(tokens);
+        chat.replies.push_back(uint32_t(std::clamp<uint64_t>(output_length, 1, o.max_new_tokens)));
+        chat.start_tick = uint64_t((last_timestamp - first_timestamp) / 1000.0 * kTraceTicksPerSecond);
+        w.context = std::max<uint32_t>(w.context, uint32_t(tokens.size()) + chat.replies.back());
+        w.chats.push_back(std::move(chat));
+    }
+    if (w.chats.empty()) {
+        std::fprintf(stderr, "kvcore demo: %s: no trace records\n", reader.name().c_str());
+        return false;
+    }
+    w.requests = w.chats.size();
+    w.description = std::to_string(w.requests) + " requests of " + reader.name();
+    return true;
 }
 
-// ---- the pool part ----------------------------------------------------------------------------------
+enum class Routing { kRoundRobin, kKvAware };
+const char* routing_name(Routing r) { return r == Routing::kRoundRobin ? "round-robin" : "kv-aware"; }
 
-struct Conversation {
-    std::vector<int32_t> history;  // everything said so far, system prompt included
+// What one run measured.
+struct RunResult {
+    Routing routing = Routing::kRoundRobin;
+    uint64_t requests = 0, steps = 0, prompt_tokens = 0, cached_tokens = 0, restored_tokens = 0;
+    uint64_t computed_tokens = 0, generated = 0, first_tokens = 0, preemptions = 0;
+    uint64_t attended = 0, block_slots = 0, reserved_slots = 0;
+    uint64_t published = 0, applied = 0;
+    bool restored_known = false;
+    std::vector<double> ttft;  // seconds
+    double busiest_seconds = 0, wall_seconds = 0;
+    json replicas = json::array();
+    std::vector<std::string> prometheus;  // per replica and component, labelled
 };
 
-// Admits one request: *seq is the open sequence, or 0 when the pool had no room for it (the pool then
-// refused it and nothing changed). False only when a call failed.
-bool admit(kvc_pool* pool, const std::vector<int32_t>& prompt, kvc_sequence_id& seq, size_t& reused) {
-    seq = 0;
-    reused = 0;
-    if (!ok(kvc_pool_sequence_create(pool, prompt.data(), prompt.size(), nullptr, &seq), "sequence_create")) return false;
-    const kvc_status st = kvc_pool_allocate(pool, seq, prompt.size(), &reused);
-    if (st == KVC_ERR_CAPACITY) {
-        const bool freed = ok(kvc_pool_sequence_free(pool, seq), "free");
-        seq = 0;
-        return freed;
-    }
-    return ok(st, "allocate");
+double metric(const kvc_stats* s, const char* name, bool* known = nullptr) {
+    double value = 0;
+    const bool found = s != nullptr && kvc_stats_metric(s, name, &value) == KVC_OK;
+    if (known != nullptr) *known = *known || found;
+    return found ? value : 0;
 }
 
-int run_pool_part(const DemoOptions& o, kvc_exposition* scrape) {
-    kvc_pool_options* options = nullptr;
-    Pool p;
-    const uint32_t events_kept = 1 << 16;
-    bool good = ok(kvc_pool_options_create(&options), "pool options") &&
-                ok(kvc_pool_options_set_num_blocks(options, o.blocks), "--blocks") &&
-                ok(kvc_pool_options_set_block_size(options, kBlockSize), "block size") &&
-                ok(kvc_pool_options_set_hash(options, KVC_HASH_SHA256_CBOR, kHashSeed), "hash") &&
-                ok(kvc_pool_options_set_events(options, 1, "GPU", events_kept), "events") &&
-                ok(kvc_pool_options_set_window_requests(options, o.chats), "window") &&
-                ok(kvc_pool_create(options, &p.pool), "pool");
-    kvc_pool_options_destroy(options);
-    if (!good) return kExitFailure;
-    kvc_pool* pool = p.pool;
+template <typename Fn>
+std::string text_of(Fn fn) {
+    size_t length = 0;
+    if (fn(nullptr, 0, &length) != KVC_OK) return {};
+    std::string s(length, '\0');
+    if (fn(s.data(), length + 1, &length) != KVC_OK) return {};
+    return s;
+}
 
-    std::printf("kvcore %s demo: a paged KV block pool serving %u chats of %u turns\n", kvc_version_string(), o.chats,
-                o.turns);
-    std::printf("pool: %u blocks of %u tokens (block 0 reserved), sha256_cbor hashes seeded \"%s\" as vLLM's, "
-                "KV events on\n", o.blocks - 1, kBlockSize, kHashSeed);
-    std::printf("every chat opens with the same %u-token system prompt; each turn resends the conversation plus "
-                "%u new\ntokens and decodes a %u-token reply. Hit rates: over the last %u requests and since the "
-                "start.\n\n", kSystemTokens, kUserTokens, kReplyTokens, o.chats);
-    std::printf("  turn chat  prompt  reused  computed   last %u   cumulative\n", o.chats);
-
-    std::vector<Conversation> chats(o.chats);
-    for (auto& c : chats) {
-        for (uint32_t k = 0; k < kSystemTokens; ++k) c.history.push_back(system_token(k));
-    }
-    uint64_t refused = 0;
-    for (uint32_t turn = 1; turn <= o.turns; ++turn) {
-        for (uint32_t c = 0; c < o.chats; ++c) {
-            std::vector<int32_t>& h = chats[c].history;
-            for (uint32_t k = 0; k < kUserTokens; ++k) h.push_back(user_token(c, turn, k));
-            kvc_sequence_id seq = 0;
-            size_t reused = 0;
-            if (!admit(pool, h, seq, reused)) return kExitFailure;
-            for (uint32_t k = 0; k < kReplyTokens; ++k) {  // the reply, one decode step per token
-                const int32_t token = reply_token(c, turn, k);
-                if (seq != 0 && !ok(kvc_pool_append(pool, seq, &token, 1), "append")) return kExitFailure;
-                h.push_back(token);
-            }
-            if (seq != 0 && !ok(kvc_pool_sequence_free(pool, seq), "free")) return kExitFailure;
-            kvc_stats* s = nullptr;
-            if (!ok(kvc_pool_snapshot(pool, &s), "snapshot")) return kExitFailure;
-            const size_t prompt = h.size() - kReplyTokens;
-            if (seq == 0) {
-                ++refused;
-                std::printf("  %4u    %c  %6zu  no room in the pool\n", turn, chat_name(c), prompt);
+// Prometheus text of one snapshot with run and replica labels added to every sample.
+std::string labelled(const kvc_stats* s, const std::string& labels) {
+    const std::string text = text_of([&](char* b, size_t c, size_t* l) { return kvc_stats_to_prometheus(s, b, c, l); });
+    std::string out;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find('\n', pos);
+        if (end == std::string::npos) end = text.size();
+        std::string line = text.substr(pos, end - pos);
+        pos = end + 1;
+        if (!line.empty() && line[0] != '#') {
+            const size_t brace = line.find('{'), space = line.find(' ');
+            if (brace != std::string::npos && brace < space) {
+                line.insert(brace + 1, labels + ",");
             } else {
-                std::printf("  %4u    %c  %6zu  %6zu  %8zu  %8s  %11s\n", turn, chat_name(c), prompt, reused,
-                            prompt - reused, percent(kvc_pool_window_token_hit_rate(pool)).c_str(),
-                            percent(kvc_stats_token_hit_rate(s)).c_str());
+                line.insert(space, "{" + labels + "}");
             }
-            kvc_stats_destroy(s);
+        }
+        out += line + "\n";
+    }
+    return out;
+}
+
+// A one-line progress report on stderr: rewritten in place on a terminal, a line per quarter otherwise.
+class Progress {
+public:
+    Progress(bool enabled) : enabled_(enabled), tty_(isatty(STDERR_FILENO) == 1) {}
+    void update(const char* run, uint64_t done, uint64_t total, uint64_t tick) {
+        if (!enabled_ || total == 0) return;
+        const uint64_t quarter = done * 4 / total;
+        const auto now = std::chrono::steady_clock::now();
+        if (tty_ ? now < next_ && done != total : quarter == last_quarter_) return;
+        next_ = now + std::chrono::milliseconds(200);
+        last_quarter_ = quarter;
+        std::fprintf(stderr, "%skvcore demo: %s: %" PRIu64 " of %" PRIu64 " requests done, tick %" PRIu64 "%s",
+                     tty_ ? "\r\033[K" : "", run, done, total, tick, tty_ ? "" : "\n");
+        if (tty_ && done == total) std::fprintf(stderr, "\r\033[K");
+    }
+    void start() { last_quarter_ = ~0ull; }
+
+private:
+    const bool enabled_, tty_;
+    uint64_t last_quarter_ = ~0ull;
+    std::chrono::steady_clock::time_point next_{};
+};
+
+// The index fed by the replicas' events, and the wait that makes routing deterministic: before a tick's
+// requests are routed, every batch published so far has been applied.
+class ClusterIndex {
+public:
+    explicit ClusterIndex(const std::vector<std::unique_ptr<Replica>>& replicas) : replicas_(replicas) {
+        kvc_index_options* io = nullptr;
+        check(kvc_index_options_create(&io), "index options");
+        const bool configured = kvc_index_options_set_hash(io, KVC_HASH_SHA256_CBOR, "42") == KVC_OK &&
+                                kvc_index_options_set_block_size(io, kBlockSize) == KVC_OK &&
+                                kvc_index_options_set_engine_keys_direct(io, 1) == KVC_OK;
+        const kvc_status created = configured ? kvc_index_create(io, &index_) : KVC_ERR_INVALID_ARGUMENT;
+        kvc_index_options_destroy(io);
+        check(created, "index");
+        kvc_index_subscriber_options* so = nullptr;
+        check(kvc_index_subscriber_options_create(&so), "subscriber options");
+        kvc_status status = KVC_OK;
+        for (const auto& r : replicas) {
+            if (status == KVC_OK) {
+                status = kvc_index_subscriber_options_add_engine(so, r->endpoint().c_str(), r->replay_endpoint().c_str());
+            }
+        }
+        if (status == KVC_OK) status = kvc_index_subscriber_create(index_, so, &subscriber_);
+        kvc_index_subscriber_options_destroy(so);
+        if (status == KVC_OK) status = kvc_index_subscriber_start(subscriber_);
+        if (status != KVC_OK) {
+            release();
+            check(status, "index subscriber");
+        }
+        // ZeroMQ connects in the background: probe each engine until its batches arrive.
+        for (const auto& r : replicas) {
+            const uint64_t before = applied();
+            for (int attempt = 0; attempt < 500 && applied() == before; ++attempt) {
+                r->publish_probe();
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+            if (applied() == before) {
+                release();
+                fail(KVC_ERR_IO, "the index received no event batch from " + r->pod() + " in 5 s");
+            }
+        }
+        sync();
+    }
+    ~ClusterIndex() { release(); }
+
+    uint64_t applied() const {
+        uint64_t values[KVC_INDEX_SUBSCRIBER_COUNTER_COUNT] = {};
+        check(kvc_index_subscriber_counters(subscriber_, values, KVC_INDEX_SUBSCRIBER_COUNTER_COUNT, nullptr),
+              "subscriber counters");
+        return values[KVC_INDEX_SUBSCRIBER_COUNTER_BATCHES_APPLIED] +
+               values[KVC_INDEX_SUBSCRIBER_COUNTER_DECODE_FAILURES] + values[KVC_INDEX_SUBSCRIBER_COUNTER_APPLY_FAILURES];
+    }
+    uint64_t published() const {
+        uint64_t n = 0;
+        for (const auto& r : replicas_) n += r->published();
+        return n;
+    }
+    // Waits (at most 5 s) until the index has applied every batch published so far.
+    void sync() {
+        const uint64_t target = published();
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (applied() < target) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                fail(KVC_ERR_IO, "the index applied " + std::to_string(applied()) + " of " + std::to_string(target) +
+                                     " event batches within 5 s");
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
         }
     }
-
-    // A closer look at one more request: chat A's follow-up, sampled twice (vLLM's n=2).
-    std::vector<int32_t> prompt = chats[0].history;
-    for (uint32_t k = 0; k < kUserTokens; ++k) prompt.push_back(user_token(0, o.turns + 1, k));
-    kvc_sequence_id seq = 0, sample = 0;
-    size_t reused = 0;
-    if (!admit(pool, prompt, seq, reused)) return kExitFailure;
-    if (seq == 0) {  // demo_min_blocks() makes room for it
-        std::fprintf(stderr, "kvcore demo: no room for the follow-up request\n");
-        return kExitFailure;
-    }
-    std::vector<int32_t> table;
-    std::vector<int64_t> slots(kUserTokens);
-    if (!block_table(pool, seq, table) ||
-        !ok(kvc_pool_slot_mapping(pool, seq, prompt.size() - kUserTokens, slots.data(), slots.size()), "slot_mapping")) {
-        return kExitFailure;
-    }
-    std::printf("\nchat A, turn %u: %zu prompt tokens, %zu reused from the cache, %zu computed\n", o.turns + 1,
-                prompt.size(), reused, prompt.size() - reused);
-    std::printf("  block table (%zu blocks)  %s\n", table.size(), join(table).c_str());
-    std::printf("  slot mapping of its %u new tokens (slot = block x %u + offset): %s\n", kUserTokens, kBlockSize,
-                ranges(slots).c_str());
-
-    // Two samples share every block; the first token written into the shared, partly filled last block
-    // gets that block copied (copy-on-write), and the embedder performs the copy before the next step.
-    const int32_t last_block = table.back();
-    const size_t filled = prompt.size() % kBlockSize == 0 ? kBlockSize : prompt.size() % kBlockSize;
-    if (!ok(kvc_pool_fork(pool, seq, &sample), "fork")) return kExitFailure;
-    const int32_t first_tokens[2] = {reply_token(0, o.turns + 1, 0), reply_token(0, o.turns + 1, 50)};
-    if (!ok(kvc_pool_append(pool, seq, &first_tokens[0], 1), "append") ||
-        !ok(kvc_pool_append(pool, sample, &first_tokens[1], 1), "append")) {
-        return kExitFailure;
-    }
-    size_t pairs = 0;
-    if (!ok(kvc_pool_drain_copies(pool, nullptr, 0, &pairs), "drain_copies")) return kExitFailure;
-    std::vector<int32_t> copies(2 * pairs);
-    if (!ok(kvc_pool_drain_copies(pool, copies.data(), pairs, &pairs), "drain_copies")) return kExitFailure;
-    std::vector<int32_t> table_a, table_b;
-    if (!block_table(pool, seq, table_a) || !block_table(pool, sample, table_b)) return kExitFailure;
-    std::printf("copy-on-write: a second sample (kvc_pool_fork) shares all %zu blocks; the last, %d, holds %zu of %u "
-                "tokens\n", table.size(), last_block, filled, kBlockSize);
-    std::string pair_text;
-    for (size_t i = 0; i < pairs; ++i) {
-        pair_text += (i ? ", " : "") + std::to_string(copies[2 * i]) + " -> " + std::to_string(copies[2 * i + 1]);
-    }
-    std::printf("  each sample writes a token; copies to make first (kvc_pool_drain_copies, src -> dst): %s\n",
-                pairs == 0 ? "none" : pair_text.c_str());
-    std::printf("  the block tables now end in %d (sample 1) and %d (sample 2)\n", table_a.back(), table_b.back());
-    if (!ok(kvc_pool_sequence_free(pool, sample), "free") || !ok(kvc_pool_sequence_free(pool, seq), "free")) {
-        return kExitFailure;
-    }
-
-    // What vLLM publishes for this prompt, computed without a pool.
-    size_t count = 0;
-    std::vector<uint64_t> hashes;
-    if (!ok(kvc_hash_blocks(KVC_HASH_SHA256_CBOR, kHashSeed, kBlockSize, prompt.data(), prompt.size(), nullptr,
-                            nullptr, 0, &count), "hash_blocks")) {
-        return kExitFailure;
-    }
-    hashes.resize(count);
-    if (!ok(kvc_hash_blocks(KVC_HASH_SHA256_CBOR, kHashSeed, kBlockSize, prompt.data(), prompt.size(), nullptr,
-                            hashes.data(), hashes.size(), &count), "hash_blocks")) {
-        return kExitFailure;
-    }
-
-    kvc_stats* final_stats = nullptr;
-    if (!ok(kvc_pool_snapshot(pool, &final_stats), "snapshot")) return kExitFailure;
-    const bool added = ok(kvc_exposition_add(scrape, final_stats), "exposition_add");
-    const uint64_t evictions = kvc_stats_evictions(final_stats);
-    kvc_stats_destroy(final_stats);
-    if (!added) return kExitFailure;
-
-    // New model weights make every cached block stale: the cache is cleared, and routers are told.
-    if (!ok(kvc_pool_reset_prefix_cache(pool), "reset_prefix_cache")) return kExitFailure;
-    const kvc_event_encoding encoding = o.events == EventEncoding::kMap ? KVC_EVENTS_MAP : KVC_EVENTS_ARRAY;
-    size_t length = 0;
-    if (!ok(kvc_pool_drain_events(pool, encoding, nullptr, 0, &length), "drain_events")) return kExitFailure;
-    std::vector<uint8_t> batch(length);
-    if (!ok(kvc_pool_drain_events(pool, encoding, batch.data(), batch.size(), &length), "drain_events")) {
-        return kExitFailure;
-    }
-    EventCounts events;
-    if (!decode_events(batch, events)) {
-        std::fprintf(stderr, "kvcore demo: the pool's event batch did not decode as vLLM's EventBatch\n");
-        return kExitFailure;
-    }
-    std::printf("\nnew model weights make every cached block stale: kvc_pool_reset_prefix_cache\n");
-    std::printf("KV events: one msgpack EventBatch of %zu bytes (kvc_pool_drain_events, %s events), decoded:\n",
-                batch.size(), o.events == EventEncoding::kMap ? "map" : "array");
-    std::printf("  BlockStored %" PRIu64 " (%" PRIu64 " blocks), BlockRemoved %" PRIu64 " (%" PRIu64
-                " blocks evicted), AllBlocksCleared %" PRIu64 "\n",
-                events.stored, events.stored_blocks, events.removed, events.removed_blocks, events.cleared);
-    if (events.other > 0) std::printf("  other event types: %" PRIu64 "\n", events.other);
-    if (kvc_pool_events_dropped(pool) > 0) {
-        std::printf("  dropped (queue full): %" PRIu64 "\n", kvc_pool_events_dropped(pool));
-    }
-    const auto published = static_cast<size_t>(std::count_if(
-        hashes.begin(), hashes.end(), [&](uint64_t h) { return events.stored_hashes.count(h) != 0; }));
-    std::printf("vLLM block hashes of chat A's last prompt (kvc_hash_blocks, as `kvcore hash` prints them):\n");
-    std::printf("  %zu full blocks: %" PRIu64 ", %" PRIu64 ", ... %" PRIu64 "\n", hashes.size(), hashes.front(),
-                hashes.size() > 1 ? hashes[1] : hashes.front(), hashes.back());
-    std::printf("  %zu of %zu appear in the pool's BlockStored events\n", published, hashes.size());
-    std::printf("pool: %" PRIu64 " evictions, %" PRIu64 " requests refused for want of blocks\n", evictions, refused);
-    return kExitOk;
-}
-
-// ---- the optional LRU part: a cache not built on kvcore, reporting through a kvc_recorder ------------
-
-// Zipf(s=1.0) over [0, n): inverse-CDF sampling from a precomputed table (8 bytes a key).
-class Zipf {
-public:
-    explicit Zipf(uint32_t n) : cdf_(n) {
-        double sum = 0;
-        for (uint32_t i = 0; i < n; ++i) cdf_[i] = (sum += 1.0 / (i + 1.0));
-        for (double& c : cdf_) c /= sum;
-    }
-    uint32_t operator()(std::mt19937_64& rng) {
-        const double u = std::uniform_real_distribution<double>(0, 1)(rng);
-        return static_cast<uint32_t>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
+    // The replica holding the longest cached prefix of the prompt; among equals, the least loaded.
+    size_t route(const std::vector<int32_t>& prompt) {
+        const size_t n = replicas_.size();
+        pods_.resize(n);
+        names_.resize(n);
+        for (size_t i = 0; i < n; ++i) {
+            names_[i] = replicas_[i]->pod();
+            pods_[i] = names_[i].c_str();
+        }
+        scores_.assign(n, 0);
+        blocks_.assign(n, 0);
+        check(kvc_index_score_tokens(index_, kModelName, prompt.data(), prompt.size(), nullptr, pods_.data(), n,
+                                     scores_.data(), blocks_.data()),
+              "scoring");
+        size_t best = 0;
+        for (size_t i = 1; i < n; ++i) {
+            if (blocks_[i] > blocks_[best] ||
+                (blocks_[i] == blocks_[best] && replicas_[i]->load() < replicas_[best]->load())) {
+                best = i;
+            }
+        }
+        return best;
     }
 
 private:
-    std::vector<double> cdf_;
+    static void check(kvc_status status, const char* what) {
+        if (status != KVC_OK) fail(status, std::string(what) + ": " + kvc_last_error_message());
+    }
+    void release() {
+        kvc_index_subscriber_destroy(subscriber_);
+        kvc_index_destroy(index_);
+        subscriber_ = nullptr;
+        index_ = nullptr;
+    }
+
+    const std::vector<std::unique_ptr<Replica>>& replicas_;
+    kvc_index* index_ = nullptr;
+    kvc_index_subscriber* subscriber_ = nullptr;
+    std::vector<const char*> pods_;
+    std::vector<std::string> names_;
+    std::vector<double> scores_;
+    std::vector<uint32_t> blocks_;
 };
 
-int run_lru_part(const DemoOptions& o, kvc_exposition* scrape) {
-    constexpr int64_t kBytesPerEntry = 16 * 1024;  // a KV block of a small model, for the bytes gauge
-    kvc_recorder_options* options = nullptr;
-    kvc_recorder* recorder = nullptr;
-    bool good = ok(kvc_recorder_options_create(&options), "recorder options") &&
-                ok(kvc_recorder_options_set_component(options, "demo_lru"), "component") &&
-                ok(kvc_recorder_create(options, &recorder), "recorder");
-    kvc_recorder_options_destroy(options);
-    if (!good) return kExitFailure;
-    struct Owner {
-        kvc_recorder* r;
-        ~Owner() { kvc_recorder_destroy(r); }
-    } owner{recorder};
-
-    std::printf("\nthe stats recorder in any cache: a plain LRU of %u entries (not built on kvcore), %u Zipf keys, "
-                "%" PRIu64 " lookups;\nhalfway the hot keys move: the windowed hit rate shows the drop, the "
-                "cumulative one hides it\n", o.capacity, o.keys, o.accesses);
-    std::mt19937_64 rng(o.seed);
-    Zipf zipf(o.keys);
-    LruCache cache(o.capacity);
-    const uint64_t shift_at = o.accesses / 2;
-    for (uint64_t i = 0; i < o.accesses; ++i) {
-        uint64_t key = zipf(rng);
-        if (i >= shift_at) key += o.keys;  // a new hot set: every old entry goes cold
-        bool evicted = false;
-        const bool hit = cache.access(key, &evicted);
-        good = ok(kvc_recorder_record_access(recorder, hit), "record_access");
-        // An eviction makes room for an insertion the cache accepted: counted as an eviction, and not as
-        // memory pressure, which counts only requests refused for want of memory (this cache refuses none).
-        if (good && evicted) {
-            good = ok(kvc_recorder_record_evictions(recorder, 1), "record_evictions") &&
-                   ok(kvc_recorder_add_bytes(recorder, -kBytesPerEntry), "add_bytes");
-        }
-        if (good && !hit) {
-            good = ok(kvc_recorder_record_insertions(recorder, 1), "record_insertions") &&
-                   ok(kvc_recorder_add_bytes(recorder, kBytesPerEntry), "add_bytes");
-        }
-        if (!good) return kExitFailure;
-        if (i + 1 == shift_at || i + 1 == shift_at + std::max<uint64_t>(o.capacity / 4, 1) || i + 1 == o.accesses) {
-            kvc_stats* s = nullptr;
-            if (!ok(kvc_recorder_snapshot(recorder, &s), "snapshot")) return kExitFailure;
-            std::printf("  after %9" PRIu64 " lookups: cumulative %s, last %u lookups %s\n", i + 1,
-                        percent(kvc_stats_hit_rate(s)).c_str(), kvc_stats_window_size(s),
-                        percent(kvc_stats_window_hit_rate(s)).c_str());
-            kvc_stats_destroy(s);
-        }
-    }
-    kvc_stats* stats = nullptr;
-    if (!ok(kvc_recorder_snapshot(recorder, &stats), "snapshot")) return kExitFailure;
-    std::printf("  insertions %" PRIu64 ", evictions %" PRIu64 ", memory pressure events %" PRIu64 "\n",
-                kvc_stats_insertions(stats), kvc_stats_evictions(stats), kvc_stats_memory_pressure_events(stats));
-    good = ok(kvc_exposition_add(scrape, stats), "exposition_add");
-    kvc_stats_destroy(stats);
-    return good ? kExitOk : kExitFailure;
+ReplicaConfig replica_config(const DemoOptions& o, const Workload& w, uint32_t index) {
+    ReplicaConfig c;
+    c.pod = "replica-" + std::to_string(index);
+    c.model_name = kModelName;
+    c.num_blocks = o.blocks;
+    c.block_size = kBlockSize;
+    c.max_batch_sequences = o.max_batch;
+    c.max_batch_tokens = o.max_batch_tokens;
+    c.policy = KVC_SCHED_FIFO;
+    c.publish_events = true;
+    c.store_bytes = uint64_t(o.store_mib) << 20;
+#ifdef KVCORE_CLI_WITH_MODEL
+    c.model = model::Config{.layers = 4, .d_model = 256, .heads = 8, .mlp_hidden = 1024, .vocab = kVocab,
+                            .context = w.context + 1, .seed = o.seed};
+    c.sampling.seed = o.seed;
+#else
+    (void)w;
+#endif
+    return c;
 }
 
-bool print_scrape(const kvc_exposition* scrape, bool with_lru) {
-    size_t length = 0;
-    if (!ok(kvc_exposition_to_prometheus(scrape, nullptr, 0, &length), "to_prometheus")) return false;
-    std::string text(length + 1, '\0');
-    if (!ok(kvc_exposition_to_prometheus(scrape, text.data(), text.size(), nullptr), "to_prometheus")) return false;
-    text.resize(length);
-    std::printf("\nPrometheus text exposition (kvc_exposition), one scrape of %s:\n%s",
-                with_lru ? "the pool and demo_lru" : "the pool", text.c_str());
+RunResult run(const DemoOptions& o, const Workload& w, Routing routing, Progress& progress) {
+    RunResult result;
+    result.routing = routing;
+    const auto wall_start = std::chrono::steady_clock::now();
+    std::vector<std::unique_ptr<Replica>> replicas;
+    for (uint32_t r = 0; r < o.replicas; ++r) replicas.push_back(std::make_unique<Replica>(replica_config(o, w, r)));
+    ClusterIndex index(replicas);
+    const uint64_t probes = index.published();
+
+    struct ChatState {
+        std::vector<int32_t> conversation;
+        size_t turn = 0;
+    };
+    struct InFlight {
+        size_t chat = 0, replica = 0;
+        double submitted = 0;  // the replica's clock
+        std::vector<int32_t> prompt;
+    };
+    std::vector<ChatState> chats(w.chats.size());
+    for (size_t c = 0; c < w.chats.size(); ++c) chats[c].conversation = w.chats[c].system;
+    using Arrival = std::pair<uint64_t, size_t>;  // (tick, chat): earliest first, then chat order
+    std::priority_queue<Arrival, std::vector<Arrival>, std::greater<>> arrivals;
+    for (size_t c = 0; c < w.chats.size(); ++c) arrivals.emplace(w.chats[c].start_tick, c);
+    std::unordered_map<uint64_t, InFlight> in_flight;
+    std::vector<double> clocks(replicas.size(), 0.0);
+    size_t round_robin = 0;
+    uint64_t done = 0;
+    progress.start();
+
+    for (uint64_t tick = 0; done < w.requests; ++tick) {
+        if (tick > kMaxTicks) fail(KVC_ERR_INTERNAL, "the demo did not finish within " + std::to_string(kMaxTicks) + " ticks");
+        bool all_idle = true;
+        for (const auto& r : replicas) all_idle = all_idle && r->idle();
+        if (all_idle && !arrivals.empty() && arrivals.top().first > tick) tick = arrivals.top().first;
+        while (!arrivals.empty() && arrivals.top().first <= tick) {
+            const size_t c = arrivals.top().second;
+            arrivals.pop();
+            ChatState& chat = chats[c];
+            const Chat& spec = w.chats[c];
+            std::vector<int32_t> prompt = chat.conversation;
+            prompt.insert(prompt.end(), spec.users[chat.turn].begin(), spec.users[chat.turn].end());
+            const size_t r = routing == Routing::kKvAware ? index.route(prompt) : round_robin++ % replicas.size();
+            const uint64_t id = uint64_t(c) * 1000 + chat.turn;
+            const kvc_status st = replicas[r]->submit(id, prompt, spec.replies[chat.turn], spec.session);
+            if (st != KVC_OK) fail(st, std::string("submitting request ") + std::to_string(id) + ": " + kvc_last_error_message());
+            in_flight[id] = InFlight{.chat = c, .replica = r, .submitted = clocks[r], .prompt = std::move(prompt)};
+            result.prompt_tokens += in_flight[id].prompt.size();
+        }
+        for (size_t r = 0; r < replicas.size(); ++r) {
+            if (replicas[r]->idle()) continue;
+            replicas[r]->set_time(clocks[r]);
+            const StepReport step = replicas[r]->step();
+            clocks[r] += step.seconds;
+            result.steps += step.sequences > 0;
+            result.computed_tokens += step.tokens;
+            result.generated += step.sampled;
+            result.attended += step.attended_tokens;
+            result.block_slots += step.distinct_blocks * kBlockSize;
+            result.reserved_slots += uint64_t(step.sequences) * w.context;
+            for (const uint64_t id : step.first_tokens) result.ttft.push_back(clocks[r] - in_flight.at(id).submitted);
+            result.first_tokens += step.first_tokens.size();
+            for (const uint64_t id : step.finished) {
+                InFlight f = std::move(in_flight.at(id));
+                in_flight.erase(id);
+                const std::vector<int32_t> output = replicas[r]->take_output(id);
+                ChatState& chat = chats[f.chat];
+                chat.conversation = std::move(f.prompt);
+                chat.conversation.insert(chat.conversation.end(), output.begin(), output.end());
+                if (++chat.turn < w.chats[f.chat].users.size()) arrivals.emplace(tick + kThinkTicks, f.chat);
+                ++done;
+            }
+        }
+        index.sync();
+        progress.update(routing_name(routing), done, w.requests, tick);
+    }
+
+    result.requests = done;
+    result.published = index.published() - probes;
+    result.applied = index.applied() - probes;
+    result.busiest_seconds = *std::max_element(clocks.begin(), clocks.end());
+    const std::string run_label = std::string("run=\"") + routing_name(routing) + "\"";
+    for (const auto& r : replicas) {
+        json entry = {{"pod", r->pod()}, {"busy_seconds", clocks[&r - replicas.data()]}};
+        const std::string labels = run_label + ",replica=\"" + r->pod() + "\"";
+        auto add = [&](const char* name, kvc_stats* s) {
+            if (s == nullptr) return;
+            entry[name] = json::parse(text_of([&](char* b, size_t c, size_t* l) { return kvc_stats_to_json(s, b, c, l); }));
+            result.prometheus.push_back(labelled(s, labels));
+        };
+        kvc_stats* pool = nullptr;
+        kvc_stats* sched = nullptr;
+        kvc_stats* store = nullptr;
+        if (kvc_pool_snapshot(r->pool(), &pool) != KVC_OK || kvc_sched_snapshot(r->sched(), &sched) != KVC_OK ||
+            (r->store() != nullptr && kvc_store_snapshot(r->store(), &store) != KVC_OK)) {
+            kvc_stats_destroy(pool);
+            kvc_stats_destroy(sched);
+            fail(KVC_ERR_INTERNAL, std::string("snapshot: ") + kvc_last_error_message());
+        }
+        result.cached_tokens += kvc_stats_tokens_hit(sched);
+        result.preemptions += uint64_t(metric(sched, "sched_preemptions_total"));
+        result.restored_tokens += uint64_t(metric(sched, "sched_store_restored_tokens_total", &result.restored_known));
+        add("pool", pool);
+        add("sched", sched);
+        add("store", store);
+        kvc_stats_destroy(pool);
+        kvc_stats_destroy(sched);
+        kvc_stats_destroy(store);
+        result.replicas.push_back(std::move(entry));
+    }
+    result.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    return result;
+}
+
+double quantile(std::vector<double> v, double q) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, size_t(q * double(v.size() - 1) + 0.5))];
+}
+
+std::string fmt(const char* format, double value) {
+    char b[64];
+    std::snprintf(b, sizeof b, format, value);
+    return b;
+}
+std::string count(uint64_t n) {
+    std::string s = std::to_string(n);
+    for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(size_t(i), ",");
+    return s;
+}
+double ratio(uint64_t a, uint64_t b) { return b == 0 ? 0 : double(a) / double(b); }
+
+json summary(const RunResult& r) {
+    return {{"requests", r.requests},
+            {"steps", r.steps},
+            {"prompt_tokens", r.prompt_tokens},
+            {"cached_prompt_tokens", r.cached_tokens},
+            {"prefix_hit_rate", ratio(r.cached_tokens, r.prompt_tokens)},
+            {"store_restored_tokens", r.restored_tokens},
+            {"prefill_tokens_computed", r.computed_tokens - (r.generated - r.first_tokens)},
+            {"generated_tokens", r.generated},
+            {"ttft_seconds_p50", quantile(r.ttft, 0.5)},
+            {"ttft_seconds_p99", quantile(r.ttft, 0.99)},
+            {"tokens_per_second", r.busiest_seconds > 0 ? double(r.generated) / r.busiest_seconds : 0},
+            {"busiest_replica_seconds", r.busiest_seconds},
+            {"kv_memory_efficiency", ratio(r.attended, r.block_slots)},
+            {"contiguous_cache_efficiency", ratio(r.attended, r.reserved_slots)},
+            {"preemptions", r.preemptions},
+            {"event_batches_published", r.published},
+            {"event_batches_applied", r.applied},
+            {"wall_seconds", r.wall_seconds}};
+}
+
+void print_table(const std::vector<RunResult>& runs) {
+    std::printf("\n%-40s", "");
+    for (const RunResult& r : runs) std::printf("%16s", routing_name(r.routing));
+    std::printf("\n");
+    auto row = [&](const char* label, auto cell) {
+        std::printf("%-40s", label);
+        for (const RunResult& r : runs) std::printf("%16s", cell(r).c_str());
+        std::printf("\n");
+    };
+    row("requests served", [](const RunResult& r) { return count(r.requests); });
+    row("prompt tokens", [](const RunResult& r) { return count(r.prompt_tokens); });
+    row("prefix cache hit rate (tokens)", [](const RunResult& r) { return fmt("%.1f %%", 100 * ratio(r.cached_tokens, r.prompt_tokens)); });
+    if (std::any_of(runs.begin(), runs.end(), [](const RunResult& r) { return r.restored_known; })) {
+        row("  of them restored from session stores", [](const RunResult& r) { return count(r.restored_tokens); });
+    }
+    row("prefill tokens computed", [](const RunResult& r) { return count(r.computed_tokens - (r.generated - r.first_tokens)); });
+    row("tokens generated", [](const RunResult& r) { return count(r.generated); });
+    row("time to first token, p50", [](const RunResult& r) { return fmt("%.1f ms", 1e3 * quantile(r.ttft, 0.5)); });
+    row("time to first token, p99", [](const RunResult& r) { return fmt("%.1f ms", 1e3 * quantile(r.ttft, 0.99)); });
+    row("tokens generated per second", [](const RunResult& r) {
+        return count(uint64_t(r.busiest_seconds > 0 ? double(r.generated) / r.busiest_seconds : 0));
+    });
+    row("KV memory efficiency (paged, shared once)", [](const RunResult& r) { return fmt("%.1f %%", 100 * ratio(r.attended, r.block_slots)); });
+    row("  a max-context contiguous cache", [](const RunResult& r) { return fmt("%.1f %%", 100 * ratio(r.attended, r.reserved_slots)); });
+    row("preemptions", [](const RunResult& r) { return count(r.preemptions); });
+    row("KV event batches published / indexed", [](const RunResult& r) { return count(r.published) + " / " + count(r.applied); });
+    row("scheduler steps", [](const RunResult& r) { return count(r.steps); });
+}
+
+bool write_metrics(const DemoOptions& o, const Workload& w, const std::vector<RunResult>& runs, std::string& files) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.metrics_dir, ec);
+    if (ec) {
+        std::fprintf(stderr, "kvcore demo: --metrics-dir %s: %s\n", o.metrics_dir.c_str(), ec.message().c_str());
+        return false;
+    }
+    // Families once each (HELP/TYPE lines), samples of every run and replica under them.
+    std::map<std::string, std::pair<std::string, std::string>> families;  // name -> (header, samples)
+    std::vector<std::string> order;
+    for (const RunResult& r : runs) {
+        for (const std::string& text : r.prometheus) {
+            size_t pos = 0;
+            while (pos < text.size()) {
+                const size_t end = text.find('\n', pos);
+                const std::string line = text.substr(pos, end - pos);
+                pos = end + 1;
+                if (line.empty()) continue;
+                const bool comment = line[0] == '#';
+                std::string name = comment ? line.substr(line.find(' ', 2) + 1) : line;
+                name = name.substr(0, name.find_first_of(" {"));
+                if (!families.count(name)) order.push_back(name);
+                auto& [header, samples] = families[name];
+                if (comment) {
+                    if (header.find(line) == std::string::npos) header += line + "\n";
+                } else {
+                    samples += line + "\n";
+                }
+            }
+        }
+    }
+    std::string prom;
+    for (const std::string& name : order) prom += families[name].first + families[name].second;
+    json doc = {{"workload", w.description}, {"replicas", o.replicas}, {"runs", json::object()}};
+    for (const RunResult& r : runs) doc["runs"][routing_name(r.routing)] = {{"summary", summary(r)}, {"replicas", r.replicas}};
+    // The run's figures as gauges, one family per figure with a sample per run.
+    const json figures = summary(runs.front());
+    for (const auto& [figure, value] : figures.items()) {
+        (void)value;
+        prom += "# HELP kvcore_demo_" + figure + " kvcore demo: " + figure + " of the run\n";
+        prom += "# TYPE kvcore_demo_" + figure + " gauge\n";
+        for (const RunResult& r : runs) {
+            prom += "kvcore_demo_" + figure + "{run=\"" + routing_name(r.routing) + "\"} " +
+                    summary(r)[figure].dump() + "\n";
+        }
+    }
+    const std::filesystem::path dir(o.metrics_dir);
+    std::ofstream prom_file(dir / "metrics.prom"), json_file(dir / "metrics.json");
+    prom_file << prom;
+    json_file << doc.dump(2) << "\n";
+    prom_file.flush();
+    json_file.flush();
+    if (!prom_file || !json_file) {
+        std::fprintf(stderr, "kvcore demo: cannot write the metrics into %s\n", o.metrics_dir.c_str());
+        return false;
+    }
+    files = (dir / "metrics.prom").string() + " (Prometheus text), " + (dir / "metrics.json").string();
     return true;
 }
 
 }  // namespace
 
-uint32_t demo_min_blocks(uint32_t turns) {
-    // The follow-up request (the longest), one block per sample for the fork's first tokens, the null block.
-    const uint64_t prompt = kSystemTokens + uint64_t{turns} * (kUserTokens + kReplyTokens) + kUserTokens;
-    return static_cast<uint32_t>((prompt + kBlockSize - 1) / kBlockSize + 3);
-}
-
 int run_demo(const DemoOptions& o) {
-    kvc_exposition* scrape = nullptr;
-    if (!ok(kvc_exposition_create(&scrape), "exposition")) return kExitFailure;
-    int rc = run_pool_part(o, scrape);
-    if (rc == kExitOk && o.lru) rc = run_lru_part(o, scrape);
-    if (rc == kExitOk && o.prometheus && !print_scrape(scrape, o.lru)) rc = kExitFailure;
-    kvc_exposition_destroy(scrape);
-    return rc;
+#ifdef KVCORE_CLI_WITH_MODEL
+    openblas_set_num_threads(1);  // replicas step one at a time; BLAS threads would only contend
+#endif
+    Workload w;
+    if (o.trace.empty()) {
+        w = builtin_workload(o);
+    } else if (!trace_workload(o, w)) {
+        return kExitBadInput;
+    }
+    std::vector<Routing> routings;
+    if (o.routing != "kv-aware") routings.push_back(Routing::kRoundRobin);
+    if (o.routing != "round-robin") routings.push_back(Routing::kKvAware);
+
+    const ReplicaConfig rc = replica_config(o, w, 0);
+    std::printf("kvcore %s demo: %u engine replicas serving %s\n", kvc_version_string(), o.replicas,
+                w.description.c_str());
+#ifdef KVCORE_CLI_WITH_MODEL
+    const model::Config& m = *rc.model;
+    const double block_mib = double(m.layers) * 2 * kBlockSize * m.d_model * 4 / (1 << 20);
+    std::printf("  each replica: a pool of %u blocks x %u tokens (%.1f MiB of fp32 K/V), a %u MiB session store,\n"
+                "  a scheduler (%u sequences, %u tokens a step), the reference decoder (%u layers, %u dims, %u heads,\n"
+                "  vocabulary %u; OpenBLAS), sampling at temperature 0.8, top-k 40\n",
+                o.blocks, kBlockSize, block_mib * o.blocks, o.store_mib, o.max_batch, o.max_batch_tokens, m.layers,
+                m.d_model, m.heads, m.vocab);
+#else
+    std::printf("  each replica: a pool of %u blocks x %u tokens, a scheduler (%u sequences, %u tokens a step);\n"
+                "  built without the reference decoder (KVCORE_MODEL=OFF): tokens are synthetic, step times modeled\n",
+                o.blocks, kBlockSize, o.max_batch, o.max_batch_tokens);
+#endif
+    std::printf("  KV events: each pool's, over ZeroMQ on 127.0.0.1 into one cluster index (sha256_cbor, seed 42)\n");
+    std::printf("  routing: %s\n", o.routing == "both" ? "round-robin, then by the index's longest cached prefix"
+                                   : o.routing == "kv-aware" ? "by the index's longest cached prefix" : "round-robin");
+    std::fflush(stdout);
+
+    Progress progress(o.progress);
+    std::vector<RunResult> runs;
+    try {
+        for (const Routing r : routings) runs.push_back(run(o, w, r, progress));
+    } catch (const Error& e) {
+        std::fprintf(stderr, "kvcore demo: %s: %s\n", kvc_status_string(e.status()), e.what());
+        return kExitFailure;
+    }
+    print_table(runs);
+    if (runs.size() == 2) {
+        const RunResult &rr = runs[0], &kv = runs[1];
+        const double prefill_rr = double(rr.computed_tokens - (rr.generated - rr.first_tokens));
+        const double prefill_kv = double(kv.computed_tokens - (kv.generated - kv.first_tokens));
+        const double tps_rr = double(rr.generated) / rr.busiest_seconds, tps_kv = double(kv.generated) / kv.busiest_seconds;
+        std::printf("\nKV-aware routing: prefix hit rate %.1f %% -> %.1f %%, %.2fx fewer prefill tokens, time to first "
+                    "token p50 %.2fx lower, %.2fx the tokens per second\n",
+                    100 * ratio(rr.cached_tokens, rr.prompt_tokens), 100 * ratio(kv.cached_tokens, kv.prompt_tokens),
+                    prefill_kv > 0 ? prefill_rr / prefill_kv : 0,
+                    quantile(kv.ttft, 0.5) > 0 ? quantile(rr.ttft, 0.5) / quantile(kv.ttft, 0.5) : 0, tps_kv / tps_rr);
+    }
+    std::string files;
+    if (!write_metrics(o, w, runs, files)) return kExitBadInput;
+    double wall = 0;
+    for (const RunResult& r : runs) wall += r.wall_seconds;
+    std::printf("metrics: %s\n", files.c_str());
+    std::printf("wall time %.1f s\n", wall);
+    return kExitOk;
 }
 
 }  // namespace kvcore::cli

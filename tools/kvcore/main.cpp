@@ -50,43 +50,83 @@ int main(int argc, char** argv) {
 
     DemoOptions demo;
     auto* demo_cmd = app.add_subcommand(
-        "demo", "What kvcore is for: a KV block pool serving multi-turn chats (prefix reuse, block table, slot "
-                "mapping, copy-on-write, vLLM hashes, KV events, hit rates), then one Prometheus scrape");
-    demo_cmd->add_option("--chats", demo.chats, "Conversations, all opening with the same system prompt")
-        ->check(CLI::Range(1, 16));
+        "demo", "The main job: engine replicas (pool, session store, scheduler, reference decoder) serve a "
+                "multi-tenant multi-turn chat workload; their KV events go over ZeroMQ into the cluster index; "
+                "routing by the index against round-robin; a table, Prometheus text and JSON");
+    demo_cmd->footer("Deterministic: the workload, the routing and every scheduling decision (replicas step in "
+                     "lockstep ticks).\nTimes are measured: each replica's clock is its own steps' compute time. "
+                     "Progress goes to stderr.\n\n" + std::string(kExitCodes));
+    demo_cmd->add_option("--replicas", demo.replicas, "Engine replicas")->check(CLI::Range(1, 16));
+    demo_cmd->add_option("--tenants", demo.tenants, "Tenants, each with its own system prompt")->check(CLI::Range(1, 64));
+    demo_cmd->add_option("--chats", demo.chats, "Conversations per tenant")->check(CLI::Range(1, 256));
     demo_cmd->add_option("--turns", demo.turns, "Turns per conversation; each resends the conversation so far")
+        ->check(CLI::Range(1, 32));
+    demo_cmd->add_option("--blocks", demo.blocks, "Blocks of 16 tokens in each replica's pool (block 0 reserved)")
+        ->check(CLI::Range(16, 1 << 20));
+    demo_cmd->add_option("--store-mib", demo.store_mib, "MiB of each replica's session store under its pool (0: none)")
+        ->check(CLI::Range(0, 1 << 20));
+    demo_cmd->add_option("--max-batch", demo.max_batch, "Sequences a step")->check(CLI::Range(1, 4096));
+    demo_cmd->add_option("--max-batch-tokens", demo.max_batch_tokens, "Tokens a step (long prompts are prefilled in chunks)")
+        ->check(CLI::Range(1, 1 << 20));
+    auto* trace = demo_cmd->add_option("--trace", demo.trace,
+                                       "A Mooncake-format trace (as kvcore simulate reads) instead of the built-in "
+                                       "workload; each record one request at its timestamp (a second = 10 ticks); default: none");
+    demo_cmd->add_option("--requests", demo.requests, "With --trace: the first requests")
+        ->check(CLI::Range(1, 100000))
+        ->needs(trace);
+    demo_cmd->add_option("--max-new-tokens", demo.max_new_tokens, "With --trace: output_length capped at this")
+        ->check(CLI::Range(1, 4096))
+        ->needs(trace);
+    demo_cmd->add_option("--routing", demo.routing, "round-robin, kv-aware, or both (compared)")
+        ->check(CLI::IsMember({"round-robin", "kv-aware", "both"}));
+    demo_cmd->add_option("--metrics-dir", demo.metrics_dir, "Where metrics.prom and metrics.json go");
+    demo_cmd->add_option("--seed", demo.seed, "Seed of the workload, the weights and the sampling");
+    bool no_progress = false;
+    demo_cmd->add_flag("--no-progress", no_progress, "No progress lines on stderr");
+    demo_cmd->callback([&] {
+        demo.progress = !no_progress;
+        exit_code = run_demo(demo);
+    });
+
+    TourOptions tour;
+    auto* tour_cmd = app.add_subcommand(
+        "tour", "The pool up close: one KV block pool serving multi-turn chats (prefix reuse, block table, slot "
+                "mapping, copy-on-write, vLLM hashes, KV events, hit rates), then one Prometheus scrape");
+    tour_cmd->add_option("--chats", tour.chats, "Conversations, all opening with the same system prompt")
         ->check(CLI::Range(1, 16));
-    demo_cmd->add_option("--blocks", demo.blocks,
+    tour_cmd->add_option("--turns", tour.turns, "Turns per conversation; each resends the conversation so far")
+        ->check(CLI::Range(1, 16));
+    tour_cmd->add_option("--blocks", tour.blocks,
                          "Blocks in the pool (16 tokens each, block 0 reserved); at least enough for the longest "
                          "conversation, fewer force evictions")
         ->check(CLI::Range(2, 1 << 20));
     std::string events = "array";
-    demo_cmd->add_option("--events", events, "KV event encoding: array (tagged arrays) or map (\"type\" keys)")
+    tour_cmd->add_option("--events", events, "KV event encoding: array (tagged arrays) or map (\"type\" keys)")
         ->check(CLI::IsMember({"array", "map"}));
     bool no_prometheus = false;
-    demo_cmd->add_flag("--no-prometheus", no_prometheus, "Leave out the Prometheus scrape");
-    auto* lru = demo_cmd->add_flag("--lru", demo.lru,
+    tour_cmd->add_flag("--no-prometheus", no_prometheus, "Leave out the Prometheus scrape");
+    auto* lru = tour_cmd->add_flag("--lru", tour.lru,
                                    "Then run the stats recorder in a plain LRU cache that is not built on kvcore, "
                                    "and add it to the scrape");
-    demo_cmd->add_option("--accesses", demo.accesses, "With --lru: lookups")->check(CLI::Range(1, 100000000))->needs(lru);
-    demo_cmd->add_option("--keys", demo.keys, "With --lru: distinct keys (Zipf-distributed); the hot set moves halfway")
+    tour_cmd->add_option("--accesses", tour.accesses, "With --lru: lookups")->check(CLI::Range(1, 100000000))->needs(lru);
+    tour_cmd->add_option("--keys", tour.keys, "With --lru: distinct keys (Zipf-distributed); the hot set moves halfway")
         ->check(CLI::Range(1, 1000000))
         ->needs(lru);
-    demo_cmd->add_option("--capacity", demo.capacity, "With --lru: entries the cache holds")
+    tour_cmd->add_option("--capacity", tour.capacity, "With --lru: entries the cache holds")
         ->check(CLI::Range(1, 100000000))
         ->needs(lru);
-    demo_cmd->add_option("--seed", demo.seed, "With --lru: random seed of the key stream")->needs(lru);
-    demo_cmd->callback([&] {
-        demo.events = events == "map" ? EventEncoding::kMap : EventEncoding::kArray;
-        demo.prometheus = !no_prometheus;
-        if (demo.blocks < demo_min_blocks(demo.turns)) {
-            std::fprintf(stderr, "kvcore demo: --blocks %u is too few for --turns %u: the longest conversation "
+    tour_cmd->add_option("--seed", tour.seed, "With --lru: random seed of the key stream")->needs(lru);
+    tour_cmd->callback([&] {
+        tour.events = events == "map" ? EventEncoding::kMap : EventEncoding::kArray;
+        tour.prometheus = !no_prometheus;
+        if (tour.blocks < tour_min_blocks(tour.turns)) {
+            std::fprintf(stderr, "kvcore tour: --blocks %u is too few for --turns %u: the longest conversation "
                                  "needs --blocks %u or more\n",
-                         demo.blocks, demo.turns, demo_min_blocks(demo.turns));
+                         tour.blocks, tour.turns, tour_min_blocks(tour.turns));
             exit_code = kExitUsage;
             return;
         }
-        exit_code = run_demo(demo);
+        exit_code = run_tour(tour);
     });
 
     HashOptions hash;
@@ -178,7 +218,7 @@ int main(int argc, char** argv) {
             known = known || sub->check_name(word);
         }
         if (!known) {
-            std::fprintf(stderr, "kvcore: unknown command \"%s\" (commands: version, demo, hash, simulate, serve-index; see "
+            std::fprintf(stderr, "kvcore: unknown command \"%s\" (commands: version, demo, tour, hash, simulate, serve-index; see "
                                  "kvcore --help)\n", word.c_str());
             return kExitUsage;
         }

@@ -28,7 +28,8 @@ bool integer_in(const json& value, uint64_t low, uint64_t high, uint64_t& out) {
 
 }  // namespace
 
-std::string parse_trace_record(const std::string& line, double& last_timestamp, std::vector<int32_t>& tokens) {
+std::string parse_trace_record(const std::string& line, double& last_timestamp, std::vector<int32_t>& tokens,
+                               uint64_t* output_length_out) {
     json record;
     try {
         record = json::parse(line);
@@ -88,6 +89,7 @@ std::string parse_trace_record(const std::string& line, double& last_timestamp, 
         tokens[first] = static_cast<int32_t>(id);
         for (size_t t = first + 1; t < end; ++t) tokens[t] = static_cast<int32_t>(t - first);
     }
+    if (output_length_out != nullptr) *output_length_out = output_length;
     return "";
 }
 

@@ -22,8 +22,10 @@ inline constexpr size_t kMaxTraceLineBytes = size_t{1} << 20;
 // Checks every field of one record (a JSON line: input_length, hash_ids, optional timestamp and
 // output_length) and fills `tokens` with the prompt it stands for: each hash id becomes a block of
 // kTraceBlockTokens tokens. Returns what is wrong, naming the field, or "" when the record is good.
-// `last_timestamp` carries the previous record's time (records must not go back in time).
+// `last_timestamp` carries the previous record's time (records must not go back in time); afterwards it is
+// this record's (the previous one's when it has none). `output_length` (may be null) gets the record's
+// output_length (0 when absent).
 [[nodiscard]] std::string parse_trace_record(const std::string& line, double& last_timestamp,
-                                             std::vector<int32_t>& tokens);
+                                             std::vector<int32_t>& tokens, uint64_t* output_length = nullptr);
 
 }  // namespace kvcore::cli

@@ -1,9 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# kvcore demo shows the pool's job: multi-turn chats with prefix reuse per turn, windowed and cumulative
+# kvcore tour shows the pool's job: multi-turn chats with prefix reuse per turn, windowed and cumulative
 # hit rates that differ, a block table, a slot mapping, a copy-on-write copy, vLLM's block hashes (the
 # same `kvcore hash` prints), the KV events decoded in both encodings, one Prometheus scrape; it is
-# deterministic, and its optional LRU part counts evictions, not memory pressure. Usage: cli_demo.sh <kvcore>
+# deterministic, and its optional LRU part counts evictions, not memory pressure. Usage: cli_tour.sh <kvcore>
 set -eu
 kvcore=$1
 work=$(mktemp -d)
@@ -14,13 +14,13 @@ expect() {  # an extended regular expression that some line of $work/out must ma
 $(cat "$work/out")"
 }
 
-"$kvcore" demo > "$work/out" || fail "demo: exit code $?"
-"$kvcore" demo > "$work/again"
+"$kvcore" tour > "$work/out" || fail "tour: exit code $?"
+"$kvcore" tour > "$work/again"
 cmp -s "$work/out" "$work/again" || fail "two runs printed different text"
 lines=$(wc -l < "$work/out")
 [ "$lines" -le 75 ] || fail "$lines lines of output; keep it readable"
 
-expect '^kvcore [0-9.]+ demo: a paged KV block pool serving 3 chats of 4 turns$'
+expect '^kvcore [0-9.]+ tour: a paged KV block pool serving 3 chats of 4 turns$'
 expect 'sha256_cbor hashes seeded "42"'
 # Turn 1 of chat A reuses nothing, chat B reuses the shared system prompt, later turns their history.
 expect '^ +1 +A +56 +0 +56 +0\.0 % +0\.0 %$'
@@ -47,19 +47,19 @@ expect "^  18 full blocks: $first, "
 
 # The map encoding decodes to the same events.
 grep -E '^  BlockStored ' "$work/out" > "$work/array_events"
-"$kvcore" demo --events map --no-prometheus > "$work/out"
+"$kvcore" tour --events map --no-prometheus > "$work/out"
 expect 'map events\), decoded:$'
 grep -E '^  BlockStored ' "$work/out" | diff "$work/array_events" - || fail "map events decode to other counts"
 if grep -q '^# TYPE' "$work/out"; then fail "--no-prometheus printed the scrape"; fi
 
 # Other sizes: one row per request, and a pool too small for the longest chat is a usage error.
-"$kvcore" demo --chats 2 --turns 2 --blocks 16 --no-prometheus > "$work/out"
+"$kvcore" tour --chats 2 --turns 2 --blocks 16 --no-prometheus > "$work/out"
 [ "$(grep -Ec '^ +[12] +[AB] +[0-9]+ ' "$work/out")" -eq 4 ] || fail "--chats 2 --turns 2: not 4 rows"
 
 # The LRU part: evictions counted as evictions; memory pressure (refused requests) stays 0.
-"$kvcore" demo --lru --accesses 20000 --keys 2000 --capacity 500 > "$work/out"
+"$kvcore" tour --lru --accesses 20000 --keys 2000 --capacity 500 > "$work/out"
 expect '^  insertions [1-9][0-9]*, evictions [1-9][0-9]*, memory pressure events 0$'
-expect '^kvcore_evictions_total\{component="demo_lru"\} [1-9][0-9]*$'
-expect '^kvcore_memory_pressure_events_total\{component="demo_lru"\} 0$'
+expect '^kvcore_evictions_total\{component="tour_lru"\} [1-9][0-9]*$'
+expect '^kvcore_memory_pressure_events_total\{component="tour_lru"\} 0$'
 expect '^kvcore_hits_total\{component="pool"\} [0-9]+$'
-echo "kvcore demo: $lines lines, the pool's job shown and checked"
+echo "kvcore tour: $lines lines, the pool's job shown and checked"

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "engine.h"
+
+#include <chrono>
+#include <string>
+#include <unordered_set>
+
+#include "common/error.h"
+
+namespace kvcore::cli {
+namespace {
+
+void check(kvc_status status, const std::string& what) {
+    if (status != KVC_OK) fail(status, what + ": " + kvc_last_error_message());
+}
+
+// Without a decoder: a token that depends only on the request and its position, as sampling would.
+int32_t synthetic_token(uint64_t id, uint64_t position) {
+    uint64_t x = id * 0x9E3779B97F4A7C15ull + position * 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 31;
+    x *= 0x94D049BB133111EBull;
+    return static_cast<int32_t>((x >> 33) % 50000);
+}
+
+template <typename T, typename Get>
+void read_array(std::vector<T>& out, Get get, const char* what) {
+    size_t count = 0;
+    check(get(nullptr, 0, &count), what);
+    out.resize(count);
+    check(get(out.data(), count, &count), what);
+}
+
+}  // namespace
+
+Replica::Replica(const ReplicaConfig& config) : config_(config) {
+    const bool with_model =
+#ifdef KVCORE_CLI_WITH_MODEL
+        config.model.has_value();
+#else
+        false;
+#endif
+    kvc_pool_options* po = nullptr;
+    check(kvc_pool_options_create(&po), "pool options");
+    struct OptionsOwner {
+        kvc_pool_options* o;
+        ~OptionsOwner() { kvc_pool_options_destroy(o); }
+    } po_owner{po};
+    check(kvc_pool_options_set_num_blocks(po, config.num_blocks), "pool blocks");
+    check(kvc_pool_options_set_block_size(po, config.block_size), "pool block size");
+    check(kvc_pool_options_set_hash(po, KVC_HASH_SHA256_CBOR, "42"), "pool hash");
+    if (config.publish_events) check(kvc_pool_options_set_events(po, 1, "GPU", 1u << 20), "pool events");
+#ifdef KVCORE_CLI_WITH_MODEL
+    if (with_model) {
+        const model::Config& m = *config.model;
+        check(kvc_pool_options_set_model_shape(po, m.layers, m.heads, m.head_dim(), KVC_DTYPE_F32), "pool shape");
+        check(kvc_pool_options_set_memory(po, KVC_MEMORY_HOST), "pool memory");
+    }
+#endif
+    check(kvc_pool_create(po, &pool_), "pool");
+    try {
+        kvc_sched_options* so = nullptr;
+        check(kvc_sched_options_create(&so), "scheduler options");
+        struct SchedOptionsOwner {
+            kvc_sched_options* o;
+            ~SchedOptionsOwner() { kvc_sched_options_destroy(o); }
+        } so_owner{so};
+        check(kvc_sched_options_set_max_batch_sequences(so, config.max_batch_sequences), "max batch sequences");
+        check(kvc_sched_options_set_max_batch_tokens(so, config.max_batch_tokens), "max batch tokens");
+        check(kvc_sched_options_set_policy(so, config.policy, 1000000), "scheduling policy");
+        // The replica's time is its own steps' time, not the wall clock: the driver sets it.
+        check(kvc_sched_options_set_manual_clock(so, 1), "manual clock");
+        check(kvc_sched_create(so, pool_, &sched_), "scheduler");
+        check(kvc_sched_plan_create(&plan_), "plan");
+        if (config.store_bytes > 0 && with_model) {
+            kvc_store_options* st = nullptr;
+            check(kvc_store_options_create(&st), "store options");
+            struct StoreOptionsOwner {
+                kvc_store_options* o;
+                ~StoreOptionsOwner() { kvc_store_options_destroy(o); }
+            } st_owner{st};
+            check(kvc_store_options_set_max_bytes_total(st, config.store_bytes), "store bytes");
+            check(kvc_store_options_set_block_size(st, config.block_size), "store block size");
+            check(kvc_store_options_set_max_tokens_per_session(st, 1u << 20), "store session tokens");
+            check(kvc_store_create(st, &store_), "session store");
+#ifdef KVCORE_SCHED_HAS_STORE
+            check(kvc_sched_set_session_store(sched_, store_), "attaching the session store");
+#endif
+        }
+        if (config.publish_events) {
+            kvc_event_publisher_options* eo = nullptr;
+            check(kvc_event_publisher_options_create(&eo), "publisher options");
+            struct PublisherOptionsOwner {
+                kvc_event_publisher_options* o;
+                ~PublisherOptionsOwner() { kvc_event_publisher_options_destroy(o); }
+            } eo_owner{eo};
+            size_t length = 0;
+            check(kvc_event_publisher_topic(config.pod.c_str(), config.model_name.c_str(), nullptr, 0, &length), "topic");
+            std::string topic(length, '\0');
+            check(kvc_event_publisher_topic(config.pod.c_str(), config.model_name.c_str(), topic.data(), length + 1,
+                                            &length),
+                  "topic");
+            check(kvc_event_publisher_options_set_topic(eo, topic.c_str()), "topic");
+            check(kvc_event_publisher_options_set_endpoint(eo, "tcp://127.0.0.1:0", 0), "PUB endpoint");
+            check(kvc_event_publisher_options_set_replay_endpoint(eo, "tcp://127.0.0.1:0"), "replay endpoint");
+            check(kvc_event_publisher_create(eo, &publisher_), "event publisher");
+        }
+#ifdef KVCORE_CLI_WITH_MODEL
+        if (with_model) {
+            model::KvMemory memory;
+            check(kvc_pool_storage(pool_, &memory.base, &memory.bytes_per_block), "pool storage");
+            memory.num_blocks = config.num_blocks;
+            memory.block_size = config.block_size;
+            model_ = std::make_unique<model::Model>(*config.model, memory);
+        }
+#endif
+    } catch (...) {
+        release();
+        throw;
+    }
+}
+
+Replica::~Replica() { release(); }
+
+void Replica::set_time(double seconds) {
+    check(kvc_sched_set_time_us(sched_, static_cast<uint64_t>(seconds * 1e6)), "scheduler clock");
+}
+
+void Replica::release() noexcept {
+    kvc_event_publisher_destroy(publisher_);
+    kvc_sched_plan_destroy(plan_);
+    kvc_sched_destroy(sched_);  // before its pool and store
+    kvc_store_destroy(store_);
+    kvc_pool_destroy(pool_);
+    publisher_ = nullptr, plan_ = nullptr, sched_ = nullptr, store_ = nullptr, pool_ = nullptr;
+}
+
+kvc_status Replica::submit(uint64_t request_id, std::span<const int32_t> prompt, uint32_t max_new_tokens,
+                           const std::string& session) {
+    const kvc_status status = kvc_sched_submit(sched_, request_id, prompt.data(), prompt.size(), max_new_tokens, 0,
+                                               session.c_str(), nullptr);
+#ifdef KVCORE_CLI_WITH_MODEL
+    if (status == KVC_OK && model_) {
+        model::Sampling s = config_.sampling;
+        s.seed ^= request_id * 0x9E3779B97F4A7C15ull;
+        samplers_.insert_or_assign(request_id, model::Sampler(s));
+    }
+#endif
+    if (status == KVC_OK) generated_[request_id] = 0;
+    return status;
+}
+
+StepReport Replica::step() {
+    StepReport report;
+    check(kvc_sched_step(sched_, plan_), "scheduler step");
+    const size_t n = kvc_sched_plan_count(plan_);
+    report.sequences = n;
+    report.tokens = kvc_sched_plan_num_tokens(plan_);
+    if (n == 0) return report;
+    if (entries_.size() < n) entries_.resize(n);
+    std::unordered_set<int32_t> blocks;
+    for (size_t i = 0; i < n; ++i) {
+        Entry& e = entries_[i];
+        check(kvc_sched_plan_sequence(plan_, i, &e.id, &e.num_tokens, &e.num_computed, &e.samples), "plan entry");
+        read_array(e.tokens, [&](int32_t* b, size_t c, size_t* k) { return kvc_sched_plan_tokens(plan_, i, b, c, k); },
+                   "plan tokens");
+        read_array(e.slots, [&](int64_t* b, size_t c, size_t* k) { return kvc_sched_plan_slots(plan_, i, b, c, k); },
+                   "plan slots");
+        read_array(e.table,
+                   [&](int32_t* b, size_t c, size_t* k) { return kvc_sched_plan_block_table(plan_, i, b, c, k); },
+                   "plan block table");
+        blocks.insert(e.table.begin(), e.table.end());
+        report.attended_tokens += e.num_computed + e.num_tokens;
+    }
+    report.distinct_blocks = blocks.size();
+
+    const auto start = std::chrono::steady_clock::now();
+    sampled_.assign(n, 0);
+    finished_.assign(n, 0);
+    forward(report);
+    for (size_t i = 0; i < n; ++i) {
+        const Entry& e = entries_[i];
+        if (!e.samples) continue;
+        ++report.sampled;
+        if (generated_[e.id]++ == 0) report.first_tokens.push_back(e.id);
+    }
+    check(kvc_sched_commit(sched_, plan_, sampled_.data(), n, finished_.data(), n), "commit");
+    const double measured = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.seconds = (
+#ifdef KVCORE_CLI_WITH_MODEL
+                         model_ ? measured :
+#endif
+                                config_.cost.step_seconds + config_.cost.token_seconds * double(report.tokens));
+    (void)measured;
+
+    read_array(ids_, [&](uint64_t* b, size_t c, size_t* k) { return kvc_sched_plan_finished(plan_, b, c, k); },
+               "finished requests");
+    report.finished = ids_;
+    if (publisher_ != nullptr) {
+        check(kvc_event_publisher_publish_pool(publisher_, pool_, KVC_EVENTS_MAP, nullptr, nullptr), "publishing events");
+    }
+    return report;
+}
+
+void Replica::forward(StepReport& report) {
+    const size_t n = report.sequences;
+#ifdef KVCORE_CLI_WITH_MODEL
+    if (model_) {
+        std::vector<model::SequenceStep> batch(n);
+        for (size_t i = 0; i < n; ++i) {
+            const Entry& e = entries_[i];
+            batch[i] = {.tokens = e.tokens,
+                        .start = static_cast<uint32_t>(e.num_computed),
+                        .slots = e.slots,
+                        .block_table = e.table};
+        }
+        model_->forward(batch, logits_);
+        const uint32_t vocab = model_->config().vocab;
+        for (size_t i = 0; i < n; ++i) {
+            const Entry& e = entries_[i];
+            if (!e.samples) continue;
+            sampled_[i] = samplers_.at(e.id).next(std::span<const float>(logits_.data() + i * vocab, vocab));
+        }
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; ++i) {
+        const Entry& e = entries_[i];
+        if (e.samples) sampled_[i] = synthetic_token(e.id, e.num_computed + e.num_tokens);
+    }
+}
+
+std::vector<int32_t> Replica::take_output(uint64_t request_id) {
+    std::vector<int32_t> tokens;
+    size_t count = 0;
+    check(kvc_sched_take_output(sched_, request_id, nullptr, 0, &count, nullptr), "output size");
+    tokens.resize(count);
+    check(kvc_sched_take_output(sched_, request_id, tokens.data(), count, &count, nullptr), "output");
+    generated_.erase(request_id);
+#ifdef KVCORE_CLI_WITH_MODEL
+    samplers_.erase(request_id);
+#endif
+    return tokens;
+}
+
+namespace {
+std::string endpoint_of(const kvc_event_publisher* p, kvc_status (*get)(const kvc_event_publisher*, char*, size_t, size_t*)) {
+    if (p == nullptr) return {};
+    size_t length = 0;
+    check(get(p, nullptr, 0, &length), "endpoint");
+    std::string s(length, '\0');
+    check(get(p, s.data(), length + 1, &length), "endpoint");
+    return s;
+}
+}  // namespace
+
+std::string Replica::endpoint() const { return endpoint_of(publisher_, kvc_event_publisher_endpoint); }
+std::string Replica::replay_endpoint() const { return endpoint_of(publisher_, kvc_event_publisher_replay_endpoint); }
+
+uint64_t Replica::published() const {
+    uint64_t value = 0;
+    if (publisher_ != nullptr) check(kvc_event_publisher_counters(publisher_, &value, 1, nullptr), "publisher counters");
+    return value;
+}
+
+void Replica::publish_probe() {
+    // msgpack [0.0, [], 0]: vLLM's EventBatch with no events.
+    static const uint8_t kEmptyBatch[] = {0x93, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0x90, 0x00};
+    check(kvc_event_publisher_publish(publisher_, kEmptyBatch, sizeof kEmptyBatch, nullptr), "probe");
+}
+
+}  // namespace kvcore::cli
