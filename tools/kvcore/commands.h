@@ -77,8 +77,14 @@ struct SimulateOptions {
     uint32_t blocks = 8192;
     uint32_t block_size = 512;
     std::string algo = "xxh3";
-    std::string policy = "lru";  // an eviction::Kind name, or "opt" (the offline optimum)
+    std::string policy = "lru";  // an eviction::Kind name, or "opt" (the offline optimum; replay mode)
     bool json = false;
+    std::string mode = "engine";  // engine: served by a scheduler; replay: one request at a time
+    uint32_t max_batch = 256;
+    uint32_t max_batch_tokens = 8192;
+    uint32_t max_queue = 256;
+    double step_ms = 5;       // the cost model of a step: fixed part
+    double token_us = 10;     // and per token computed
 };
 // What --policy accepts: every eviction policy's name, then "opt".
 std::vector<std::string> simulate_policies();

@@ -3,7 +3,7 @@
 
 #include <chrono>
 #include <string>
-#include <unordered_set>
+#include <algorithm>
 
 #include "common/error.h"
 
@@ -47,7 +47,8 @@ Replica::Replica(const ReplicaConfig& config) : config_(config) {
     } po_owner{po};
     check(kvc_pool_options_set_num_blocks(po, config.num_blocks), "pool blocks");
     check(kvc_pool_options_set_block_size(po, config.block_size), "pool block size");
-    check(kvc_pool_options_set_hash(po, KVC_HASH_SHA256_CBOR, "42"), "pool hash");
+    check(kvc_pool_options_set_hash(po, config.hash, "42"), "pool hash");
+    if (config.tune_pool) config.tune_pool(po);
     if (config.publish_events) check(kvc_pool_options_set_events(po, 1, "GPU", 1u << 20), "pool events");
 #ifdef KVCORE_CLI_WITH_MODEL
     if (with_model) {
@@ -66,6 +67,7 @@ Replica::Replica(const ReplicaConfig& config) : config_(config) {
         } so_owner{so};
         check(kvc_sched_options_set_max_batch_sequences(so, config.max_batch_sequences), "max batch sequences");
         check(kvc_sched_options_set_max_batch_tokens(so, config.max_batch_tokens), "max batch tokens");
+        check(kvc_sched_options_set_max_queue(so, config.max_queue), "max queue");
         check(kvc_sched_options_set_policy(so, config.policy, 1000000), "scheduling policy");
         // The replica's time is its own steps' time, not the wall clock: the driver sets it.
         check(kvc_sched_options_set_manual_clock(so, 1), "manual clock");
@@ -157,7 +159,8 @@ StepReport Replica::step() {
     report.tokens = kvc_sched_plan_num_tokens(plan_);
     if (n == 0) return report;
     if (entries_.size() < n) entries_.resize(n);
-    std::unordered_set<int32_t> blocks;
+    block_seen_.resize(config_.num_blocks, 0);
+    if (++step_number_ == 0) std::fill(block_seen_.begin(), block_seen_.end(), 0), step_number_ = 1;
     for (size_t i = 0; i < n; ++i) {
         Entry& e = entries_[i];
         check(kvc_sched_plan_sequence(plan_, i, &e.id, &e.num_tokens, &e.num_computed, &e.samples), "plan entry");
@@ -168,10 +171,11 @@ StepReport Replica::step() {
         read_array(e.table,
                    [&](int32_t* b, size_t c, size_t* k) { return kvc_sched_plan_block_table(plan_, i, b, c, k); },
                    "plan block table");
-        blocks.insert(e.table.begin(), e.table.end());
+        for (const int32_t b : e.table) {
+            if (block_seen_[size_t(b)] != step_number_) block_seen_[size_t(b)] = step_number_, ++report.distinct_blocks;
+        }
         report.attended_tokens += e.num_computed + e.num_tokens;
     }
-    report.distinct_blocks = blocks.size();
 
     const auto start = std::chrono::steady_clock::now();
     sampled_.assign(n, 0);

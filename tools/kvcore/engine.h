@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -32,8 +33,11 @@ struct ReplicaConfig {
     std::string model_name = "kvcore-reference";
     uint32_t num_blocks = 256;
     uint32_t block_size = 16;
+    kvc_hash_algo hash = KVC_HASH_SHA256_CBOR;  // seeded "42"
+    std::function<void(kvc_pool_options*)> tune_pool;  // more pool options (an eviction policy); may be empty
     uint32_t max_batch_sequences = 16;
     uint32_t max_batch_tokens = 512;
+    uint32_t max_queue = 4096;       // waiting requests; submit beyond it is KVC_ERR_QUEUE_FULL
     kvc_sched_policy policy = KVC_SCHED_FIFO;
     bool publish_events = false;     // a PUB socket on 127.0.0.1 (a free port) with a replay ROUTER
     uint64_t store_bytes = 0;        // a session store of that many bytes under the pool (0: none)
@@ -115,6 +119,8 @@ private:
     std::vector<int32_t> sampled_;
     std::vector<uint8_t> finished_;
     std::vector<uint64_t> ids_;
+    std::vector<uint32_t> block_seen_;  // per block: the step that last counted it
+    uint32_t step_number_ = 0;
 };
 
 }  // namespace kvcore::cli

@@ -161,7 +161,29 @@ int main(int argc, char** argv) {
                         "block next used farthest ahead), the ceiling for every policy, computed from the whole trace")
         ->check(CLI::IsMember(simulate_policies()));
     sim_cmd->add_flag("--json", sim.json, "Print the summary as JSON (the pool's snapshot and the run's figures)");
-    sim_cmd->callback([&] { exit_code = run_simulate(sim); });
+    sim_cmd->add_option("--mode", sim.mode,
+                        "engine: requests arrive at their timestamps, a continuous-batching scheduler serves them, "
+                        "they decode output_length tokens and leave (hit rates as a serving system sees them); "
+                        "replay: each request admitted and freed alone, in order")
+        ->check(CLI::IsMember({"engine", "replay"}));
+    sim_cmd->add_option("--max-batch", sim.max_batch, "Engine: sequences a step")->check(CLI::Range(1, 65536));
+    sim_cmd->add_option("--max-batch-tokens", sim.max_batch_tokens, "Engine: tokens a step (long prompts in chunks)")
+        ->check(CLI::Range(1, 1 << 24));
+    sim_cmd->add_option("--max-queue", sim.max_queue,
+                        "Engine: waiting requests; past it the trace waits (back-pressure, counted)")
+        ->check(CLI::Range(1, 1 << 24));
+    sim_cmd->add_option("--step-ms", sim.step_ms, "Engine cost model: milliseconds a step costs")->check(CLI::Range(0.0, 1e6));
+    sim_cmd->add_option("--token-us", sim.token_us, "Engine cost model: microseconds a computed token adds to its step")
+        ->check(CLI::Range(0.0, 1e6));
+    sim_cmd->callback([&] {
+        if (sim.policy == "opt" && sim.mode != "replay") {
+            std::fprintf(stderr, "kvcore simulate: --policy opt needs --mode replay (the optimum is computed offline "
+                                 "over one-at-a-time requests)\n");
+            exit_code = kExitUsage;
+            return;
+        }
+        exit_code = run_simulate(sim);
+    });
 
     ServeIndexOptions serve;
     auto* serve_cmd = app.add_subcommand(

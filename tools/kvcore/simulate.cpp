@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// `kvcore simulate`: replays a Mooncake trace through a pool, one line at a time, so memory stays bounded
-// by the longest request whatever the trace's length. Every record is checked before it is replayed.
+// `kvcore simulate`: a Mooncake trace through a pool, read one line at a time, every record checked first.
+// --mode engine (the default) serves it with the scheduler as a serving system would (requests overlap,
+// decode, leave); --mode replay admits and frees each request alone, memory bounded by the longest request.
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -11,11 +13,14 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "capi/eviction.h"
 #include "commands.h"
+#include "common/error.h"
 #include "common/eviction/policy.h"
+#include "engine.h"
 #include "input.h"
 #include "kvcore/kvcore.h"
 #include "pool/replay_model.h"
@@ -206,6 +211,218 @@ int print_summary(const SimulateOptions& o, const std::string& trace_name, kvc_p
     return kExitOk;
 }
 
+
+// --mode engine: the trace served by one engine (engine.h without a decoder): requests arrive at their
+// timestamps, are batched by the scheduler, decode output_length tokens (their full blocks cached, as in
+// vLLM) and leave; time is the cost model's. Records are read only when their time comes, so memory is
+// bounded by the queue, not the trace.
+struct EngineTotals {
+    uint64_t requests = 0, too_long = 0, prompt_tokens = 0, generated = 0, steps = 0, queue_full = 0;
+    std::vector<double> ttft;
+    double simulated = 0, busy = 0, trace_span = 0, seconds = 0;
+};
+
+double quantile(std::vector<double>& v, double q) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, size_t(q * double(v.size() - 1) + 0.5))];
+}
+
+int print_engine_summary(const SimulateOptions& o, const std::string& trace_name, Replica& replica, EngineTotals& t) {
+    kvc_stats* s = nullptr;
+    kvc_stats* sched = nullptr;
+    if (!ok(kvc_pool_snapshot(replica.pool(), &s), "simulate", "snapshot") ||
+        !ok(kvc_sched_snapshot(replica.sched(), &sched), "simulate", "scheduler snapshot")) {
+        kvc_stats_destroy(s);
+        return kExitFailure;
+    }
+    double preemptions = 0, batch = 0;
+    (void)kvc_stats_metric(sched, "sched_preemptions_total", &preemptions);
+    (void)kvc_stats_metric(sched, "sched_batch_size_avg", &batch);
+    const double p50 = quantile(t.ttft, 0.5), p99 = quantile(t.ttft, 0.99);
+    const double busy = t.simulated > 0 ? t.busy / t.simulated : 0;
+    if (o.json) {
+        auto stats_json = [](const kvc_stats* st) {
+            size_t length = 0;
+            std::string text;
+            if (kvc_stats_to_json(st, nullptr, 0, &length) == KVC_OK) {
+                text.resize(length + 1);
+                if (kvc_stats_to_json(st, text.data(), text.size(), nullptr) != KVC_OK) return json();
+                text.resize(length);
+            }
+            return json::parse(text);
+        };
+        const json out = {
+            {"trace", trace_name},
+            {"mode", "engine"},
+            {"pool", {{"blocks", o.blocks}, {"block_size", o.block_size}, {"hash", o.algo}, {"policy", o.policy}}},
+            {"engine", {{"max_batch", o.max_batch}, {"max_batch_tokens", o.max_batch_tokens}, {"max_queue", o.max_queue},
+                        {"step_ms", o.step_ms}, {"token_us", o.token_us}}},
+            {"requests", t.requests},
+            {"requests_longer_than_pool", t.too_long},
+            {"prompt_tokens", t.prompt_tokens},
+            {"generated_tokens", t.generated},
+            {"ttft_seconds_p50", p50},
+            {"ttft_seconds_p99", p99},
+            {"simulated_seconds", t.simulated},
+            {"trace_seconds", t.trace_span},
+            {"busy_fraction", busy},
+            {"steps", t.steps},
+            {"queue_full_waits", t.queue_full},
+            {"seconds", t.seconds},
+            {"max_rss_bytes", max_rss_bytes()},
+            {"stats", stats_json(s)},
+            {"sched", stats_json(sched)},
+        };
+        kvc_stats_destroy(s);
+        kvc_stats_destroy(sched);
+        std::printf("%s\n", out.dump(2).c_str());
+        return kExitOk;
+    }
+    auto row = [](const char* name, const std::string& v) { std::printf("  %-30s %s\n", name, v.c_str()); };
+    std::printf("kvcore simulate: %s served by an engine: %u blocks of %u tokens (%s, %s eviction), batches of up to "
+                "%u sequences and %u tokens, a step costs %.3g ms + %.3g us a token\n",
+                trace_name.c_str(), o.blocks, o.block_size, o.algo.c_str(), o.policy.c_str(), o.max_batch,
+                o.max_batch_tokens, o.step_ms, o.token_us);
+    char b[160];
+    row("requests", std::to_string(t.requests));
+    if (t.too_long > 0) row("requests longer than the pool", std::to_string(t.too_long) + " (counted, not admitted)");
+    row("token hit rate", percent(kvc_stats_token_hit_rate(s)) + " (" + std::to_string(kvc_stats_tokens_hit(s)) +
+                              " of " + std::to_string(kvc_stats_tokens_queried(s)) + " prompt tokens admitted)");
+    row("block hit rate", percent(kvc_stats_hit_rate(s)) + " (" + std::to_string(kvc_stats_hits(s)) + " reused, " +
+                              std::to_string(kvc_stats_misses(s)) + " missed)");
+    row("evictions", std::to_string(kvc_stats_evictions(s)));
+    row("blocks cached at the end", std::to_string(kvc_pool_num_cached_blocks(replica.pool())));
+    row("tokens generated", std::to_string(t.generated) + " (full decode blocks cached, as in vLLM)");
+    std::snprintf(b, sizeof b, "p50 %.3f s, p99 %.3f s", p50, p99);
+    row("time to first token", b);
+    std::snprintf(b, sizeof b, "%.0f, %.1f sequences a step on average", double(t.steps), batch);
+    row("steps", b);
+    row("preemptions", std::to_string(uint64_t(preemptions)));
+    row("waits on a full queue", std::to_string(t.queue_full));
+    std::snprintf(b, sizeof b, "%.1f s for %.1f s of trace, busy %.1f %%", t.simulated, t.trace_span, 100 * busy);
+    row("simulated time", b);
+    std::snprintf(b, sizeof b, "%.2f s", t.seconds);
+    row("time (reading the trace too)", b);
+    std::snprintf(b, sizeof b, "%.1f MB", static_cast<double>(max_rss_bytes()) / 1e6);
+    row("peak memory (RSS)", b);
+    kvc_stats_destroy(s);
+    kvc_stats_destroy(sched);
+    return kExitOk;
+}
+
+int run_engine(const SimulateOptions& o, LineReader& reader) {
+    ReplicaConfig config;
+    config.pod = "simulate";
+    config.num_blocks = o.blocks;
+    config.block_size = o.block_size;
+    config.hash = o.algo == "sha256_cbor" ? KVC_HASH_SHA256_CBOR : KVC_HASH_XXH3;
+    const auto kind = *eviction::kind_from_name(o.policy);
+    config.tune_pool = [kind](kvc_pool_options* options) { kvcore::capi::set_pool_eviction_for_tools(options, kind); };
+    config.max_batch_sequences = o.max_batch;
+    config.max_batch_tokens = o.max_batch_tokens;
+    config.max_queue = o.max_queue;
+    config.cost = {.step_seconds = o.step_ms / 1e3, .token_seconds = o.token_us / 1e6};
+    std::optional<Replica> replica;
+    try {
+        replica.emplace(config);
+    } catch (const Error& e) {
+        std::fprintf(stderr, "kvcore simulate: %s\n", e.what());
+        return kExitFailure;
+    }
+    const uint64_t pool_tokens = uint64_t(o.blocks - 1) * o.block_size;
+    EngineTotals t;
+    std::string line;
+    std::vector<int32_t> tokens;
+    uint64_t output_length = 0, next_id = 0;
+    double last_timestamp = 0, first_timestamp = -1, now = 0;
+    bool pending = false, end = false;
+    std::unordered_map<uint64_t, double> arrivals;
+    const auto start = std::chrono::steady_clock::now();
+    Progress progress(reader);
+    auto bad_input = [&](const std::string& what) {
+        progress.clear();
+        std::fprintf(stderr, "kvcore simulate: %s:%" PRIu64 ": %s\n", reader.name().c_str(), reader.line_number(),
+                     what.c_str());
+        return kExitBadInput;
+    };
+    try {
+        for (;;) {
+            if (!pending && !end) {
+                const LineReader::Result got = reader.next(line, kMaxTraceLineBytes);
+                if (got == LineReader::Result::kEnd) {
+                    end = true;
+                } else if (got == LineReader::Result::kError) {
+                    return bad_input(reader.error());
+                } else if (got == LineReader::Result::kTooLong) {
+                    return bad_input("line longer than " + std::to_string(kMaxTraceLineBytes) +
+                                     " bytes, not a trace record");
+                } else if (line.find_first_not_of(" \t") == std::string::npos) {
+                    continue;
+                } else if (const std::string error = parse_trace_record(line, last_timestamp, tokens, &output_length);
+                           !error.empty()) {
+                    return bad_input(error);
+                } else {
+                    if (first_timestamp < 0) first_timestamp = last_timestamp;
+                    pending = true;
+                    ++t.requests;
+                    t.prompt_tokens += tokens.size();
+                    progress.update(t.requests);
+                }
+            }
+            const double arrival = (last_timestamp - std::max(first_timestamp, 0.0)) / 1e3;  // trace ms -> s
+            if (pending && (replica->idle() || arrival <= now)) {
+                now = std::max(now, arrival);
+                if (tokens.size() > pool_tokens) {
+                    ++t.too_long;
+                    pending = false;
+                    continue;
+                }
+                const kvc_status st = replica->submit(next_id, tokens, uint32_t(std::max<uint64_t>(output_length, 1)), "");
+                if (st == KVC_OK) {
+                    arrivals[next_id++] = arrival;
+                    pending = false;
+                    continue;
+                }
+                if (st != KVC_ERR_QUEUE_FULL) {
+                    progress.clear();
+                    ok(st, "simulate", "submit");
+                    return kExitFailure;
+                }
+                ++t.queue_full;  // back-pressure: the engine works the queue down first
+            }
+            if (replica->idle()) {
+                if (end && !pending) break;
+                continue;
+            }
+            replica->set_time(now);
+            const StepReport step = replica->step();
+            now += step.seconds;
+            t.busy += step.seconds;
+            ++t.steps;
+            t.generated += step.sampled;
+            for (const uint64_t id : step.first_tokens) t.ttft.push_back(now - arrivals.at(id));
+            for (const uint64_t id : step.finished) {
+                (void)replica->take_output(id);
+                arrivals.erase(id);
+            }
+        }
+    } catch (const Error& e) {
+        progress.clear();
+        std::fprintf(stderr, "kvcore simulate: %s: %s\n", kvc_status_string(e.status()), e.what());
+        return kExitFailure;
+    }
+    progress.clear();
+    if (t.requests == 0) {
+        std::fprintf(stderr, "kvcore simulate: %s: no trace records (the trace is empty)\n", reader.name().c_str());
+        return kExitBadInput;
+    }
+    t.simulated = now;
+    t.trace_span = (last_timestamp - std::max(first_timestamp, 0.0)) / 1e3;
+    t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return print_engine_summary(o, reader.name(), *replica, t);
+}
+
 }  // namespace
 
 std::vector<std::string> simulate_policies() {
@@ -221,6 +438,7 @@ int run_simulate(const SimulateOptions& o) {
         std::fprintf(stderr, "kvcore simulate: %s: %s\n", reader.name().c_str(), reader.error().c_str());
         return kExitBadInput;
     }
+    if (o.mode == "engine") return run_engine(o, reader);
     kvc_pool_options* options = nullptr;
     kvc_pool* pool = nullptr;
     const bool created = ok(kvc_pool_options_create(&options), "simulate", "pool options") &&
