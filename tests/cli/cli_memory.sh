@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # Peak memory follows what a command uses, not its input's length or its options' bounds: simulate streams
-# a trace of 3000 requests of 8192 tokens (98 MB of token ids if held at once) in a few MB, and the demo's
+# a trace of 3000 requests of 8192 tokens (98 MB of token ids if held at once) in a few MB (the engine:
+# its queue's prompts more), and the tour's
 # LRU with room for 10^8 entries but one key stays small. Usage: cli_memory.sh <kvcore> <maxrss helper>
 set -eu
 kvcore=$1 maxrss=$2
@@ -26,7 +27,10 @@ awk 'BEGIN {
     print "]}"
   }
 }' > "$work/trace.jsonl"
-expect_below 32 simulate --trace "$work/trace.jsonl" --blocks 4096
+expect_below 32 simulate --mode replay --trace "$work/trace.jsonl" --blocks 4096
 grep -Eq '^  requests +3000$' "$work/out" || fail "simulate did not replay 3000 requests: $(cat "$work/out")"
-expect_below 32 simulate --trace - --blocks 4096 < "$work/trace.jsonl"
+expect_below 32 simulate --mode replay --trace - --blocks 4096 < "$work/trace.jsonl"
+# The engine holds the prompts of its waiting requests, at most --max-queue (256) of them: 8 MiB here.
+expect_below 48 simulate --trace "$work/trace.jsonl" --blocks 4096
+grep -Eq '^  requests +3000$' "$work/out" || fail "the engine did not serve 3000 requests: $(cat "$work/out")"
 expect_below 64 tour --lru --keys 1 --capacity 100000000 --accesses 1000 --no-prometheus

@@ -611,6 +611,13 @@ int run_demo(const DemoOptions& o) {
     } else if (!trace_workload(o, w)) {
         return kExitBadInput;
     }
+    const uint64_t pool_tokens = uint64_t(o.blocks - 1) * kBlockSize;
+    if (w.context + kBlockSize > pool_tokens) {
+        std::fprintf(stderr, "kvcore demo: the longest request reaches %u tokens; a pool of --blocks %u holds %" PRIu64
+                             ": it needs --blocks %u or more\n",
+                     w.context, o.blocks, pool_tokens, (w.context + kBlockSize - 1) / kBlockSize + 2);
+        return kExitUsage;
+    }
     std::vector<Routing> routings;
     if (o.routing != "kv-aware") routings.push_back(Routing::kRoundRobin);
     if (o.routing != "round-robin") routings.push_back(Routing::kKvAware);
