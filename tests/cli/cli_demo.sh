@@ -28,7 +28,7 @@ rr=$(cell "prefix cache hit rate \\(tokens\\)" 1)
 kv=$(cell "prefix cache hit rate \\(tokens\\)" 2)
 awk -v rr="$rr" -v kv="$kv" 'BEGIN { exit !(kv > rr) }' || fail "kv-aware hit rate $kv % is not above round-robin's $rr %"
 expect '^time to first token, p50 +[0-9.]+ ms +[0-9.]+ ms$'
-expect '^KV-aware routing: prefix hit rate [0-9.]+ % -> [0-9.]+ %, [0-9.]+x fewer prefill tokens'
+expect '^KV-aware routing against round-robin: prefix hit rate [0-9.]+ % -> [0-9.]+ %; prefill tokens [0-9.]+x fewer'
 grep -q '^kvcore demo: round-robin: 18 of 18 requests done' "$work/err" || fail "no progress on stderr: $(cat "$work/err")"
 
 # The same decisions again: every count is a function of the workload and the routing, not of timing.

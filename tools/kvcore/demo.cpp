@@ -293,8 +293,11 @@ public:
             std::this_thread::sleep_for(std::chrono::microseconds(50));
         }
     }
-    // The replica holding the longest cached prefix of the prompt; among equals, the least loaded.
-    size_t route(const std::vector<int32_t>& prompt) {
+    // The replica with the best cached prefix of the prompt against its load, llm-d's two scorers summed:
+    // the prompt's fraction already cached there, minus twice its queue as a fraction of a full batch (a
+    // replica with a batch's worth of requests loses to an idle one however much it caches). Ties go to
+    // the least loaded, then the lowest index.
+    size_t route(const std::vector<int32_t>& prompt, uint32_t max_batch) {
         const size_t n = replicas_.size();
         pods_.resize(n);
         names_.resize(n);
@@ -307,12 +310,14 @@ public:
         check(kvc_index_score_tokens(index_, kModelName, prompt.data(), prompt.size(), nullptr, pods_.data(), n,
                                      scores_.data(), blocks_.data()),
               "scoring");
+        auto score = [&](size_t i) {
+            return double(blocks_[i]) * kBlockSize / double(prompt.size()) -
+                   2.0 * double(replicas_[i]->load()) / double(max_batch);
+        };
         size_t best = 0;
         for (size_t i = 1; i < n; ++i) {
-            if (blocks_[i] > blocks_[best] ||
-                (blocks_[i] == blocks_[best] && replicas_[i]->load() < replicas_[best]->load())) {
-                best = i;
-            }
+            const double a = score(i), b = score(best);
+            if (a > b || (a == b && replicas_[i]->load() < replicas_[best]->load())) best = i;
         }
         return best;
     }
@@ -399,7 +404,7 @@ RunResult run(const DemoOptions& o, const Workload& w, Routing routing, Progress
             const Chat& spec = w.chats[c];
             std::vector<int32_t> prompt = chat.conversation;
             prompt.insert(prompt.end(), spec.users[chat.turn].begin(), spec.users[chat.turn].end());
-            const size_t r = routing == Routing::kKvAware ? index.route(prompt) : round_robin++ % replicas.size();
+            const size_t r = routing == Routing::kKvAware ? index.route(prompt, o.max_batch) : round_robin++ % replicas.size();
             const uint64_t id = uint64_t(c) * 1000 + chat.turn;
             const kvc_status st = replicas[r]->submit(id, prompt, spec.replies[chat.turn], spec.session);
             if (st != KVC_OK) fail(st, std::string("submitting request ") + std::to_string(id) + ": " + kvc_last_error_message());
@@ -657,11 +662,19 @@ int run_demo(const DemoOptions& o) {
         const double prefill_rr = double(rr.computed_tokens - (rr.generated - rr.first_tokens));
         const double prefill_kv = double(kv.computed_tokens - (kv.generated - kv.first_tokens));
         const double tps_rr = double(rr.generated) / rr.busiest_seconds, tps_kv = double(kv.generated) / kv.busiest_seconds;
-        std::printf("\nKV-aware routing: prefix hit rate %.1f %% -> %.1f %%, %.2fx fewer prefill tokens, time to first "
-                    "token p50 %.2fx lower, %.2fx the tokens per second\n",
+        auto change = [](double before, double after, const char* fewer, const char* more) {
+            char b[64];
+            if (before <= 0 || after <= 0) return std::string("n/a");
+            std::snprintf(b, sizeof b, "%.2fx %s", after < before ? before / after : after / before,
+                          after < before ? fewer : more);
+            return std::string(b);
+        };
+        std::printf("\nKV-aware routing against round-robin: prefix hit rate %.1f %% -> %.1f %%; prefill tokens %s; "
+                    "time to first token p50 %s; tokens per second %s\n",
                     100 * ratio(rr.cached_tokens, rr.prompt_tokens), 100 * ratio(kv.cached_tokens, kv.prompt_tokens),
-                    prefill_kv > 0 ? prefill_rr / prefill_kv : 0,
-                    quantile(kv.ttft, 0.5) > 0 ? quantile(rr.ttft, 0.5) / quantile(kv.ttft, 0.5) : 0, tps_kv / tps_rr);
+                    change(prefill_rr, prefill_kv, "fewer", "more").c_str(),
+                    change(quantile(rr.ttft, 0.5), quantile(kv.ttft, 0.5), "lower", "higher").c_str(),
+                    change(tps_rr, tps_kv, "lower", "higher").c_str());
     }
     std::string files;
     if (!write_metrics(o, w, runs, files)) return kExitBadInput;
