@@ -114,18 +114,13 @@ bool trace_workload(const DemoOptions& o, Workload& w) {
     std::string line;
     std::vector<int32_t> tokens;
     double last_timestamp = 0, first_timestamp = -1;
+    std::string error;
+    uint64_t output_length = 0;
     while (w.chats.size() < o.requests) {
-        const LineReader::Result got = reader.next(line, kMaxTraceLineBytes);
-        if (got == LineReader::Result::kEnd) break;
-        std::string error = got == LineReader::Result::kError ? reader.error()
-                            : got == LineReader::Result::kTooLong ? "line too long to be a trace record"
-                                                                   : "";
-        if (error.empty() && line.find_first_not_of(" \t") == std::string::npos) continue;
-        uint64_t output_length = 0;
-        if (error.empty()) error = parse_trace_record(line, last_timestamp, tokens, &output_length);
-        if (!error.empty()) {
-            std::fprintf(stderr, "kvcore demo: %s:%" PRIu64 ": %s\n", reader.name().c_str(), reader.line_number(),
-                         error.c_str());
+        const TraceRead got = read_trace_record(reader, line, last_timestamp, tokens, output_length, error);
+        if (got == TraceRead::kEnd) break;
+        if (got == TraceRead::kBad) {
+            std::fprintf(stderr, "kvcore demo: %s\n", error.c_str());
             return false;
         }
         if (first_timestamp < 0) first_timestamp = last_timestamp;
@@ -487,10 +482,15 @@ std::string fmt(const char* format, double value) {
     std::snprintf(b, sizeof b, format, value);
     return b;
 }
+// 12,345: digits in groups of three.
 std::string count(uint64_t n) {
-    std::string s = std::to_string(n);
-    for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(size_t(i), ",");
-    return s;
+    const std::string digits = std::to_string(n);
+    std::string out;
+    for (size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return out;
 }
 double ratio(uint64_t a, uint64_t b) { return b == 0 ? 0 : double(a) / double(b); }
 

@@ -2,6 +2,7 @@
 #include "engine.h"
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <algorithm>
 
@@ -13,6 +14,15 @@ namespace {
 void check(kvc_status status, const std::string& what) {
     if (status != KVC_OK) fail(status, what + ": " + kvc_last_error_message());
 }
+
+// A C handle destroyed with its scope.
+template <auto Destroy>
+struct Destroyer {
+    template <typename T>
+    void operator()(T* p) const noexcept { Destroy(p); }
+};
+template <typename T, auto Destroy>
+using Owned = std::unique_ptr<T, Destroyer<Destroy>>;
 
 // Without a decoder: a token that depends only on the request and its position, as sampling would.
 int32_t synthetic_token(uint64_t id, uint64_t position) {
@@ -41,10 +51,7 @@ Replica::Replica(const ReplicaConfig& config) : config_(config) {
 #endif
     kvc_pool_options* po = nullptr;
     check(kvc_pool_options_create(&po), "pool options");
-    struct OptionsOwner {
-        kvc_pool_options* o;
-        ~OptionsOwner() { kvc_pool_options_destroy(o); }
-    } po_owner{po};
+    const Owned<kvc_pool_options, kvc_pool_options_destroy> po_owner(po);
     check(kvc_pool_options_set_num_blocks(po, config.num_blocks), "pool blocks");
     check(kvc_pool_options_set_block_size(po, config.block_size), "pool block size");
     check(kvc_pool_options_set_hash(po, config.hash, "42"), "pool hash");
@@ -61,10 +68,7 @@ Replica::Replica(const ReplicaConfig& config) : config_(config) {
     try {
         kvc_sched_options* so = nullptr;
         check(kvc_sched_options_create(&so), "scheduler options");
-        struct SchedOptionsOwner {
-            kvc_sched_options* o;
-            ~SchedOptionsOwner() { kvc_sched_options_destroy(o); }
-        } so_owner{so};
+        const Owned<kvc_sched_options, kvc_sched_options_destroy> so_owner(so);
         check(kvc_sched_options_set_max_batch_sequences(so, config.max_batch_sequences), "max batch sequences");
         check(kvc_sched_options_set_max_batch_tokens(so, config.max_batch_tokens), "max batch tokens");
         check(kvc_sched_options_set_max_queue(so, config.max_queue), "max queue");
@@ -76,10 +80,7 @@ Replica::Replica(const ReplicaConfig& config) : config_(config) {
         if (config.store_bytes > 0 && with_model) {
             kvc_store_options* st = nullptr;
             check(kvc_store_options_create(&st), "store options");
-            struct StoreOptionsOwner {
-                kvc_store_options* o;
-                ~StoreOptionsOwner() { kvc_store_options_destroy(o); }
-            } st_owner{st};
+            const Owned<kvc_store_options, kvc_store_options_destroy> st_owner(st);
             check(kvc_store_options_set_max_bytes_total(st, config.store_bytes), "store bytes");
             check(kvc_store_options_set_block_size(st, config.block_size), "store block size");
             check(kvc_store_options_set_max_tokens_per_session(st, 1u << 20), "store session tokens");
@@ -91,10 +92,7 @@ Replica::Replica(const ReplicaConfig& config) : config_(config) {
         if (config.publish_events) {
             kvc_event_publisher_options* eo = nullptr;
             check(kvc_event_publisher_options_create(&eo), "publisher options");
-            struct PublisherOptionsOwner {
-                kvc_event_publisher_options* o;
-                ~PublisherOptionsOwner() { kvc_event_publisher_options_destroy(o); }
-            } eo_owner{eo};
+            const Owned<kvc_event_publisher_options, kvc_event_publisher_options_destroy> eo_owner(eo);
             size_t length = 0;
             check(kvc_event_publisher_topic(config.pod.c_str(), config.model_name.c_str(), nullptr, 0, &length), "topic");
             std::string topic(length, '\0');

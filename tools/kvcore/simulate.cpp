@@ -340,29 +340,18 @@ int run_engine(const SimulateOptions& o, LineReader& reader) {
     std::unordered_map<uint64_t, double> arrivals;
     const auto start = std::chrono::steady_clock::now();
     Progress progress(reader);
-    auto bad_input = [&](const std::string& what) {
-        progress.clear();
-        std::fprintf(stderr, "kvcore simulate: %s:%" PRIu64 ": %s\n", reader.name().c_str(), reader.line_number(),
-                     what.c_str());
-        return kExitBadInput;
-    };
+    std::string error;
     try {
         for (;;) {
             if (!pending && !end) {
-                const LineReader::Result got = reader.next(line, kMaxTraceLineBytes);
-                if (got == LineReader::Result::kEnd) {
-                    end = true;
-                } else if (got == LineReader::Result::kError) {
-                    return bad_input(reader.error());
-                } else if (got == LineReader::Result::kTooLong) {
-                    return bad_input("line longer than " + std::to_string(kMaxTraceLineBytes) +
-                                     " bytes, not a trace record");
-                } else if (line.find_first_not_of(" \t") == std::string::npos) {
-                    continue;
-                } else if (const std::string error = parse_trace_record(line, last_timestamp, tokens, &output_length);
-                           !error.empty()) {
-                    return bad_input(error);
-                } else {
+                const TraceRead got = read_trace_record(reader, line, last_timestamp, tokens, output_length, error);
+                if (got == TraceRead::kBad) {
+                    progress.clear();
+                    std::fprintf(stderr, "kvcore simulate: %s\n", error.c_str());
+                    return kExitBadInput;
+                }
+                end = got == TraceRead::kEnd;
+                if (!end) {
                     if (first_timestamp < 0) first_timestamp = last_timestamp;
                     pending = true;
                     ++t.requests;
@@ -469,25 +458,16 @@ int run_simulate(const SimulateOptions& o) {
     const auto start = std::chrono::steady_clock::now();
     {
         Progress progress(reader);
-        auto bad_input = [&](const std::string& what) {
-            progress.clear();
-            std::fprintf(stderr, "kvcore simulate: %s:%" PRIu64 ": %s\n", reader.name().c_str(), reader.line_number(),
-                         what.c_str());
-            return kExitBadInput;
-        };
+        std::string error;
+        uint64_t output_length = 0;
         for (;;) {
-            const LineReader::Result got = reader.next(line, kMaxTraceLineBytes);
-            if (got == LineReader::Result::kEnd) break;
-            if (got == LineReader::Result::kError) return bad_input(reader.error());
-            if (got == LineReader::Result::kTooLong) {
-                return bad_input("line longer than " + std::to_string(kMaxTraceLineBytes) +
-                                 " bytes, not a trace record");
+            const TraceRead got = read_trace_record(reader, line, last_timestamp, tokens, output_length, error);
+            if (got == TraceRead::kEnd) break;
+            if (got == TraceRead::kBad) {
+                progress.clear();
+                std::fprintf(stderr, "kvcore simulate: %s\n", error.c_str());
+                return kExitBadInput;
             }
-            if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines separate nothing
-            if (const std::string error = parse_trace_record(line, last_timestamp, tokens); !error.empty()) {
-                return bad_input(error);
-            }
-
             ++totals.requests;
             totals.prompt_tokens += tokens.size();
             progress.update(totals.requests);

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "input.h"
+
 namespace kvcore::cli {
 
 namespace {
@@ -91,6 +93,27 @@ std::string parse_trace_record(const std::string& line, double& last_timestamp, 
     }
     if (output_length_out != nullptr) *output_length_out = output_length;
     return "";
+}
+
+TraceRead read_trace_record(LineReader& reader, std::string& line, double& last_timestamp, std::vector<int32_t>& tokens,
+                            uint64_t& output_length, std::string& error) {
+    for (;;) {
+        const LineReader::Result got = reader.next(line, kMaxTraceLineBytes);
+        if (got == LineReader::Result::kEnd) return TraceRead::kEnd;
+        std::string what;
+        if (got == LineReader::Result::kError) {
+            what = reader.error();
+        } else if (got == LineReader::Result::kTooLong) {
+            what = "line longer than " + std::to_string(kMaxTraceLineBytes) + " bytes, not a trace record";
+        } else if (line.find_first_not_of(" \t") == std::string::npos) {
+            continue;  // blank lines separate nothing
+        } else {
+            what = parse_trace_record(line, last_timestamp, tokens, &output_length);
+        }
+        if (what.empty()) return TraceRead::kRecord;
+        error = reader.name() + ":" + std::to_string(reader.line_number()) + ": " + what;
+        return TraceRead::kBad;
+    }
 }
 
 }  // namespace kvcore::cli

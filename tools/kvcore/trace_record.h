@@ -28,4 +28,11 @@ inline constexpr size_t kMaxTraceLineBytes = size_t{1} << 20;
 [[nodiscard]] std::string parse_trace_record(const std::string& line, double& last_timestamp,
                                              std::vector<int32_t>& tokens, uint64_t* output_length = nullptr);
 
+class LineReader;
+enum class TraceRead { kRecord, kEnd, kBad };
+// The next record of a trace: blank lines skipped, every field checked by parse_trace_record. kBad: error
+// says "file:line: what is wrong" (or why reading failed).
+[[nodiscard]] TraceRead read_trace_record(LineReader& reader, std::string& line, double& last_timestamp,
+                                          std::vector<int32_t>& tokens, uint64_t& output_length, std::string& error);
+
 }  // namespace kvcore::cli
