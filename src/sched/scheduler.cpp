@@ -457,13 +457,16 @@ void Scheduler::for_each_kv_run(pool::SequenceId seq, size_t first, size_t last,
     const uint64_t block_bytes = pc.bytes_per_block();
     auto* base = static_cast<uint8_t*>(pool_.storage());
     const std::span<const int32_t> table = pool_.block_table(seq);
-    for (uint32_t layer = 0; layer < pc.layers; ++layer) {
-        for (size_t t = first; t < last;) {
-            const size_t offset = t % pc.block_size, run = std::min<size_t>(pc.block_size - offset, last - t);
-            uint8_t* k = base + uint64_t(table[t / pc.block_size]) * block_bytes + uint64_t{layer} * 2 * part + offset * row;
+    // Block by block, its layers in order: each block's bytes are visited front to back (both tiers lay a
+    // block out [layer][K/V][token]), which streams where layer-major order would stride.
+    for (size_t t = first; t < last;) {
+        const size_t offset = t % pc.block_size, run = std::min<size_t>(pc.block_size - offset, last - t);
+        uint8_t* block = base + uint64_t(table[t / pc.block_size]) * block_bytes + offset * row;
+        for (uint32_t layer = 0; layer < pc.layers; ++layer) {
+            uint8_t* k = block + uint64_t{layer} * 2 * part;
             copy(layer, t, run, k, k + part);
-            t += run;
         }
+        t += run;
     }
 }
 
