@@ -21,8 +21,9 @@
  * priority, then the newest submitted): its blocks are freed and it is requeued with its generated tokens
  * appended to its prompt, so it resumes with the same tokens. By recompute its K/V are computed again; by
  * swap they are saved to the session store first and copied back at re-admission, so the plan resumes
- * it where it stopped. A step that preempts admits no new request. Blocks the commit's appends need are reserved by the step, so the pool must not
- * be used by anything else between step and commit (reading its gauges and stats is fine).
+ * it where it stopped. A step that preempts admits no new request. Blocks the commit's appends need are
+ * reserved by the step, so the pool must not be used by anything else between step and commit (reading
+ * its gauges and stats is fine).
  *
  * Prefix caching: a block enters the pool's prefix cache when its K/V are computed (at commit), so a
  * request never reuses a block the model has not written yet. Multi-turn reuse: submit the whole
@@ -38,8 +39,8 @@
  *   than the pool's prefix cache, those tokens' K/V are copied from the store into the request's new
  *   blocks and count as computed: the plan's num_computed starts after them (never the prompt's last
  *   token). The blocks enter the prefix cache at the next commit, as computed ones do.
- * - swap preemption saves a request's computed K/V into the store session "swap/<n>/<request id>"
- *   (<n> numbers the schedulers of the process; ids starting with "swap/" are reserved: submit
+ * - swap preemption saves a request's computed K/V into the store session "\x01swap/<n>/<request id>"
+ *   (<n> numbers the schedulers of the process; ids starting with "\x01swap/" are reserved: submit
  *   refuses them as session ids), held (never evicted) until the request is admitted again (the K/V are
  *   copied back and the session removed) or cancelled (removed). When the store refuses the save, that
  *   preemption falls back to recompute (sched_swap_failures_total).
@@ -140,7 +141,8 @@ KVC_API kvc_status kvc_sched_submit(kvc_sched* sched, uint64_t request_id, const
                                     uint32_t max_new_tokens, uint32_t priority, const char* session_id,
                                     const kvc_sequence_options* keys);
 /* A waiting or running request: freed at once (a swapped-out one's store session removed), or at the
- * commit of the pending plan that holds it (which then ignores its entry). KVC_ERR_NOT_FOUND for an unknown id, KVC_ERR_INVALID_STATE for a finished one. */
+ * commit of the pending plan that holds it (which then ignores its entry). KVC_ERR_NOT_FOUND for an
+ * unknown id, KVC_ERR_INVALID_STATE for a finished one. */
 KVC_API kvc_status kvc_sched_cancel(kvc_sched* sched, uint64_t request_id);
 /* Manual clock only (KVC_ERR_INVALID_STATE otherwise); never backwards (KVC_ERR_INVALID_ARGUMENT). */
 KVC_API kvc_status kvc_sched_set_time_us(kvc_sched* sched, uint64_t now_us);
