@@ -4,13 +4,17 @@
 // anchor in the same run: the pool calls such a step makes for the same sequences, alone (the block
 // check, slot mapping, block table copy, cache commit and append of each decode; free, create and
 // prompt allocation for each replaced request).
+// And the session store's restore at admission (a conversation's K/V copied from the store into new pool
+// blocks) against a memcpy of the same bytes in the same run.
 #include <benchmark/benchmark.h>
 
+#include <cstring>
 #include <numeric>
 #include <vector>
 
 #include "pool/pool.h"
 #include "sched/scheduler.h"
+#include "store/store.h"
 
 namespace {
 
@@ -142,8 +146,80 @@ void BM_PoolCallsAlone(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<int64_t>(sequences));
 }
 
+// The larger reference shape (12 layers, 12 KV heads of 64) in F16: 36 KiB of K/V per token.
+constexpr uint32_t kLayers = 12, kHeads = 12, kHeadDim = 64;
+constexpr size_t kRowBytes = size_t{kHeads} * kHeadDim * 2;
+
+// One admission that restores `tokens` tokens from the store (then cancelled, so its blocks never enter
+// the prefix cache and the next admission restores again).
+void BM_SchedStoreRestore(benchmark::State& state) {
+    const size_t tokens = static_cast<size_t>(state.range(0));
+    PoolConfig pc;
+    pc.block_size = 16;
+    pc.num_blocks = static_cast<uint32_t>(tokens / 16 + 4);
+    pc.layers = kLayers;
+    pc.kv_heads = kHeads;
+    pc.head_dim = kHeadDim;
+    pc.dtype = kvcore::pool::DType::kF16;
+    pc.memory = kvcore::pool::Memory::kHost;
+    pc.statistics = false;
+    Pool pool(pc);
+    kvcore::store::StoreConfig sc;
+    sc.max_bytes_total = uint64_t{2} * tokens * kLayers * 2 * kRowBytes;
+    auto store = kvcore::store::Store::create(sc);
+    std::vector<int32_t> prompt(tokens + 1);
+    std::iota(prompt.begin(), prompt.end(), 1);
+    {
+        const kvcore::store::Shape shape{kLayers, kHeads, kHeadDim, kvcore::pool::DType::kF16};
+        kvcore::store::Lease lease = store->get_or_create("chat", shape, 0, nullptr);
+        store->begin_turn(*lease.session, std::span<const int32_t>(prompt).first(tokens));
+        std::vector<uint8_t> rows(tokens * kRowBytes, 0x5a);
+        for (uint32_t layer = 0; layer < kLayers; ++layer) {
+            store->write_kv(*lease.session, layer, 0, tokens, rows.data(), rows.data());
+        }
+        store->commit(*lease.session);
+        store->release(lease.session);
+    }
+    sched::SchedConfig c;
+    c.manual_clock = true;
+    sched::Scheduler s(c, pool);
+    s.set_session_store(store);
+    sched::Plan plan;
+    const std::vector<int32_t> sampled = {7};
+    uint64_t id = 0;
+    for (auto _ : state) {
+        sched::SubmitArgs a;
+        a.request_id = ++id;
+        a.prompt = prompt;
+        a.session = "chat";
+        s.submit(std::move(a));
+        s.step(plan);
+        if (plan.entries.size() != 1 || plan.entries[0].num_computed != tokens) {
+            state.SkipWithError("the admission did not restore the conversation");
+            break;
+        }
+        s.cancel(id);
+        s.commit(plan, sampled, {});
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * tokens * kLayers * 2 * kRowBytes));
+}
+
+// The anchor: the same bytes copied by one memcpy between two buffers of the same size.
+void BM_MemcpySameBytes(benchmark::State& state) {
+    const size_t bytes = static_cast<size_t>(state.range(0)) * kLayers * 2 * kRowBytes;
+    std::vector<uint8_t> from(bytes, 0x5a), to(bytes, 0);
+    for (auto _ : state) {
+        std::memcpy(to.data(), from.data(), bytes);
+        benchmark::DoNotOptimize(to.data());
+        benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+}
+
 BENCHMARK(BM_SchedStepCommit)->Arg(64)->Arg(256);
 BENCHMARK(BM_PoolCallsAlone)->Arg(64)->Arg(256);
+BENCHMARK(BM_SchedStoreRestore)->Arg(512)->Arg(2048);
+BENCHMARK(BM_MemcpySameBytes)->Arg(512)->Arg(2048);
 
 }  // namespace
 

@@ -17,17 +17,38 @@
  * cached prefix counting as free (prefix blocks in use elsewhere cost nothing, free cached ones are
  * revived). Admission keeps the order: when the next request does not fit, later ones wait too. While
  * nothing runs, fewer than max batch sequences requests wait up to max_wait for company.
- * When a running request cannot get a block, the least important running request is preempted by
- * recompute (lowest priority, then the newest submitted): its blocks are freed and it is requeued with
- * its generated tokens appended to its prompt, so it resumes with the same tokens. A step that preempts
- * admits no new request. Blocks the commit's appends need are reserved by the step, so the pool must not
- * be used by anything else between step and commit (reading its gauges and stats is fine).
+ * When a running request cannot get a block, the least important running request is preempted (lowest
+ * priority, then the newest submitted): its blocks are freed and it is requeued with its generated tokens
+ * appended to its prompt, so it resumes with the same tokens. By recompute its K/V are computed again; by
+ * swap they are saved to the session store first and copied back at re-admission, so the plan resumes
+ * it where it stopped. A step that preempts admits no new request. Blocks the commit's appends need are
+ * reserved by the step, so the pool must not be used by anything else between step and commit (reading
+ * its gauges and stats is fine).
  *
  * Prefix caching: a block enters the pool's prefix cache when its K/V are computed (at commit), so a
  * request never reuses a block the model has not written yet. Multi-turn reuse: submit the whole
- * conversation as the next turn's prompt; its cached blocks are reused. The session id is a label kept
- * with the output (kvc_sched_output_session) for the engine's session store; the scheduler holds no
- * store leases.
+ * conversation as the next turn's prompt; its cached blocks are reused.
+ *
+ * The session store (kvc_sched_set_session_store, optional) is the host tier under the pool:
+ * - at commit, a request that finishes with a non-empty session id saves its conversation (the prompt and
+ *   the generated tokens whose K/V are computed: all but the last sampled token) into the store session
+ *   of that id (created with the pool's model shape; only the tokens past what the session already holds
+ *   are copied). A store refusal (capacity, another model's session under the id) does not fail the
+ *   commit: it is counted (sched_store_save_failures_total) and the output stands.
+ * - at admission, when the store session of the request's id holds a longer computed prefix of the prompt
+ *   than the pool's prefix cache, those tokens' K/V are copied from the store into the request's new
+ *   blocks and count as computed: the plan's num_computed starts after them (never the prompt's last
+ *   token). The blocks enter the prefix cache at the next commit, as computed ones do.
+ * - swap preemption saves a request's computed K/V into the store session "\x01swap/<n>/<request id>"
+ *   (<n> numbers the schedulers of the process; ids starting with "\x01swap/" are reserved: submit
+ *   refuses them as session ids), held (never evicted) until the request is admitted again (the K/V are
+ *   copied back and the session removed) or cancelled (removed). When the store refuses the save, that
+ *   preemption falls back to recompute (sched_swap_failures_total).
+ * A store may be shared by several schedulers (engine replicas, each on its own thread): its calls are
+ * thread-safe. Requests of one session id must not run on two schedulers at the same time (a session is
+ * used by one lease at a time); a chat's turns, which follow one another, may go to different replicas.
+ * The pool then must hold its K/V in host memory (KVC_MEMORY_HOST, kvc_pool_storage's layout) with full
+ * attention and a type other than INT8; the store must hold host memory.
  *
  * A request finishes when it has max_new_tokens tokens, when commit's finished flag is set for it
  * (a stop token), or when the pool could not hold one more token (reason KVC_SCHED_FINISH_CAPACITY).
@@ -36,7 +57,7 @@
  * submit and cancel included (feed requests from other threads through your own queue). A kvc_sched_plan
  * belongs to the thread using it; its getters may be called from any thread while nothing changes it.
  * kvc_sched_options: build on one thread, then only read. Destroy calls accept NULL; destroy the
- * scheduler before its pool (it frees its sequences there).
+ * scheduler before its pool (it frees its sequences there) and before its session store, or detach it.
  */
 #ifndef KVCORE_SCHED_H
 #define KVCORE_SCHED_H
@@ -44,6 +65,7 @@
 #include "kvcore/common.h"
 #include "kvcore/pool.h"
 #include "kvcore/stats.h"
+#include "kvcore/store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,7 +85,9 @@ typedef enum kvc_sched_policy {
 
 typedef enum kvc_preemption_mode {
     KVC_PREEMPT_RECOMPUTE = 0, /* free the blocks, requeue, recompute the K/V */
-    KVC_PREEMPT_SWAP = 1       /* not implemented: the setter answers KVC_ERR_UNSUPPORTED */
+    KVC_PREEMPT_SWAP = 1       /* save the computed K/V to the session store, copy them back at re-admission;
+                                  needs kvc_sched_set_session_store (submit answers KVC_ERR_INVALID_STATE
+                                  without one). A save the store refuses falls back to recompute */
 } kvc_preemption_mode;
 
 /* Why a request finished (kvc_sched_take_output's *reason). */
@@ -100,16 +124,25 @@ KVC_API kvc_status kvc_sched_options_set_manual_clock(kvc_sched_options* options
 /* options may be NULL. The pool is borrowed: it must outlive the scheduler. */
 KVC_API kvc_status kvc_sched_create(const kvc_sched_options* options, kvc_pool* pool, kvc_sched** out);
 KVC_API void kvc_sched_destroy(kvc_sched* sched);
+/* Attaches the session store (see the top of this header), or detaches it with store NULL. The store is
+ * borrowed: it must outlive the scheduler or be detached first; several schedulers may share it. Only
+ * while no request waits or runs (KVC_ERR_INVALID_STATE). KVC_ERR_INVALID_ARGUMENT when the pool does not
+ * hold its K/V in host memory (a metadata-only or device pool) or the store does not; KVC_ERR_UNSUPPORTED
+ * for a pool with a sliding window or INT8 K/V. */
+KVC_API kvc_status kvc_sched_set_session_store(kvc_sched* sched, kvc_store* store);
 
 /* Queues a request: n >= 1 prompt tokens (>= 0, at most the pool's tokens), max_new_tokens >= 1, priority
  * (higher first under KVC_SCHED_PRIORITY, preempted last under every policy), session_id (may be NULL or
- * ""), keys (may be NULL: LoRA name, cache salt, multimodal items for block hashing, retention priority;
- * copied). KVC_ERR_QUEUE_FULL when the queue is full; KVC_ERR_INVALID_ARGUMENT for an id already held. */
+ * "": none; with a session store, the store session it is restored from and saved into), keys (may be
+ * NULL: LoRA name, cache salt, multimodal items for block hashing, retention priority; copied).
+ * KVC_ERR_QUEUE_FULL when the queue is full; KVC_ERR_INVALID_ARGUMENT for an id already held or a
+ * reserved session id; KVC_ERR_INVALID_STATE under KVC_PREEMPT_SWAP without a session store. */
 KVC_API kvc_status kvc_sched_submit(kvc_sched* sched, uint64_t request_id, const int32_t* prompt, size_t n,
                                     uint32_t max_new_tokens, uint32_t priority, const char* session_id,
                                     const kvc_sequence_options* keys);
-/* A waiting or running request: freed at once, or at the commit of the pending plan that holds it (which
- * then ignores its entry). KVC_ERR_NOT_FOUND for an unknown id, KVC_ERR_INVALID_STATE for a finished one. */
+/* A waiting or running request: freed at once (a swapped-out one's store session removed), or at the
+ * commit of the pending plan that holds it (which then ignores its entry). KVC_ERR_NOT_FOUND for an
+ * unknown id, KVC_ERR_INVALID_STATE for a finished one. */
 KVC_API kvc_status kvc_sched_cancel(kvc_sched* sched, uint64_t request_id);
 /* Manual clock only (KVC_ERR_INVALID_STATE otherwise); never backwards (KVC_ERR_INVALID_ARGUMENT). */
 KVC_API kvc_status kvc_sched_set_time_us(kvc_sched* sched, uint64_t now_us);
@@ -140,7 +173,12 @@ KVC_API kvc_status kvc_sched_output_session(kvc_sched* sched, uint64_t request_i
  * sched_time_to_first_step_seconds_avg, sched_queue_depth, sched_running, and the counters
  * sched_steps_total, sched_scheduled_sequences_total, sched_scheduled_tokens_total,
  * sched_preemptions_total, sched_requests_{submitted,rejected,admitted,finished,cancelled}_total,
- * sched_wait_seconds_total, sched_time_to_first_step_seconds_total. */
+ * sched_wait_seconds_total, sched_time_to_first_step_seconds_total; with a session store
+ * sched_store_saved_tokens_total (K/V copied into sessions at finish), sched_store_restored_tokens_total
+ * (copied from the store at admission, swaps included), sched_store_save_failures_total (finishes whose
+ * save the store refused), sched_swapped_out_tokens_total (computed tokens saved by swap preemption),
+ * sched_swapped_in_tokens_total (copied back from swap sessions; tokens the pool's prefix cache still
+ * held are not copied), sched_swap_failures_total (swaps that fell back to recompute). */
 KVC_API kvc_status kvc_sched_snapshot(kvc_sched* sched, kvc_stats** out);
 
 /* Gauges; a NULL scheduler reads as 0. */
@@ -170,7 +208,8 @@ KVC_API kvc_status kvc_sched_plan_slots(const kvc_sched_plan* plan, size_t i, in
                                         size_t* count);
 KVC_API kvc_status kvc_sched_plan_block_table(const kvc_sched_plan* plan, size_t i, int32_t* blocks,
                                               size_t capacity, size_t* count);
-/* Requests the step preempted (requeued; their earlier K/V are gone), and requests the commit finished. */
+/* Requests the step preempted (requeued; their blocks are freed, their K/V kept in the store when
+ * swapped), and requests the commit finished. */
 KVC_API kvc_status kvc_sched_plan_preempted(const kvc_sched_plan* plan, uint64_t* ids, size_t capacity,
                                             size_t* count);
 KVC_API kvc_status kvc_sched_plan_finished(const kvc_sched_plan* plan, uint64_t* ids, size_t capacity,

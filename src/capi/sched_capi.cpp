@@ -8,6 +8,7 @@
 #include "capi/guard.h"
 #include "capi/pool_handles.h"
 #include "capi/stats_handles.h"
+#include "capi/store_handles.h"
 #include "sched/scheduler.h"
 
 namespace sched = kvcore::sched;
@@ -109,6 +110,11 @@ kvc_status kvc_sched_create(const kvc_sched_options* options, kvc_pool* pool, kv
     });
 }
 void kvc_sched_destroy(kvc_sched* s) { delete s; }
+
+kvc_status kvc_sched_set_session_store(kvc_sched* s, kvc_store* store) {
+    KVC_REQUIRE_HANDLE(s, "sched");
+    return guard([&] { s->impl.set_session_store(store != nullptr ? store->core : nullptr); });
+}
 
 kvc_status kvc_sched_submit(kvc_sched* s, uint64_t request_id, const int32_t* prompt, size_t n,
                             uint32_t max_new_tokens, uint32_t priority, const char* session_id,

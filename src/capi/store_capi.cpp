@@ -8,7 +8,7 @@
 #include "capi/eviction.h"
 #include "capi/guard.h"
 #include "capi/stats_handles.h"
-#include "store/store.h"
+#include "capi/store_handles.h"
 
 namespace store = kvcore::store;
 namespace pool = kvcore::pool;
@@ -22,14 +22,6 @@ using kvcore::capi::require_capacity;
 
 struct kvc_store_options {
     store::StoreConfig config;
-};
-struct kvc_store {
-    std::shared_ptr<store::Store> core;
-};
-struct kvc_session {
-    store::Lease lease;
-    store::Session& session() const { return *lease.session; }
-    store::Store& store() const { return *lease.store; }
 };
 
 extern "C" {

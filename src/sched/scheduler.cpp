@@ -2,6 +2,7 @@
 #include "sched/scheduler.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 
 #include "common/error.h"
@@ -24,6 +25,9 @@ uint64_t mix(uint64_t x) noexcept {
 
 std::string id_text(uint64_t id) { return "request " + std::to_string(id); }
 
+// Numbers the schedulers of the process, so that their swap sessions in a shared store never collide.
+std::atomic<uint64_t> next_instance{1};
+
 }  // namespace
 
 void SchedConfig::validate() const {
@@ -32,9 +36,6 @@ void SchedConfig::validate() const {
     if (max_batch_tokens < 1 || max_batch_tokens > (1u << 24)) bad("max_batch_tokens must be 1..16777216");
     if (max_queue < 1 || max_queue > (1u << 24)) bad("max_queue must be 1..16777216");
     if (static_cast<uint32_t>(policy) > static_cast<uint32_t>(Policy::kCacheAware)) bad("unknown policy");
-    if (preemption == Preemption::kSwap) {
-        fail(KVC_ERR_UNSUPPORTED, "swap preemption is not implemented: use recompute");
-    }
     if (static_cast<uint32_t>(preemption) > static_cast<uint32_t>(Preemption::kSwap)) bad("unknown preemption mode");
 }
 
@@ -51,13 +52,44 @@ void Plan::clear() noexcept {
 Scheduler::Scheduler(SchedConfig config, pool::Pool& pool) : config_(std::move(config)), pool_(pool) {
     config_.validate();
     usable_tokens_ = size_t{pool_.config().num_blocks - 1} * pool_.config().block_size;
+    const pool::PoolConfig& pc = pool_.config();
+    shape_ = store::Shape{pc.layers, pc.kv_heads, pc.head_dim, pc.dtype};
+    instance_ = next_instance.fetch_add(1, std::memory_order_relaxed);
     clock_zero_ = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
 Scheduler::~Scheduler() {
     for (auto& [id, r] : requests_) {
         if (r->seq != 0) pool_.free_sequence(r->seq);
+        drop_swap(*r);
     }
+}
+
+void Scheduler::set_session_store(std::shared_ptr<store::Store> store) {
+    SCHED_ENSURE(waiting_.empty() && running_.empty(), KVC_ERR_INVALID_STATE,
+                 "the session store can be set only while no request waits or runs");
+    if (store) {
+        const pool::PoolConfig& pc = pool_.config();
+        SCHED_ENSURE(pc.memory == pool::Memory::kHost, KVC_ERR_INVALID_ARGUMENT,
+                     "a session store needs a pool that holds its K/V in host memory with a model shape "
+                     "(kvc_pool_options_set_memory KVC_MEMORY_HOST); this pool's memory kind is " +
+                         std::to_string(static_cast<uint32_t>(pc.memory)));
+        SCHED_ENSURE(store->config().memory == pool::Memory::kHost, KVC_ERR_INVALID_ARGUMENT,
+                     "the session store must hold host memory (its K/V copies are host-only)");
+        SCHED_ENSURE(pc.sliding_window == 0, KVC_ERR_UNSUPPORTED,
+                     "a session store needs full attention: a sliding window's released blocks hold no K/V");
+        SCHED_ENSURE(pc.dtype != pool::DType::kInt8, KVC_ERR_UNSUPPORTED,
+                     "a session store does not carry INT8 scales: use another K/V type");
+    }
+    store_ = std::move(store);
+}
+
+std::string Scheduler::swap_session_id(uint64_t request_id) const {
+    std::string id(kSwapSessionPrefix);
+    id += std::to_string(instance_);
+    id += '/';
+    id += std::to_string(request_id);
+    return id;
 }
 
 uint64_t Scheduler::now_ns() const noexcept {
@@ -95,6 +127,10 @@ void Scheduler::submit(SubmitArgs args) {
     SCHED_ENSURE(args.prompt.size() <= usable_tokens_, KVC_ERR_INVALID_ARGUMENT,
                  "a prompt of " + std::to_string(args.prompt.size()) + " tokens cannot fit in the pool (" +
                      std::to_string(usable_tokens_) + " tokens)");
+    SCHED_ENSURE(!args.session.starts_with(kSwapSessionPrefix), KVC_ERR_INVALID_ARGUMENT,
+                 "session ids starting with \"\\x01swap/\" are reserved for swap preemption");
+    SCHED_ENSURE(config_.preemption != Preemption::kSwap || store_ != nullptr, KVC_ERR_INVALID_STATE,
+                 "swap preemption needs a session store (kvc_sched_set_session_store)");
     if (waiting_.size() >= config_.max_queue) {
         ++counters_.rejected;
         fail(KVC_ERR_QUEUE_FULL, "the queue holds its maximum of " + std::to_string(config_.max_queue) + " requests");
@@ -123,6 +159,7 @@ void Scheduler::remove_waiting(Request* r) { waiting_.erase(std::find(waiting_.b
 
 void Scheduler::forget(Request& r) {
     if (r.seq != 0) pool_.free_sequence(r.seq);
+    drop_swap(r);
     requests_.erase(r.id);
 }
 
@@ -154,7 +191,11 @@ size_t Scheduler::pick_victim(size_t after) const {
 
 void Scheduler::preempt(size_t running_index, Plan& plan) {
     Request& r = *running_[running_index];
-    // The new sequence first: if creating it fails, nothing has changed.
+    // Swap: the computed K/V go to the store while the blocks still hold them. A refused save leaves the
+    // request to recompute; a saved one that is not preempted after all (creating the sequence below
+    // failed) is saved again, over the same session, at its next preemption.
+    if (config_.preemption == Preemption::kSwap && store_ && r.computed > 0 && !swap_out(r)) ++counters_.swap_failures;
+    // The new sequence first: if creating it fails, nothing else has changed.
     const pool::SequenceId fresh = pool_.create_sequence(r.tokens, r.options);
     pool_.free_sequence(r.seq);
     r.seq = fresh;
@@ -298,17 +339,32 @@ void Scheduler::admit(Plan& plan, size_t& seq_budget, size_t& token_budget, size
     for (Request* r : order_) {
         if (seq_budget == 0 || token_budget == 0) break;
         const size_t cached = pool_.cached_prefix_tokens(r->seq);
-        const size_t remaining = r->prefill_len - cached;
+        // The store supplies what it holds beyond the pool's cached prefix: those tokens take blocks but no
+        // token budget (they are copied, not computed).
+        HeldSession chat;
+        store::Session* source = nullptr;
+        const size_t start = store_ ? std::max(cached, stored_prefix(*r, chat, &source)) : cached;
+        const size_t remaining = r->prefill_len - start;
         const size_t n = std::min(remaining, token_budget);
         const bool append = n == remaining && continues_after_sample(*r);
-        if (pool_.blocks_needed(r->seq, cached + n + (append ? 1 : 0)) > available_blocks(reserve)) {
+        if (pool_.blocks_needed(r->seq, start + n + (append ? 1 : 0)) > available_blocks(reserve)) {
             ++counters_.memory_stalls;  // the rest waits too: the order is kept
             break;
         }
         size_t got = 0;
-        pool_.allocate(r->seq, cached + n, &got);
+        pool_.allocate(r->seq, start + n, &got);
         SCHED_ENSURE(got == cached, KVC_ERR_INTERNAL, "the pool's cached prefix changed during admission");
-        r->computed = cached;
+        if (start > cached) {
+            // Fresh blocks past the cached prefix: they enter the prefix cache at the next commit, as
+            // computed ones do.
+            for_each_kv_run(r->seq, cached, start, [&](uint32_t layer, size_t first, size_t count, uint8_t* k, uint8_t* v) {
+                store_->read_kv(*source, layer, first, count, k, v);
+            });
+            counters_.store_restored_tokens += start - cached;
+            if (source == r->swap.get()) counters_.swapped_in_tokens += start - cached;
+        }
+        drop_swap(*r);  // back in the pool (or in its prefix cache)
+        r->computed = start;
         r->state = State::kRunning;
         remove_waiting(r);
         running_.insert(std::upper_bound(running_.begin(), running_.end(), r, more_important), r);
@@ -324,6 +380,8 @@ void Scheduler::admit(Plan& plan, size_t& seq_budget, size_t& token_budget, size
 }
 
 void Scheduler::finish(Request& r, FinishReason reason, Plan& plan) {
+    if (store_ && !r.session.empty()) save_session(r);
+    drop_swap(r);
     pool_.free_sequence(r.seq);
     r.seq = 0;
     r.state = State::kFinished;
@@ -389,6 +447,100 @@ void Scheduler::commit(Plan& plan, std::span<const int32_t> sampled, std::span<c
     }
 }
 
+// ---- the session store ---------------------------------------------------------------------------
+
+template <class Copy>
+void Scheduler::for_each_kv_run(pool::SequenceId seq, size_t first, size_t last, Copy&& copy) const {
+    const pool::PoolConfig& pc = pool_.config();
+    const uint64_t row = uint64_t{pc.kv_heads} * pc.head_dim * pool::dtype_bytes(pc.dtype);
+    const uint64_t part = pool::tensor_block_bytes(pc.block_size, pc.kv_heads, pc.head_dim, pc.dtype);
+    const uint64_t block_bytes = pc.bytes_per_block();
+    auto* base = static_cast<uint8_t*>(pool_.storage());
+    const std::span<const int32_t> table = pool_.block_table(seq);
+    // Block by block, its layers in order: each block's bytes are visited front to back (both tiers lay a
+    // block out [layer][K/V][token]), which streams where layer-major order would stride.
+    for (size_t t = first; t < last;) {
+        const size_t offset = t % pc.block_size, run = std::min<size_t>(pc.block_size - offset, last - t);
+        uint8_t* block = base + uint64_t(table[t / pc.block_size]) * block_bytes + offset * row;
+        for (uint32_t layer = 0; layer < pc.layers; ++layer) {
+            uint8_t* k = block + uint64_t{layer} * 2 * part;
+            copy(layer, t, run, k, k + part);
+        }
+        t += run;
+    }
+}
+
+Scheduler::HeldSession Scheduler::save_to_store(std::string_view id, const Request& r, size_t* copied) {
+    HeldSession s(store_->get_or_create(id, shape_, 0, nullptr));
+    const std::span<const int32_t> computed(r.tokens.data(), r.computed);
+    const size_t reused = store_->begin_turn(*s.get(), computed);
+    for_each_kv_run(r.seq, reused, r.computed, [&](uint32_t layer, size_t first, size_t n, uint8_t* k, uint8_t* v) {
+        store_->write_kv(*s.get(), layer, first, n, k, v);
+    });
+    store_->commit(*s.get());
+    *copied = r.computed - reused;
+    return s;
+}
+
+void Scheduler::save_session(const Request& r) noexcept {
+    try {
+        size_t copied = 0;
+        (void)save_to_store(r.session, r, &copied);  // the lease ends here: the session stays in the store
+        counters_.store_saved_tokens += copied;
+    } catch (...) {
+        // The output stands without its session (capacity, a session of another model under the id, no
+        // memory): counted, not an error of the commit.
+        ++counters_.store_save_failures;
+    }
+}
+
+bool Scheduler::swap_out(Request& r) {
+    try {
+        size_t copied = 0;
+        r.swap = save_to_store(swap_session_id(r.id), r, &copied);  // held: never evicted while swapped
+        counters_.swapped_out_tokens += r.computed;
+        return true;
+    } catch (const Error&) {
+        // The store could not take it: the request recomputes, and its swap session, if created, goes.
+        r.swap.reset();
+        try {
+            store_->remove(swap_session_id(r.id));
+        } catch (const Error&) {
+        }
+        return false;
+    }
+}
+
+void Scheduler::drop_swap(Request& r) noexcept {
+    if (!r.swap) return;
+    try {
+        store_->remove(r.swap.get()->id);  // held: detached now, freed at the release below
+    } catch (...) {
+        // Already removed (a clear of the shared store): the release frees it.
+    }
+    r.swap.reset();
+}
+
+size_t Scheduler::stored_prefix(Request& r, HeldSession& chat, store::Session** source) {
+    store::Session* s = r.swap.get();
+    if (s == nullptr && !r.session.empty()) {
+        try {
+            chat = HeldSession(store_->try_get(r.session));
+        } catch (const Error& e) {
+            if (e.status() != KVC_ERR_NOT_FOUND) throw;
+            return 0;
+        }
+        s = chat.get();
+    }
+    if (s == nullptr || !(s->shape == shape_)) return 0;  // another model's session under the same id
+    // The prompt's last token is always computed: its logits are what the first step samples from.
+    const size_t limit = std::min(s->committed, r.prefill_len - 1);
+    size_t common = 0;
+    while (common < limit && s->tokens[common] == r.tokens[common]) ++common;
+    *source = s;
+    return common;
+}
+
 std::span<const int32_t> Scheduler::output(uint64_t request_id, FinishReason* reason,
                                           const std::string** session) const {
     auto it = requests_.find(request_id);
@@ -428,7 +580,19 @@ stats::Snapshot Scheduler::snapshot() const {
     add("sched_steps_total", true, "Non-empty steps.", double(c.steps));
     add("sched_scheduled_sequences_total", true, "Sequences scheduled, summed over steps.", double(c.scheduled_sequences));
     add("sched_scheduled_tokens_total", true, "Tokens scheduled, summed over steps.", double(c.scheduled_tokens));
-    add("sched_preemptions_total", true, "Requests preempted (recompute).", double(c.preemptions));
+    add("sched_preemptions_total", true, "Requests preempted (recompute or swap).", double(c.preemptions));
+    add("sched_store_saved_tokens_total", true, "Tokens whose K/V finished requests copied into their sessions.",
+        double(c.store_saved_tokens));
+    add("sched_store_restored_tokens_total", true,
+        "Tokens whose K/V admissions copied from the session store (sessions and swaps).", double(c.store_restored_tokens));
+    add("sched_store_save_failures_total", true, "Finished requests whose session the store refused to save.",
+        double(c.store_save_failures));
+    add("sched_swapped_out_tokens_total", true, "Computed tokens saved to the store by swap preemption.",
+        double(c.swapped_out_tokens));
+    add("sched_swapped_in_tokens_total", true, "Tokens copied back from swap sessions at re-admission.",
+        double(c.swapped_in_tokens));
+    add("sched_swap_failures_total", true, "Swap preemptions that fell back to recompute (the store refused).",
+        double(c.swap_failures));
     add("sched_requests_submitted_total", true, "Requests accepted by submit.", double(c.submitted));
     add("sched_requests_rejected_total", true, "Requests refused because the queue was full.", double(c.rejected));
     add("sched_requests_admitted_total", true, "Admissions (a preempted request counts again).", double(c.admitted));

@@ -4,8 +4,14 @@
 // then new admissions, under a sequence budget, a token budget and the pool's free blocks (a cached
 // prefix counts as free). commit() takes the sampled tokens, appends them (the slot of the next decode)
 // and finishes requests. When a decode cannot get a block, the least important running request (lowest
-// priority, newest among equals) is preempted by recompute: its blocks are freed and it is requeued
-// with its generated tokens appended to its prompt.
+// priority, newest among equals) is preempted: its blocks are freed and it is requeued with its generated
+// tokens appended to its prompt; by recompute its K/V are computed again, by swap they are saved to the
+// session store first and copied back at re-admission.
+//
+// The session store (optional, set_session_store) is the host tier under the pool: a finished request
+// with a session id saves its conversation's K/V into the store session of that id, and an admission
+// copies from the store the computed prefix that the pool's prefix cache no longer holds. Store calls are
+// thread-safe, so several schedulers (engine replicas, each on its own thread) may share one store.
 //
 // Blocks the commit will take (the appends of requests that sample and go on) are reserved by the step,
 // so commit never runs out of blocks as long as nothing else allocates from the pool in between.
@@ -20,11 +26,14 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "pool/pool.h"
 #include "stats/snapshot.h"
+#include "store/store.h"
 
 namespace kvcore::sched {
 
@@ -80,6 +89,12 @@ struct SubmitArgs {
 
 struct SchedCounters {
     uint64_t submitted = 0, rejected = 0, admitted = 0, finished = 0, cancelled = 0, preemptions = 0;
+    // The session store: tokens whose K/V were copied into sessions at finish / out of them at admission,
+    // finishes whose save the store refused (capacity, another model's session under the id).
+    uint64_t store_saved_tokens = 0, store_restored_tokens = 0, store_save_failures = 0;
+    // Swap preemption: computed tokens saved at preemption, tokens copied back at re-admission, and
+    // preemptions that fell back to recompute because the store refused the save.
+    uint64_t swapped_out_tokens = 0, swapped_in_tokens = 0, swap_failures = 0;
     uint64_t steps = 0, scheduled_sequences = 0, scheduled_tokens = 0;
     uint64_t memory_stalls = 0;  // steps whose next admission did not fit in the free blocks
     uint64_t wait_ns = 0, waits = 0;                // queue time of every admission
@@ -113,6 +128,17 @@ public:
     // Forgets a finished request (its output is read): its id may be submitted again.
     void drop_output(uint64_t request_id);
 
+    // The session store under the pool (nullptr detaches it). Only while no request waits or runs
+    // (KVC_ERR_INVALID_STATE). The pool must hold its K/V in host memory with full attention and a type
+    // other than INT8 (whose scales the store does not carry), the store host memory
+    // (KVC_ERR_INVALID_ARGUMENT / KVC_ERR_UNSUPPORTED otherwise).
+    void set_session_store(std::shared_ptr<store::Store> store);
+    [[nodiscard]] const std::shared_ptr<store::Store>& session_store() const noexcept { return store_; }
+    // The store session a swapped-out request's K/V go to: kSwapSessionPrefix, this scheduler's number
+    // in the process, '/', the request id (unique among schedulers sharing a store).
+    [[nodiscard]] std::string swap_session_id(uint64_t request_id) const;
+    static constexpr std::string_view kSwapSessionPrefix = "\x01swap/";
+
     void set_time(uint64_t now_ns);  // manual clock only; never backwards
     [[nodiscard]] uint64_t now_ns() const noexcept;
 
@@ -125,6 +151,30 @@ public:
 
 private:
     enum class State : uint8_t { kWaiting, kRunning, kFinished };
+    // A store lease that ends with its owner.
+    class HeldSession {
+    public:
+        HeldSession() = default;
+        explicit HeldSession(store::Lease lease) noexcept : lease_(std::move(lease)) {}
+        HeldSession(HeldSession&& o) noexcept : lease_(std::exchange(o.lease_, {})) {}
+        HeldSession& operator=(HeldSession&& o) noexcept {
+            if (this != &o) {
+                reset();
+                lease_ = std::exchange(o.lease_, {});
+            }
+            return *this;
+        }
+        ~HeldSession() { reset(); }
+        void reset() noexcept {
+            if (lease_.session != nullptr) lease_.store->release(lease_.session);
+            lease_ = {};
+        }
+        [[nodiscard]] store::Session* get() const noexcept { return lease_.session; }
+        explicit operator bool() const noexcept { return lease_.session != nullptr; }
+
+    private:
+        store::Lease lease_;
+    };
     struct Request {
         uint64_t id = 0;
         std::vector<int32_t> tokens;  // prompt, then the generated tokens
@@ -143,6 +193,7 @@ private:
         bool in_plan = false, cancelled = false;
         FinishReason reason = FinishReason::kStop;
         size_t cached = 0;  // cache-aware ordering: cached prefix tokens this step
+        HeldSession swap;   // while swapped out: the store session holding its computed K/V
         [[nodiscard]] size_t generated() const noexcept { return tokens.size() - prompt_len; }
     };
 
@@ -163,9 +214,31 @@ private:
     void forget(Request& r);  // frees its pool sequence and drops it
     void remove_waiting(Request* r);
 
+    // ---- the session store ----
+    // Calls copy(layer, first, n, k, v) for each run of tokens [first, last) of a pool sequence that lies
+    // in one pool block, with k and v its rows ([token][kv_head][head_dim]) in the pool's memory.
+    template <class Copy>
+    void for_each_kv_run(pool::SequenceId seq, size_t first, size_t last, Copy&& copy) const;
+    // Saves the K/V of r's computed tokens into store session `id` (created if absent); returns its lease
+    // and the tokens copied (the session's reused prefix is not copied again). Throws the store's errors.
+    HeldSession save_to_store(std::string_view id, const Request& r, size_t* copied);
+    // At finish: saves r's conversation into its session, counting a refusal instead of failing.
+    void save_session(const Request& r) noexcept;
+    // At preemption (swap): saves r's computed K/V into its swap session (held in r.swap); false when
+    // the store refused (r then recomputes).
+    bool swap_out(Request& r);
+    // Removes r's swap session from the store and ends its lease.
+    void drop_swap(Request& r) noexcept;
+    // The longest prefix of r's prompt (never its last token) whose K/V the store holds: from its swap
+    // session, else from its chat session (leased into `chat`); *source the session to copy from.
+    size_t stored_prefix(Request& r, HeldSession& chat, store::Session** source);
+
     SchedConfig config_;
     pool::Pool& pool_;
     size_t usable_tokens_;  // tokens the whole pool holds
+    std::shared_ptr<store::Store> store_;  // nullptr: none
+    store::Shape shape_;                   // the pool's model shape, the store sessions' too
+    uint64_t instance_ = 0;                // this scheduler's number in the process (swap session ids)
     std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
     std::vector<Request*> waiting_;  // arrival order of enqueueing
     std::vector<Request*> running_;  // more_important order

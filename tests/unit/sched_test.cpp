@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "sched/scheduler.h"
+#include "store/store.h"
 
 namespace kvcore::sched {
 namespace {
@@ -483,7 +484,10 @@ TEST(Sched, OptionsValidate) {
     pool::Pool pool(pool_config(8));
     SchedConfig c;
     c.preemption = Preemption::kSwap;
-    EXPECT_EQ(status_of([&] { Scheduler s(c, pool); }), KVC_ERR_UNSUPPORTED);
+    {
+        Scheduler swap(c, pool);  // allowed; submit needs a session store
+        EXPECT_EQ(status_of([&] { swap.submit(request(1, prompt_of(3, 0), 1)); }), KVC_ERR_INVALID_STATE);
+    }
     c = SchedConfig{};
     c.max_batch_tokens = 0;
     EXPECT_EQ(status_of([&] { c.validate(); }), KVC_ERR_INVALID_ARGUMENT);
@@ -492,6 +496,384 @@ TEST(Sched, OptionsValidate) {
     EXPECT_EQ(status_of([&] { s.submit(request(1, prompt_of(29, 0), 1)); }), KVC_ERR_INVALID_ARGUMENT);  // > 28 tokens
     EXPECT_EQ(status_of([&] { s.submit(request(1, {}, 1)); }), KVC_ERR_INVALID_ARGUMENT);
     EXPECT_EQ(status_of([&] { s.submit(request(1, {1}, 0)); }), KVC_ERR_INVALID_ARGUMENT);
+}
+
+// ---- the session store under the pool -------------------------------------------------------------
+
+// A host pool of a small model (2 layers, 2 KV heads of 4, F32, blocks of 4 tokens).
+pool::PoolConfig host_config(uint32_t num_blocks) {
+    pool::PoolConfig c = pool_config(num_blocks, 4);
+    c.memory = pool::Memory::kHost;
+    c.layers = 2;
+    c.kv_heads = 2;
+    c.head_dim = 4;
+    c.dtype = pool::DType::kF32;
+    return c;
+}
+
+// The K/V word the fake forward writes for element e of a token's row: a function of the token, its
+// position, the layer and K or V, so that any misplaced or stale row shows.
+uint32_t kv_word(int32_t token, size_t pos, uint32_t layer, uint32_t kv, uint32_t e) {
+    uint64_t x = (uint64_t(uint32_t(token)) << 32) ^ (uint64_t(pos) << 12) ^ (uint64_t(layer) << 8) ^ (kv << 6) ^ e;
+    x = (x ^ (x >> 31)) * 0x7fb5d329728ea185ULL;
+    return uint32_t(x ^ (x >> 29));
+}
+
+// The row of K (kv 0) or V (kv 1) of one layer at a slot of a host pool.
+uint32_t* kv_row(const pool::Pool& pool, int64_t block, size_t offset, uint32_t layer, uint32_t kv) {
+    const pool::PoolConfig& c = pool.config();
+    const uint64_t row = uint64_t{c.kv_heads} * c.head_dim * 4;
+    auto* at = static_cast<uint8_t*>(pool.storage()) + uint64_t(block) * c.bytes_per_block() +
+               (uint64_t{layer} * 2 + kv) * c.block_size * row + offset * row;
+    return reinterpret_cast<uint32_t*>(at);
+}
+
+// Positions in [first, last) of a block table whose K/V differ from what the fake forward wrote for `tokens`.
+size_t kv_mismatches(const pool::Pool& pool, std::span<const int32_t> table, const std::vector<int32_t>& tokens,
+                     size_t first, size_t last) {
+    const pool::PoolConfig& c = pool.config();
+    size_t bad = 0;
+    for (size_t pos = first; pos < last; ++pos) {
+        bool ok = true;
+        for (uint32_t layer = 0; layer < c.layers; ++layer) {
+            for (uint32_t kv = 0; kv < 2; ++kv) {
+                const uint32_t* row = kv_row(pool, table[pos / c.block_size], pos % c.block_size, layer, kv);
+                for (uint32_t e = 0; e < c.kv_heads * c.head_dim; ++e) ok &= row[e] == kv_word(tokens[pos], pos, layer, kv, e);
+            }
+        }
+        bad += !ok;
+    }
+    return bad;
+}
+
+// An engine over a host pool with a fake forward: before computing an entry it checks that every earlier
+// position holds exactly the K/V written for that token there (what attention reads), then writes the
+// entry's K/V at its slots and samples with `model`.
+struct KvEngine {
+    pool::Pool pool;
+    Scheduler s;
+    Plan plan;
+    std::map<uint64_t, std::vector<int32_t>> tokens;  // per request: prompt, then what it sampled
+    std::map<uint64_t, std::vector<int32_t>> outputs;
+    std::map<uint64_t, size_t> computed;              // per request: tokens computed by its last entry
+    std::map<uint64_t, std::vector<PlanEntry>> entries;
+
+    KvEngine(uint32_t num_blocks, SchedConfig config, std::shared_ptr<store::Store> store)
+        : pool(host_config(num_blocks)), s(config, pool) {
+        if (store) s.set_session_store(std::move(store));
+    }
+    void submit(uint64_t id, std::vector<int32_t> prompt, uint32_t max_new, const std::string& session = "",
+                uint32_t priority = 0) {
+        SubmitArgs a = request(id, prompt, max_new, priority);
+        a.session = session;
+        s.submit(std::move(a));
+        tokens[id] = std::move(prompt);
+    }
+    void step() {
+        s.step(plan);
+        const uint32_t bs = pool.config().block_size;
+        std::vector<int32_t> sampled(plan.entries.size(), 0);
+        for (size_t i = 0; i < plan.entries.size(); ++i) {
+            const PlanEntry& e = plan.entries[i];
+            const std::vector<int32_t>& t = tokens.at(e.request_id);
+            const std::span<const int32_t> table(plan.blocks.data() + e.block_begin, e.num_blocks);
+            EXPECT_EQ(kv_mismatches(pool, table, t, 0, e.num_computed), 0u)
+                << "request " << e.request_id << " reads wrong K/V before position " << e.num_computed;
+            for (size_t j = 0; j < e.num_tokens; ++j) {
+                const size_t pos = e.num_computed + j;
+                const int64_t slot = plan.slots[e.token_begin + j];
+                EXPECT_EQ(plan.tokens[e.token_begin + j], t[pos]);
+                for (uint32_t layer = 0; layer < pool.config().layers; ++layer) {
+                    for (uint32_t kv = 0; kv < 2; ++kv) {
+                        uint32_t* row = kv_row(pool, slot / bs, size_t(slot % bs), layer, kv);
+                        for (uint32_t w = 0; w < pool.config().kv_heads * pool.config().head_dim; ++w) {
+                            row[w] = kv_word(t[pos], pos, layer, kv, w);
+                        }
+                    }
+                }
+            }
+            if (e.samples) sampled[i] = model(plan.tokens[e.token_begin + e.num_tokens - 1]);
+            entries[e.request_id].push_back(e);
+        }
+        s.commit(plan, sampled, {});
+        for (size_t i = 0; i < plan.entries.size(); ++i) {
+            const PlanEntry& e = plan.entries[i];
+            computed[e.request_id] = e.num_computed + e.num_tokens;
+            if (e.samples && tokens.contains(e.request_id)) tokens[e.request_id].push_back(sampled[i]);
+        }
+        for (uint64_t id : plan.finished) {
+            auto t = s.output(id);
+            outputs[id].assign(t.begin(), t.end());
+            s.drop_output(id);
+        }
+        pool.check_invariants();
+    }
+    void drain(int max_steps = 2000) {
+        for (int i = 0; i < max_steps && s.num_waiting() + s.num_running() > 0; ++i) step();
+        EXPECT_EQ(s.num_waiting() + s.num_running(), 0u) << "bounded loop ended with work left";
+    }
+};
+
+std::shared_ptr<store::Store> make_store(uint32_t max_tokens_per_session = 4096) {
+    store::StoreConfig c;
+    c.block_size = 8;  // unlike the pool's 4: copies run over both block sizes
+    c.max_tokens_per_session = max_tokens_per_session;
+    c.max_bytes_total = 1 << 20;  // the store's pools reserve what the bound allows
+    return store::Store::create(c);
+}
+
+TEST(SchedStore, RestoresAConversationWhosePoolBlocksWereEvicted) {
+    for (const bool with_store : {false, true}) {
+        SCOPED_TRACE(with_store ? "with a session store" : "without");
+        const auto st = with_store ? make_store() : nullptr;
+        KvEngine eng(9, manual(), st);  // 8 usable blocks of 4 tokens
+        const auto turn1 = prompt_of(10, 100);
+        eng.submit(1, turn1, 4, "chat");
+        eng.drain();
+        ASSERT_EQ(eng.outputs[1], expected_output(turn1, 4));
+        if (with_store) {
+            // Saved: the prompt and the generated tokens but the last (its K/V are not computed).
+            store::Lease lease = st->try_get("chat");
+            EXPECT_EQ(lease.session->committed, 13u);
+            EXPECT_EQ(std::vector<int32_t>(lease.session->tokens.begin(), lease.session->tokens.end()),
+                      std::vector<int32_t>(eng.tokens[1].begin(), eng.tokens[1].begin() + 13));
+            st->release(lease.session);
+            EXPECT_EQ(eng.s.counters().store_saved_tokens, 13u);
+        }
+        // Other traffic takes every block: the conversation's cached blocks are evicted.
+        eng.submit(2, prompt_of(28, 500), 2);
+        eng.drain();
+        EXPECT_EQ(eng.pool.counters().blocks_in_use, 0u);
+
+        auto turn2 = eng.tokens[1];  // the whole conversation, then the user's next message
+        turn2.insert(turn2.end(), {900, 901, 902, 903, 904});
+        eng.submit(3, turn2, 3, "chat");
+        eng.step();
+        ASSERT_EQ(eng.plan.entries.size(), 1u);
+        const PlanEntry first = eng.plan.entries[0];
+        EXPECT_EQ(eng.s.counters().cached_tokens, 0u);  // the pool's prefix cache had nothing left
+        if (!with_store) {
+            EXPECT_EQ(first.num_computed, 0u);
+            continue;
+        }
+        EXPECT_EQ(first.num_computed, 13u);
+        EXPECT_EQ(first.num_tokens, 19u - 13u);
+        EXPECT_EQ(eng.s.counters().store_restored_tokens, 13u);
+        // The restored blocks hold the K/V written by turn 1, byte for byte (the engine's check covered
+        // them before the step computed; here the blocks after it), and the commit cached them.
+        const std::span<const int32_t> table(eng.plan.blocks.data() + first.block_begin, first.num_blocks);
+        EXPECT_EQ(kv_mismatches(eng.pool, table, eng.tokens[3], 0, 19), 0u);
+        {
+            pool::SequenceOptions o;
+            const pool::SequenceId probe = eng.pool.create_sequence(turn2, o);
+            EXPECT_EQ(eng.pool.cached_prefix_tokens(probe), 16u);  // 13 restored + 6 computed: 4 full blocks
+            eng.pool.free_sequence(probe);
+        }
+        eng.drain();
+        EXPECT_EQ(eng.outputs[3], expected_output(turn2, 3));
+        // Turn 2 saved only what the session lacked: 19 + 2 computed tokens, 13 already there.
+        EXPECT_EQ(eng.s.counters().store_saved_tokens, 13u + 8u);
+        const stats::Snapshot snap = eng.s.snapshot();
+        EXPECT_DOUBLE_EQ(snap.find_metric("sched_store_restored_tokens_total")->value, 13.0);
+        EXPECT_DOUBLE_EQ(snap.find_metric("sched_store_saved_tokens_total")->value, 21.0);
+        EXPECT_DOUBLE_EQ(snap.find_metric("sched_store_save_failures_total")->value, 0.0);
+        st->check_invariants();
+    }
+}
+
+TEST(SchedStore, ARefusedSaveIsCountedAndTheCommitStands) {
+    const auto st = make_store(8);  // a session holds at most 8 tokens
+    // A session of another model under an id the scheduler will use.
+    store::Lease other = st->get_or_create("other-model", store::Shape{1, 1, 8, pool::DType::kF16}, 0, nullptr);
+    st->release(other.session);
+    KvEngine eng(64, manual(), st);
+    eng.submit(1, prompt_of(10, 1), 2, "long");        // 11 computed tokens: over the bound
+    eng.submit(2, prompt_of(3, 50), 2, "short");       // 4: saved
+    eng.submit(3, prompt_of(3, 80), 2, "other-model");  // refused: another shape
+    eng.drain();
+    EXPECT_EQ(eng.outputs[1], expected_output(prompt_of(10, 1), 2));
+    EXPECT_EQ(eng.outputs[3], expected_output(prompt_of(3, 80), 2));
+    EXPECT_EQ(eng.s.counters().store_save_failures, 2u);
+    EXPECT_EQ(eng.s.counters().store_saved_tokens, 4u);
+    EXPECT_DOUBLE_EQ(eng.s.snapshot().find_metric("sched_store_save_failures_total")->value, 2.0);
+    // A session of another shape is never restored from either.
+    auto p = prompt_of(3, 80);
+    p.push_back(7);
+    eng.submit(4, p, 1, "other-model");
+    eng.step();
+    EXPECT_EQ(eng.s.counters().store_restored_tokens, 0u);
+    eng.drain();
+    st->check_invariants();
+}
+
+// Three requests over 6 usable blocks of 4 (the recompute test's workload): 2 and 3 are preempted.
+struct SwapRun {
+    std::map<uint64_t, std::vector<int32_t>> outputs;
+    std::vector<std::pair<uint64_t, size_t>> preempted;  // request, tokens computed when preempted
+    std::vector<size_t> resumed_at;                      // num_computed of each one's next entry
+    SchedCounters counters;
+};
+
+SwapRun run_preemptions(Preemption mode, const std::shared_ptr<store::Store>& st) {
+    SchedConfig c = manual();
+    c.preemption = mode;
+    KvEngine eng(7, c, st);
+    eng.submit(1, prompt_of(3, 10), 12, "", 5);
+    eng.submit(2, prompt_of(3, 20), 12, "", 1);
+    eng.submit(3, prompt_of(3, 30), 12, "", 1);
+    SwapRun run;
+    std::map<uint64_t, size_t> waiting;  // preempted, not yet resumed: index into run.preempted
+    for (int i = 0; i < 300 && eng.s.num_waiting() + eng.s.num_running() > 0; ++i) {
+        const std::map<uint64_t, size_t> before = eng.computed;
+        eng.step();
+        for (const PlanEntry& e : eng.plan.entries) {
+            if (auto it = waiting.find(e.request_id); it != waiting.end()) {
+                run.resumed_at[it->second] = e.num_computed;
+                waiting.erase(it);
+            }
+        }
+        for (uint64_t id : eng.plan.preempted) {
+            waiting[id] = run.preempted.size();
+            run.preempted.emplace_back(id, before.at(id));
+            run.resumed_at.push_back(SIZE_MAX);
+        }
+    }
+    EXPECT_EQ(eng.s.num_waiting() + eng.s.num_running(), 0u);
+    EXPECT_EQ(eng.pool.counters().blocks_in_use, 0u);
+    run.outputs = eng.outputs;
+    run.counters = eng.s.counters();
+    return run;
+}
+
+TEST(SchedStore, SwapPreemptionResumesWithoutRecomputingAndGivesTheSameTokens) {
+    const SwapRun recompute = run_preemptions(Preemption::kRecompute, nullptr);
+    const auto st = make_store();
+    const SwapRun swap = run_preemptions(Preemption::kSwap, st);
+    ASSERT_GE(swap.preempted.size(), 2u);
+    for (size_t i = 0; i < swap.preempted.size(); ++i) {
+        EXPECT_EQ(swap.resumed_at[i], swap.preempted[i].second)
+            << "request " << swap.preempted[i].first << " did not resume where it was preempted";
+    }
+    // Recompute starts again from what the prefix cache kept, which here is less.
+    bool recomputed = false;
+    for (size_t i = 0; i < recompute.preempted.size(); ++i) recomputed |= recompute.resumed_at[i] < recompute.preempted[i].second;
+    EXPECT_TRUE(recomputed);
+    EXPECT_LT(swap.counters.scheduled_tokens, recompute.counters.scheduled_tokens);
+    for (uint64_t id : {1u, 2u, 3u}) {
+        EXPECT_EQ(swap.outputs.at(id), recompute.outputs.at(id)) << "request " << id;
+        EXPECT_EQ(swap.outputs.at(id), expected_output(prompt_of(3, int32_t(id) * 10), 12)) << "request " << id;
+    }
+    size_t out = 0;
+    for (const auto& [id, n] : swap.preempted) out += n;
+    EXPECT_EQ(swap.counters.swapped_out_tokens, out);
+    EXPECT_GT(swap.counters.swapped_in_tokens, 0u);
+    EXPECT_LE(swap.counters.swapped_in_tokens, out);
+    EXPECT_EQ(swap.counters.swap_failures, 0u);
+    EXPECT_EQ(st->num_sessions(), 0u);  // swap sessions are removed once restored
+    EXPECT_EQ(st->held_sessions(), 0u);
+    st->check_invariants();
+}
+
+TEST(SchedStore, ARefusedSwapFallsBackToRecompute) {
+    const SwapRun swap = run_preemptions(Preemption::kSwap, make_store(2));  // no session takes 3 tokens
+    ASSERT_GE(swap.preempted.size(), 2u);
+    EXPECT_EQ(swap.counters.swap_failures, swap.preempted.size());
+    EXPECT_EQ(swap.counters.swapped_out_tokens, 0u);
+    for (uint64_t id : {1u, 2u, 3u}) EXPECT_EQ(swap.outputs.at(id), expected_output(prompt_of(3, int32_t(id) * 10), 12));
+}
+
+TEST(SchedStore, CancelOfASwappedRequestRemovesItsSession) {
+    const auto st = make_store();
+    SchedConfig c = manual();
+    c.preemption = Preemption::kSwap;
+    KvEngine eng(7, c, st);
+    eng.submit(1, prompt_of(3, 10), 12, "", 5);
+    eng.submit(2, prompt_of(3, 20), 12, "", 1);
+    eng.submit(3, prompt_of(3, 30), 12, "", 1);
+    uint64_t victim = 0;
+    for (int i = 0; i < 100 && victim == 0; ++i) {
+        eng.step();
+        if (!eng.plan.preempted.empty()) victim = eng.plan.preempted[0];
+    }
+    ASSERT_NE(victim, 0u);
+    EXPECT_EQ(st->num_sessions(), 1u);
+    const std::string id = eng.s.swap_session_id(victim);
+    EXPECT_EQ(id.rfind("\x01swap/", 0), 0u);
+    store::Lease lease = st->try_get(id);
+    EXPECT_EQ(lease.session->committed, eng.computed[victim]);
+    st->release(lease.session);
+    eng.s.cancel(victim);
+    EXPECT_EQ(st->num_sessions(), 0u);
+    EXPECT_EQ(st->held_sessions(), 0u);
+    EXPECT_EQ(status_of([&] { (void)st->try_get(id); }), KVC_ERR_NOT_FOUND);
+    eng.tokens.erase(victim);
+    eng.drain();
+    EXPECT_FALSE(eng.outputs.contains(victim));
+    st->check_invariants();
+}
+
+TEST(SchedStore, SetSessionStoreChecksThePoolTheStoreAndTheState) {
+    const auto st = make_store();
+    {
+        pool::Pool meta(pool_config(16));  // metadata only: no K/V to copy
+        Scheduler s(manual(), meta);
+        EXPECT_EQ(status_of([&] { s.set_session_store(st); }), KVC_ERR_INVALID_ARGUMENT);
+    }
+    for (int variant = 0; variant < 2; ++variant) {
+        pool::PoolConfig pc = host_config(16);
+        if (variant == 0) pc.dtype = pool::DType::kInt8;
+        if (variant == 1) pc.sliding_window = 8;
+        pool::Pool p(pc);
+        Scheduler s(manual(), p);
+        EXPECT_EQ(status_of([&] { s.set_session_store(st); }), KVC_ERR_UNSUPPORTED);
+    }
+    pool::Pool host(host_config(16));
+    Scheduler s(manual(), host);
+    store::StoreConfig dc;
+    dc.memory = pool::Memory::kDevice;
+    EXPECT_EQ(status_of([&] { s.set_session_store(store::Store::create(dc)); }), KVC_ERR_INVALID_ARGUMENT);
+    s.set_session_store(st);
+    SubmitArgs reserved = request(9, prompt_of(3, 1), 1);
+    reserved.session = "\x01swap/7";
+    EXPECT_EQ(status_of([&] { s.submit(std::move(reserved)); }), KVC_ERR_INVALID_ARGUMENT);
+    s.submit(request(1, prompt_of(3, 1), 1));
+    EXPECT_EQ(status_of([&] { s.set_session_store(nullptr); }), KVC_ERR_INVALID_STATE);
+    s.cancel(1);
+    s.set_session_store(nullptr);
+    EXPECT_EQ(s.session_store(), nullptr);
+}
+
+// Two schedulers (engine replicas) share one store: a chat's turns alternate between them and each turn
+// finds the previous one's K/V; under pressure both swap into the same store without colliding.
+TEST(SchedStore, ReplicasShareOneStore) {
+    const auto st = make_store();
+    SchedConfig c = manual();
+    c.preemption = Preemption::kSwap;
+    KvEngine a(13, c, st), b(13, c, st);
+    std::vector<int32_t> conversation = prompt_of(5, 1);
+    uint64_t id = 1;
+    for (int turn = 0; turn < 4; ++turn) {
+        KvEngine& eng = turn % 2 ? b : a;
+        // Pressure: two requests without a session run beside the turn.
+        eng.submit(id + 100, prompt_of(9, 300 + turn * 10), 10, "", 0);
+        eng.submit(id + 200, prompt_of(9, 600 + turn * 10), 10, "", 0);
+        eng.submit(id, conversation, 6, "chat", 1);
+        eng.drain();
+        ASSERT_TRUE(eng.outputs.contains(id));
+        EXPECT_EQ(eng.outputs[id], expected_output(conversation, 6));
+        EXPECT_EQ(eng.outputs[id + 100], expected_output(prompt_of(9, 300 + turn * 10), 10));
+        if (turn > 0) {
+            // All but the new message and the last sampled token come from the other replica's save.
+            EXPECT_EQ(eng.entries[id].front().num_computed, conversation.size() - 2 - 1);
+        }
+        conversation = eng.tokens[id];
+        conversation.insert(conversation.end(), {int32_t(800 + turn), int32_t(900 + turn)});
+        ++id;
+    }
+    EXPECT_GT(a.s.counters().store_restored_tokens + b.s.counters().store_restored_tokens, 0u);
+    EXPECT_GT(a.s.counters().swapped_in_tokens + b.s.counters().swapped_in_tokens, 0u);  // pressure swapped
+    EXPECT_EQ(st->num_sessions(), 1u);  // the chat; no swap session is left
+    st->check_invariants();
 }
 
 }  // namespace
