@@ -85,9 +85,7 @@ Replica::Replica(const ReplicaConfig& config) : config_(config) {
             check(kvc_store_options_set_block_size(st, config.block_size), "store block size");
             check(kvc_store_options_set_max_tokens_per_session(st, 1u << 20), "store session tokens");
             check(kvc_store_create(st, &store_), "session store");
-#ifdef KVCORE_SCHED_HAS_STORE
             check(kvc_sched_set_session_store(sched_, store_), "attaching the session store");
-#endif
         }
         if (config.publish_events) {
             kvc_event_publisher_options* eo = nullptr;
