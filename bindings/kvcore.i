@@ -700,7 +700,8 @@ KVC_INTERNAL(Pool::hash_blocks_into)
     this(null);
   }
 
-  /** Frees the pool and every sequence in it; using it afterwards throws KvcoreException(INVALID_STATE). */
+  /** Frees the pool and every sequence in it (its memory once the last Scheduler over it is closed too); using
+   * it afterwards throws KvcoreException(INVALID_STATE). */
   @Override
   public void close() {
     delete();
@@ -2774,15 +2775,17 @@ static int kvc_bind_plan_ok(const SchedPlan* plan) {
     return plan != NULL;
 }
 
-static uint64_t kvc_bind_plan_field(const SchedPlan* plan, size_t i, int field) {
+/* One field of entry i (kvc_sched_plan_sequence's outputs), so each getter is one call that may raise. */
+enum kvc_bind_plan_field_id { KVC_BIND_REQUEST_ID, KVC_BIND_NUM_TOKENS, KVC_BIND_NUM_COMPUTED, KVC_BIND_SAMPLES };
+static uint64_t kvc_bind_plan_field(const SchedPlan* plan, size_t i, enum kvc_bind_plan_field_id field) {
     uint64_t request_id = 0;
     size_t num_tokens = 0, num_computed = 0;
     uint32_t samples = 0;
     kvc_bind_check(kvc_sched_plan_sequence(plan, i, &request_id, &num_tokens, &num_computed, &samples));
     switch (field) {
-        case 0: return request_id;
-        case 1: return num_tokens;
-        case 2: return num_computed;
+        case KVC_BIND_REQUEST_ID: return request_id;
+        case KVC_BIND_NUM_TOKENS: return num_tokens;
+        case KVC_BIND_NUM_COMPUTED: return num_computed;
         default: return samples;
     }
 }
@@ -3046,10 +3049,10 @@ typedef struct {} SchedPlan;
   size_t count() { return kvc_sched_plan_count($self); }
   /* Tokens to compute, all entries together. */
   size_t num_tokens() { return kvc_sched_plan_num_tokens($self); }
-  uint64_t request_id(size_t i) { return kvc_bind_plan_field($self, i, 0); }
-  size_t entry_tokens(size_t i) { return (size_t)kvc_bind_plan_field($self, i, 1); }
-  size_t num_computed(size_t i) { return (size_t)kvc_bind_plan_field($self, i, 2); }
-  bool samples(size_t i) { return kvc_bind_plan_field($self, i, 3) != 0; }
+  uint64_t request_id(size_t i) { return kvc_bind_plan_field($self, i, KVC_BIND_REQUEST_ID); }
+  size_t entry_tokens(size_t i) { return (size_t)kvc_bind_plan_field($self, i, KVC_BIND_NUM_TOKENS); }
+  size_t num_computed(size_t i) { return (size_t)kvc_bind_plan_field($self, i, KVC_BIND_NUM_COMPUTED); }
+  bool samples(size_t i) { return kvc_bind_plan_field($self, i, KVC_BIND_SAMPLES) != 0; }
   void tokens_into(size_t i, int32_t* out_tokens, size_t capacity) {
     kvc_bind_check(kvc_sched_plan_tokens($self, i, out_tokens, capacity, NULL));
   }
