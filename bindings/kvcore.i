@@ -296,8 +296,44 @@ KVC_CLOSEABLE(Exposition)
 KVC_INPUT_ARRAY(uint8_t, outcomes, byte, byte, jbyteArray, jbyte, Byte, byte)
 #if defined(SWIGCSHARP)
 %csmethodmodifiers Recorder::record_accesses "internal";
+%csmethodmodifiers Stats::metric_count "internal";
+%csmethodmodifiers Stats::metric_name "internal";
+%typemap(cscode) Stats %{
+  /// <summary>The component's own metrics by name (the scheduler's sched_batch_size_avg, ...; none for the
+  /// caches); Metric(name) reads one.</summary>
+  public global::System.Collections.Generic.Dictionary<string, double> Metrics() {
+    var byName = new global::System.Collections.Generic.Dictionary<string, double>();
+    uint count = MetricCount();
+    for (uint i = 0; i < count; i++) {
+      string name = MetricName(i);
+      byName[name] = Metric(name);
+    }
+    return byName;
+  }
+%}
 #elif defined(SWIGJAVA)
 %javamethodmodifiers Recorder::record_accesses "private";
+%javamethodmodifiers Stats::metric_count "private";
+%javamethodmodifiers Stats::metric_name "private";
+%typemap(javacode) Stats %{
+  /** Frees the native object now; using it afterwards throws KvcoreException(INVALID_STATE). */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /** The component's own metrics by name (the scheduler's sched_batch_size_avg, ...; none for the caches), in
+   * the C API's order; metric(name) reads one. */
+  public java.util.Map<String, Double> metrics() {
+    java.util.Map<String, Double> byName = new java.util.LinkedHashMap<>();
+    int count = metricCount();
+    for (int i = 0; i < count; i++) {
+      String name = metricName(i);
+      byName.put(name, metric(name));
+    }
+    return byName;
+  }
+%}
 #endif
 /* SWIG drops C default arguments, so the default-options constructor is written per language. */
 #if defined(SWIGCSHARP)
@@ -441,6 +477,15 @@ typedef struct {} Stats;
     kvc_bind_check(kvc_stats_layer_hit_rate($self, layer, &rate));
     return rate;
   }
+  /* A component's own metrics by name (the scheduler's); none for the caches. */
+  uint32_t metric_count() { return kvc_stats_metric_count($self); }
+  const char* metric_name(uint32_t i) { return kvc_stats_metric_name($self, i); }
+  /* NOT_FOUND for a name the snapshot lacks. */
+  double metric(const char* name) {
+    double value = 0.0;
+    kvc_bind_check(kvc_stats_metric($self, name, &value));
+    return value;
+  }
   %newobject to_prometheus;
   char* to_prometheus() { return kvc_bind_export($self, kvc_stats_to_prometheus); }
   %newobject to_json;
@@ -478,9 +523,84 @@ typedef struct {} Exposition;
 %include "kvcore/pool.h"
 
 %{
+#include <pthread.h>
+
 typedef struct kvc_pool_options PoolOptions;
 typedef struct kvc_sequence_options SequenceOptions;
 typedef struct kvc_pool Pool;
+
+/* A scheduler borrows its pool and frees its sequences there when destroyed, so a pool must outlive its
+   schedulers; the garbage collectors finalize unreachable objects in any order, and a program may close
+   the pool first. The binding keeps a list of its schedulers with their pools: a pool closed while one of
+   its schedulers lives is destroyed with the last of them. */
+typedef struct kvc_bind_sched_link {
+    kvc_sched* sched;
+    kvc_pool* pool;
+    int pool_closed;
+    struct kvc_bind_sched_link* next;
+} kvc_bind_sched_link;
+static kvc_bind_sched_link* kvc_bind_scheds = NULL;
+static pthread_mutex_t kvc_bind_scheds_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void kvc_bind_pool_close(kvc_pool* pool) {
+    int in_use = 0;
+    kvc_bind_sched_link* link;
+    pthread_mutex_lock(&kvc_bind_scheds_lock);
+    for (link = kvc_bind_scheds; link != NULL; link = link->next) {
+        if (link->pool != pool) continue;
+        link->pool_closed = 1;
+        in_use = 1;
+    }
+    pthread_mutex_unlock(&kvc_bind_scheds_lock);
+    if (!in_use) kvc_pool_destroy(pool);
+}
+
+/* A scheduler over pool, listed; NULL with the status set. */
+static kvc_sched* kvc_bind_sched_create(const kvc_sched_options* options, kvc_pool* pool) {
+    kvc_sched* sched = NULL;
+    kvc_bind_sched_link* link = (kvc_bind_sched_link*)calloc(1, sizeof(kvc_bind_sched_link));
+    kvc_status status;
+    if (link == NULL) {
+        kvc_bind_pending = KVC_ERR_NO_MEMORY;
+        return NULL;
+    }
+    status = kvc_sched_create(options, pool, &sched);
+    if (status != KVC_OK) {
+        free(link);
+        kvc_bind_check(status);
+        return NULL;
+    }
+    link->sched = sched;
+    link->pool = pool;
+    pthread_mutex_lock(&kvc_bind_scheds_lock);
+    link->next = kvc_bind_scheds;
+    kvc_bind_scheds = link;
+    pthread_mutex_unlock(&kvc_bind_scheds_lock);
+    return sched;
+}
+
+/* Destroys the scheduler while it is still listed (so its pool stays), then its closed pool if it was the
+   pool's last one. */
+static void kvc_bind_sched_destroy(kvc_sched* sched) {
+    kvc_bind_sched_link **at, *link = NULL, *other;
+    kvc_pool* orphan = NULL;
+    kvc_sched_destroy(sched);
+    pthread_mutex_lock(&kvc_bind_scheds_lock);
+    for (at = &kvc_bind_scheds; *at != NULL; at = &(*at)->next) {
+        if ((*at)->sched != sched) continue;
+        link = *at;
+        *at = link->next;
+        break;
+    }
+    if (link != NULL && link->pool_closed) {
+        orphan = link->pool;
+        for (other = kvc_bind_scheds; other != NULL; other = other->next)
+            if (other->pool == orphan) orphan = NULL;
+    }
+    pthread_mutex_unlock(&kvc_bind_scheds_lock);
+    free(link);
+    if (orphan != NULL) kvc_pool_destroy(orphan);
+}
 %}
 KVC_BIND_HANDLE(PoolOptions)
 KVC_BIND_HANDLE(SequenceOptions)
@@ -580,7 +700,8 @@ KVC_INTERNAL(Pool::hash_blocks_into)
     this(null);
   }
 
-  /** Frees the pool and every sequence in it; using it afterwards throws KvcoreException(INVALID_STATE). */
+  /** Frees the pool and every sequence in it (its memory once the last Scheduler over it is closed too); using
+   * it afterwards throws KvcoreException(INVALID_STATE). */
   @Override
   public void close() {
     delete();
@@ -705,7 +826,7 @@ typedef struct {} Pool;
     kvc_bind_check(kvc_pool_create(options, &pool));
     return pool;
   }
-  ~Pool() { kvc_pool_destroy($self); }
+  ~Pool() { kvc_bind_pool_close($self); }
   uint64_t create_sequence_raw(const int32_t* tokens, size_t n, const SequenceOptions* options) {
     kvc_sequence_id seq = 0;
     kvc_bind_check(kvc_pool_sequence_create($self, tokens, n, options, &seq));
@@ -2613,4 +2734,356 @@ typedef struct {} KvLayout;
   static void set_threads(uint32_t threads) { kvc_bind_check(kvc_kv_set_threads(threads)); }
   static uint32_t threads() { return kvc_kv_threads(); }
   static const char* isa() { return kvc_kv_isa(); }
+}
+
+/* ---- scheduler --------------------------------------------------------------------------------- */
+
+/* kvcore/sched.h: continuous batching over one pool. Its functions are bound through the classes below;
+   each language turns a plan into entries with their arrays, so the size queries stay here. */
+#if defined(SWIGCSHARP) || defined(SWIGJAVA)
+%rename(SchedPolicy) kvc_sched_policy;
+%rename(PreemptionMode) kvc_preemption_mode;
+/* Scoped there (SchedPolicy.FIFO); Go's enum items share one namespace and keep their prefixes, the Go
+   package naming its own constants. */
+%rename(FIFO) KVC_SCHED_FIFO;
+%rename(PRIORITY) KVC_SCHED_PRIORITY;
+%rename(CACHE_AWARE) KVC_SCHED_CACHE_AWARE;
+%rename(RECOMPUTE) KVC_PREEMPT_RECOMPUTE;
+%rename(SWAP) KVC_PREEMPT_SWAP;
+#endif
+/* FinishReason's CAPACITY would collide with Status's among SWIG's (C's) global enum items, so the reason
+   crosses as its value and each language declares the enum itself. */
+%ignore kvc_sched_finish_reason;
+%ignore KVC_SCHED_FINISH_STOP;
+%ignore KVC_SCHED_FINISH_LENGTH;
+%ignore KVC_SCHED_FINISH_CAPACITY;
+%rename("$ignore", regextarget=1, %$isfunction) "^kvc_sched_";
+%ignore kvc_sched_options;
+%ignore kvc_sched;
+%ignore kvc_sched_plan;
+%include "kvcore/sched.h"
+
+%{
+typedef struct kvc_sched_options SchedOptions;
+typedef struct kvc_sched Scheduler;
+typedef struct kvc_sched_plan SchedPlan;
+
+/* A closed plan (a NULL handle) is refused in the body, after Java has borrowed the arrays, so that they
+   are released. */
+static int kvc_bind_plan_ok(const SchedPlan* plan) {
+    if (plan == NULL) kvc_bind_fail(KVC_ERR_INVALID_STATE, "the plan has been closed");
+    return plan != NULL;
+}
+
+/* One field of entry i (kvc_sched_plan_sequence's outputs), so each getter is one call that may raise. */
+enum kvc_bind_plan_field_id { KVC_BIND_REQUEST_ID, KVC_BIND_NUM_TOKENS, KVC_BIND_NUM_COMPUTED, KVC_BIND_SAMPLES };
+static uint64_t kvc_bind_plan_field(const SchedPlan* plan, size_t i, enum kvc_bind_plan_field_id field) {
+    uint64_t request_id = 0;
+    size_t num_tokens = 0, num_computed = 0;
+    uint32_t samples = 0;
+    kvc_bind_check(kvc_sched_plan_sequence(plan, i, &request_id, &num_tokens, &num_computed, &samples));
+    switch (field) {
+        case KVC_BIND_REQUEST_ID: return request_id;
+        case KVC_BIND_NUM_TOKENS: return num_tokens;
+        case KVC_BIND_NUM_COMPUTED: return num_computed;
+        default: return samples;
+    }
+}
+%}
+KVC_BIND_HANDLE(SchedOptions)
+KVC_BIND_HANDLE(Scheduler)
+KVC_BIND_HANDLE(SchedPlan)
+KVC_CLOSEABLE(SchedOptions)
+KVC_CLOSEABLE(Scheduler)
+KVC_CLOSEABLE(SchedPlan)
+KVC_INPUT_ARRAY(int32_t, sampled, int, int, jintArray, jint, Int, int32)
+KVC_INPUT_ARRAY(uint8_t, finished, byte, byte, jbyteArray, jbyte, Byte, byte)
+KVC_OUTPUT_ARRAY(int32_t, out_tokens, int, int, jintArray, jint, Int, int32)
+KVC_OUTPUT_ARRAY(int64_t, out_positions, long, long, jlongArray, jlong, Long, int64)
+KVC_OUTPUT_ARRAY(uint64_t, out_ids, ulong, long, jlongArray, jlong, Long, uint64)
+KVC_INTERNAL(Scheduler::submit_raw)
+KVC_INTERNAL(Scheduler::step_raw)
+KVC_INTERNAL(Scheduler::commit_raw)
+KVC_INTERNAL(Scheduler::output_size)
+KVC_INTERNAL(Scheduler::output_reason)
+KVC_INTERNAL(Scheduler::take_output_into)
+KVC_INTERNAL(SchedPlan::request_id)
+KVC_INTERNAL(SchedPlan::entry_tokens)
+KVC_INTERNAL(SchedPlan::num_computed)
+KVC_INTERNAL(SchedPlan::samples)
+KVC_INTERNAL(SchedPlan::tokens_into)
+KVC_INTERNAL(SchedPlan::positions_into)
+KVC_INTERNAL(SchedPlan::slots_into)
+KVC_INTERNAL(SchedPlan::block_table_size)
+KVC_INTERNAL(SchedPlan::block_table_into)
+KVC_INTERNAL(SchedPlan::preempted_size)
+KVC_INTERNAL(SchedPlan::preempted_into)
+KVC_INTERNAL(SchedPlan::finished_size)
+KVC_INTERNAL(SchedPlan::finished_into)
+#if defined(SWIGCSHARP)
+/* Their convenience members are written in bindings/csharp/src/Scheduler.cs. */
+%typemap(csclassmodifiers) Scheduler "public partial class"
+%typemap(csclassmodifiers) SchedPlan "public partial class"
+#elif defined(SWIGJAVA)
+%typemap(javacode) Scheduler %{
+  /** A scheduler with the default options over pool. */
+  public Scheduler(Pool pool) {
+    this(null, pool);
+  }
+
+  /** Frees the scheduler and its sequences in the pool; using it afterwards throws KvcoreException(INVALID_STATE). */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /**
+   * Queues request id (unique among the requests held) with its prompt; priority: higher first under
+   * SchedPolicy.PRIORITY, preempted last under every policy; sessionId (may be null) is kept with the output;
+   * keys (may be null): LoRA, cache salt, multimodal items. QUEUE_FULL when the queue is at its bound.
+   */
+  public void submit(long requestId, int[] prompt, int maxNewTokens, int priority, String sessionId,
+                     SequenceOptions keys) {
+    submitRaw(requestId, prompt, KvcoreException.requireNonNull(prompt, "prompt").length, maxNewTokens, priority,
+              sessionId, keys);
+  }
+
+  public void submit(long requestId, int[] prompt, int maxNewTokens) {
+    submit(requestId, prompt, maxNewTokens, 0, null, null);
+  }
+
+  /** The next batch into plan, as its entries (empty: nothing to run, no commit needed). */
+  public java.util.List<SchedEntry> step(SchedPlan plan) {
+    stepRaw(KvcoreException.requireNonNull(plan, "plan"));
+    return plan.entries();
+  }
+
+  /**
+   * Commits the step: sampled[i] is entry i's token (read where the entry samples; null when none does),
+   * finished[i] ends entry i's request after its token (a stop token; null: none). Then plan.finished()
+   * lists the requests done.
+   */
+  public void commit(SchedPlan plan, int[] sampled, boolean[] finished) {
+    byte[] flags = null;
+    if (finished != null) {
+      flags = new byte[finished.length];
+      for (int i = 0; i < flags.length; i++) {
+        flags[i] = (byte) (finished[i] ? 1 : 0);
+      }
+    }
+    commitRaw(KvcoreException.requireNonNull(plan, "plan"), sampled, sampled == null ? 0 : sampled.length, flags,
+              flags == null ? 0 : flags.length);
+  }
+
+  public void commit(SchedPlan plan, int[] sampled) {
+    commit(plan, sampled, null);
+  }
+
+  /** A finished request's tokens, why it finished and its session; the scheduler then forgets it. */
+  public SchedOutput takeOutput(long requestId) {
+    FinishReason reason = FinishReason.of(outputReason(requestId));
+    String session = outputSession(requestId);
+    int[] tokens = new int[(int) outputSize(requestId)];
+    takeOutputInto(requestId, tokens, tokens.length);
+    return new SchedOutput(tokens, reason, session);
+  }
+%}
+%typemap(javacode) SchedPlan %{
+  /** Frees the plan; using it afterwards throws KvcoreException(INVALID_STATE). */
+  @Override
+  public void close() {
+    delete();
+  }
+
+  /** Entry i: its request, tokens to compute, their positions and slots, its block table. */
+  public SchedEntry entry(long i) {
+    int n = (int) entryTokens(i);
+    int[] tokens = new int[n];
+    long[] positions = new long[n];
+    long[] slots = new long[n];
+    tokensInto(i, tokens, n);
+    positionsInto(i, positions, n);
+    slotsInto(i, slots, n);
+    int[] blocks = new int[(int) blockTableSize(i)];
+    blockTableInto(i, blocks, blocks.length);
+    return new SchedEntry(requestId(i), numComputed(i), samples(i), tokens, positions, slots, blocks);
+  }
+
+  /** Every entry, in the plan's order. */
+  public java.util.List<SchedEntry> entries() {
+    java.util.List<SchedEntry> all = new java.util.ArrayList<>();
+    for (long i = 0; i < count(); i++) {
+      all.add(entry(i));
+    }
+    return all;
+  }
+
+  /** Requests the step preempted (requeued; their earlier K/V are gone). */
+  public long[] preempted() {
+    long[] ids = new long[(int) preemptedSize()];
+    preemptedInto(ids, ids.length);
+    return ids;
+  }
+
+  /** Requests the commit finished: take their outputs. */
+  public long[] finished() {
+    long[] ids = new long[(int) finishedSize()];
+    finishedInto(ids, ids.length);
+    return ids;
+  }
+%}
+#endif
+
+/* Options for a Scheduler: batch bounds, wait, queue bound, policy, preemption, seed, clock. */
+typedef struct {} SchedOptions;
+%extend SchedOptions {
+  SchedOptions() {
+    kvc_sched_options* options = NULL;
+    kvc_bind_check(kvc_sched_options_create(&options));
+    return options;
+  }
+  ~SchedOptions() { kvc_sched_options_destroy($self); }
+  void set_max_batch_sequences(uint32_t sequences) {
+    kvc_bind_check(kvc_sched_options_set_max_batch_sequences($self, sequences));
+  }
+  void set_max_batch_tokens(uint32_t tokens) { kvc_bind_check(kvc_sched_options_set_max_batch_tokens($self, tokens)); }
+  void set_max_wait_us(uint64_t microseconds) { kvc_bind_check(kvc_sched_options_set_max_wait_us($self, microseconds)); }
+  void set_max_queue(uint32_t requests) { kvc_bind_check(kvc_sched_options_set_max_queue($self, requests)); }
+  /* wait_bound_us matters to CACHE_AWARE only (default 1 s). */
+  void set_policy(kvc_sched_policy policy, uint64_t wait_bound_us) {
+    kvc_bind_check(kvc_sched_options_set_policy($self, policy, wait_bound_us));
+  }
+  void set_preemption(kvc_preemption_mode mode) { kvc_bind_check(kvc_sched_options_set_preemption($self, mode)); }
+  void set_seed(uint64_t seed) { kvc_bind_check(kvc_sched_options_set_seed($self, seed)); }
+  /* On: time starts at 0 and moves only by set_time_us. */
+  void set_manual_clock(bool enabled) { kvc_bind_check(kvc_sched_options_set_manual_clock($self, enabled ? 1u : 0u)); }
+}
+
+/* The continuous-batching scheduler over a pool; one thread makes every call (see kvcore/sched.h). */
+typedef struct {} Scheduler;
+%extend Scheduler {
+  Scheduler(const SchedOptions* options, Pool* pool) { return kvc_bind_sched_create(options, pool); }
+  ~Scheduler() { kvc_bind_sched_destroy($self); }
+  void submit_raw(uint64_t request_id, const int32_t* tokens, size_t n, uint32_t max_new_tokens, uint32_t priority,
+                  const char* session_id, const SequenceOptions* keys) {
+    kvc_bind_check(kvc_sched_submit($self, request_id, tokens, n, max_new_tokens, priority, session_id, keys));
+  }
+  /* NOT_FOUND for an unknown id, INVALID_STATE for a finished one. */
+  void cancel(uint64_t request_id) { kvc_bind_check(kvc_sched_cancel($self, request_id)); }
+  /* Manual clock only; never backwards. */
+  void set_time_us(uint64_t now_us) { kvc_bind_check(kvc_sched_set_time_us($self, now_us)); }
+  void step_raw(SchedPlan* plan) {
+    if (kvc_bind_plan_ok(plan)) kvc_bind_check(kvc_sched_step($self, plan));
+  }
+  void commit_raw(SchedPlan* plan, const int32_t* sampled, size_t n_sampled, const uint8_t* finished,
+                  size_t n_finished) {
+    if (kvc_bind_plan_ok(plan))
+      kvc_bind_check(kvc_sched_commit($self, plan, sampled, n_sampled, finished, n_finished));
+  }
+  size_t output_size(uint64_t request_id) {
+    size_t count = 0;
+    kvc_bind_check(kvc_sched_take_output($self, request_id, NULL, 0, &count, NULL));
+    return count;
+  }
+  /* A kvc_sched_finish_reason. */
+  uint32_t output_reason(uint64_t request_id) {
+    uint32_t reason = 0;
+    kvc_bind_check(kvc_sched_take_output($self, request_id, NULL, 0, NULL, &reason));
+    return reason;
+  }
+  /* Takes the output (capacity >= its size): an empty one through a buffer of one, since NULL with capacity
+     0 would be a size query that takes nothing. */
+  void take_output_into(uint64_t request_id, int32_t* out_tokens, size_t capacity) {
+    int32_t none[1];
+    if (capacity == 0) {
+      out_tokens = none;
+      capacity = 1;
+    }
+    kvc_bind_check(kvc_sched_take_output($self, request_id, out_tokens, capacity, NULL, NULL));
+  }
+  /* The session id a finished request was submitted with ("" for none), before its output is taken. */
+  %newobject output_session;
+  char* output_session(uint64_t request_id) {
+    size_t length = 0;
+    char* text;
+    kvc_status status = kvc_sched_output_session($self, request_id, NULL, 0, &length);
+    if (status != KVC_OK) {
+      kvc_bind_check(status);
+      return NULL;
+    }
+    text = (char*)malloc(length + 1);
+    if (text == NULL) {
+      kvc_bind_pending = KVC_ERR_NO_MEMORY;
+      return NULL;
+    }
+    status = kvc_sched_output_session($self, request_id, text, length + 1, NULL);
+    if (status != KVC_OK) {
+      free(text);
+      kvc_bind_check(status);
+      return NULL;
+    }
+    return text;
+  }
+  /* Statistics (component "sched"); its named metrics through Stats.metric. */
+  %newobject snapshot;
+  Stats* snapshot() {
+    kvc_stats* stats = NULL;
+    kvc_bind_check(kvc_sched_snapshot($self, &stats));
+    return stats;
+  }
+  uint64_t num_waiting() { return kvc_sched_num_waiting($self); }
+  uint64_t num_running() { return kvc_sched_num_running($self); }
+  uint64_t num_outputs() { return kvc_sched_num_outputs($self); }
+}
+
+/* One step's batch: per entry its request, tokens, positions, slots and block table; then the preempted
+   and finished requests. */
+typedef struct {} SchedPlan;
+%extend SchedPlan {
+  SchedPlan() {
+    kvc_sched_plan* plan = NULL;
+    kvc_bind_check(kvc_sched_plan_create(&plan));
+    return plan;
+  }
+  ~SchedPlan() { kvc_sched_plan_destroy($self); }
+  size_t count() { return kvc_sched_plan_count($self); }
+  /* Tokens to compute, all entries together. */
+  size_t num_tokens() { return kvc_sched_plan_num_tokens($self); }
+  uint64_t request_id(size_t i) { return kvc_bind_plan_field($self, i, KVC_BIND_REQUEST_ID); }
+  size_t entry_tokens(size_t i) { return (size_t)kvc_bind_plan_field($self, i, KVC_BIND_NUM_TOKENS); }
+  size_t num_computed(size_t i) { return (size_t)kvc_bind_plan_field($self, i, KVC_BIND_NUM_COMPUTED); }
+  bool samples(size_t i) { return kvc_bind_plan_field($self, i, KVC_BIND_SAMPLES) != 0; }
+  void tokens_into(size_t i, int32_t* out_tokens, size_t capacity) {
+    kvc_bind_check(kvc_sched_plan_tokens($self, i, out_tokens, capacity, NULL));
+  }
+  void positions_into(size_t i, int64_t* out_positions, size_t capacity) {
+    kvc_bind_check(kvc_sched_plan_positions($self, i, out_positions, capacity, NULL));
+  }
+  void slots_into(size_t i, int64_t* out_slots, size_t capacity) {
+    kvc_bind_check(kvc_sched_plan_slots($self, i, out_slots, capacity, NULL));
+  }
+  size_t block_table_size(size_t i) {
+    size_t count = 0;
+    kvc_bind_check(kvc_sched_plan_block_table($self, i, NULL, 0, &count));
+    return count;
+  }
+  void block_table_into(size_t i, int32_t* out_blocks, size_t capacity) {
+    kvc_bind_check(kvc_sched_plan_block_table($self, i, out_blocks, capacity, NULL));
+  }
+  size_t preempted_size() {
+    size_t count = 0;
+    kvc_bind_check(kvc_sched_plan_preempted($self, NULL, 0, &count));
+    return count;
+  }
+  void preempted_into(uint64_t* out_ids, size_t capacity) {
+    kvc_bind_check(kvc_sched_plan_preempted($self, out_ids, capacity, NULL));
+  }
+  size_t finished_size() {
+    size_t count = 0;
+    kvc_bind_check(kvc_sched_plan_finished($self, NULL, 0, &count));
+    return count;
+  }
+  void finished_into(uint64_t* out_ids, size_t capacity) {
+    kvc_bind_check(kvc_sched_plan_finished($self, out_ids, capacity, NULL));
+  }
 }

@@ -146,11 +146,18 @@ func statsFrom(raw capi.Stats) *Stats {
 		TokensReused: raw.TokensReused(), TokenHitRate: raw.TokenHitRate(),
 		NegativeHits: raw.NegativeHits(), Loads: raw.Loads(), LoadFailures: raw.LoadFailures(),
 		Expirations: raw.Expirations(),
-		WindowSize: uint32(raw.WindowSize()), WindowLookups: raw.WindowLookups(),
+		WindowSize:  uint32(raw.WindowSize()), WindowLookups: raw.WindowLookups(),
 		WindowHits: raw.WindowHits(), WindowHitRate: raw.WindowHitRate(),
 		WindowSeconds: uint32(raw.WindowSeconds()), TimeWindowLookups: raw.TimeWindowLookups(),
 		TimeWindowHits: raw.TimeWindowHits(), TimeWindowHitRate: raw.TimeWindowHitRate(),
 		Prometheus: raw.ToPrometheus(), JSON: raw.ToJson(),
+	}
+	if count := raw.MetricCount(); count != 0 {
+		s.Metrics = make(map[string]float64, count)
+		for i := uint(0); i < count; i++ {
+			name := raw.MetricName(i)
+			s.Metrics[name] = raw.Metric(name)
+		}
 	}
 	for layer := uint(0); layer < raw.Layers(); layer++ {
 		s.Layers = append(s.Layers, LayerStats{
@@ -263,8 +270,9 @@ type Stats struct {
 	TimeWindowHits       uint64
 	TimeWindowHitRate    float64
 	Layers               []LayerStats
-	Prometheus           string // Prometheus text exposition of this snapshot
-	JSON                 string // the same as one JSON object
+	Metrics              map[string]float64 // the component's own (the scheduler's sched_batch_size_avg, ...); nil for the caches
+	Prometheus           string             // Prometheus text exposition of this snapshot
+	JSON                 string             // the same as one JSON object
 }
 
 // Snapshot copies the counters, rates and both exports of this instant.
@@ -274,7 +282,8 @@ func (r *Recorder) Snapshot() (*Stats, error) {
 	return s, err
 }
 
-// Snapshotter is what PrometheusText scrapes: a *Recorder, *Pool, *Store or *TTLCache (each has a Snapshot).
+// Snapshotter is what PrometheusText scrapes: a *Recorder, *Pool, *Store, *TTLCache or *Scheduler (each has a
+// Snapshot).
 type Snapshotter interface {
 	addTo(exposition capi.Exposition) error
 }

@@ -147,7 +147,8 @@ func NewPool(opts *PoolOptions) (p *Pool, err error) {
 	return p, nil
 }
 
-// Close frees the pool and every sequence in it. It is safe to call more than once.
+// Close frees the pool and every sequence in it (its memory once the last Scheduler over it is closed too).
+// It is safe to call more than once.
 func (p *Pool) Close() error {
 	p.close()
 	runtime.SetFinalizer(p, nil)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // kvcore from C#: a recorder, a pool that reuses a cached prefix, a router's index scoring pods by the pool's
-// KV events, a chat session kept between turns, a TTL cache that loads once, one Prometheus scrape.
+// KV events, a chat session kept between turns, a TTL cache that loads once, one Prometheus scrape, a
+// continuous-batching scheduler.
 using System;
 using System.Linq;
 using System.Text;
@@ -73,6 +74,20 @@ class Tour {
             scrape.Add(stored);
             scrape.Add(metrics);
             Console.Write(scrape.ToPrometheus());
+          }
+
+          // Continuous batching over the pool: two requests served to completion, a fake model sampling each token.
+          using (var sched = new Scheduler(pool))        // default options: FIFO, up to 256 sequences a step
+          using (var plan = new SchedPlan()) {
+            sched.Submit(1, prompt, 6, 0, "chat-1");
+            sched.Submit(2, prompt.Take(20).ToArray(), 6);
+            int generated = 0, steps = 0;
+            for (; sched.NumWaiting() + sched.NumRunning() > 0; steps++) {
+              SchedEntry[] batch = sched.Step(plan);     // the model runs over each entry's Tokens here
+              sched.Commit(plan, batch.Select(e => e.Samples ? (int)(e.Positions.Last() * 7 % 50) : 0).ToArray());
+              foreach (ulong id in plan.Finished()) generated += sched.TakeOutput(id).Tokens.Length;
+            }
+            Console.WriteLine("scheduler: 2 requests, {0} tokens, {1} steps", generated, steps);
           }
         }
       }

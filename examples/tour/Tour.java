@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // kvcore from Java: a recorder, a pool that reuses a cached prefix, a router's index scoring pods by the
-// pool's KV events, a chat session kept between turns, a TTL cache that loads once, one Prometheus scrape.
+// pool's KV events, a chat session kept between turns, a TTL cache that loads once, one Prometheus scrape, a
+// continuous-batching scheduler.
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.List;
@@ -15,6 +16,9 @@ import org.kvcore.Pool;
 import org.kvcore.PoolOptions;
 import org.kvcore.Recorder;
 import org.kvcore.RecorderOptions;
+import org.kvcore.SchedEntry;
+import org.kvcore.SchedPlan;
+import org.kvcore.Scheduler;
 import org.kvcore.Session;
 import org.kvcore.Stats;
 import org.kvcore.Store;
@@ -101,6 +105,23 @@ public class Tour {
               scrape.add(stored);
               scrape.add(metrics);
               System.out.print(scrape.toPrometheus());
+            }
+
+            // Continuous batching over the pool: two requests served to completion, a fake model sampling each token.
+            try (Scheduler sched = new Scheduler(pool);  // default options: FIFO, up to 256 sequences a step
+                 SchedPlan plan = new SchedPlan()) {
+              sched.submit(1, prompt, 6, 0, "chat-1", null);
+              sched.submit(2, Arrays.copyOf(prompt, 20), 6);
+              int generated = 0, steps = 0;
+              for (; sched.numWaiting() + sched.numRunning() > 0; steps++) {
+                List<SchedEntry> batch = sched.step(plan);  // the model runs over each entry's tokens() here
+                sched.commit(plan, batch.stream().mapToInt(e -> e.samples()
+                    ? (int) (e.positions()[e.positions().length - 1] * 7 % 50) : 0).toArray());
+                for (long id : plan.finished()) {
+                  generated += sched.takeOutput(id).tokens().length;
+                }
+              }
+              System.out.printf("scheduler: 2 requests, %d tokens, %d steps%n", generated, steps);
             }
           }
         }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* kvcore from C: a recorder, a pool that reuses a cached prefix, a router's index scoring pods by the pool's
  * KV events, attention over the pool's blocks, a chat session kept between turns, a TTL cache that loads
- * once, one Prometheus scrape. */
+ * once, one Prometheus scrape, a continuous-batching scheduler. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -133,6 +133,38 @@ int main(void) {
     CHECK(kvc_exposition_to_prometheus(scrape, text, n + 1, NULL));
     fputs(text, stdout);
     free(text);
+
+    /* Continuous batching over the pool: two requests served to completion, a fake model sampling each token. */
+    kvc_sched* sched = NULL;                                  /* NULL options: FIFO, up to 256 sequences a step */
+    kvc_sched_plan* plan = NULL;
+    CHECK(kvc_sched_create(NULL, pool, &sched));
+    CHECK(kvc_sched_plan_create(&plan));
+    CHECK(kvc_sched_submit(sched, 1, prompt, 40, 6, 0, "chat-1", NULL));
+    CHECK(kvc_sched_submit(sched, 2, prompt, 20, 6, 0, NULL, NULL));
+    size_t generated = 0, steps = 0;
+    for (; kvc_sched_num_waiting(sched) + kvc_sched_num_running(sched) > 0; steps++) {
+        CHECK(kvc_sched_step(sched, plan));                   /* the model runs over the batch here */
+        int32_t sampled[2] = {0, 0};
+        int64_t positions[64];
+        uint32_t samples = 0;
+        for (size_t i = 0; i < kvc_sched_plan_count(plan); i++) {
+            CHECK(kvc_sched_plan_sequence(plan, i, NULL, NULL, NULL, &samples));
+            CHECK(kvc_sched_plan_positions(plan, i, positions, 64, &n));
+            if (samples) sampled[i] = (int32_t)(positions[n - 1] * 7 % 50);  /* a fake sampler */
+        }
+        CHECK(kvc_sched_commit(sched, plan, sampled, kvc_sched_plan_count(plan), NULL, 0));
+        uint64_t done[2];
+        int32_t out[6];
+        CHECK(kvc_sched_plan_finished(plan, done, 2, &n));
+        for (size_t i = 0; i < n; i++) {
+            size_t count = 0;
+            CHECK(kvc_sched_take_output(sched, done[i], out, 6, &count, NULL));
+            generated += count;
+        }
+    }
+    printf("scheduler: 2 requests, %zu tokens, %zu steps\n", generated, steps);
+    kvc_sched_plan_destroy(plan);
+    kvc_sched_destroy(sched);                                 /* before its pool */
     kvc_exposition_destroy(scrape);
     kvc_stats_destroy(pooled);
     kvc_stats_destroy(recorded);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // kvcore from Go: a recorder, a pool that reuses a cached prefix, a router's index scoring pods by the pool's
-// KV events, a chat session kept between turns, a TTL cache that loads once, one Prometheus scrape.
+// KV events, a chat session kept between turns, a TTL cache that loads once, one Prometheus scrape, a
+// continuous-batching scheduler.
 package main
 
 import (
@@ -106,4 +107,38 @@ func main() {
 	text, err := kvcore.PrometheusText(recorder, pool, store, cache) // each # HELP / # TYPE once
 	check(err)
 	fmt.Print(text)
+
+	// Continuous batching over the pool: two requests served to completion, a fake model sampling each token.
+	sched, err := kvcore.NewScheduler(pool, nil) // default options: FIFO, up to 256 sequences a step
+	check(err)
+	defer sched.Close()
+	plan, err := kvcore.NewSchedPlan()
+	check(err)
+	defer plan.Close()
+	check(sched.Submit(kvcore.Request{ID: 1, Prompt: prompt, MaxNewTokens: 6, Session: "chat-1"}))
+	check(sched.Submit(kvcore.Request{ID: 2, Prompt: prompt[:20], MaxNewTokens: 6}))
+	generated, steps := 0, 0
+	for ; ; steps++ {
+		if g, err := sched.Gauges(); err != nil || g.Waiting+g.Running == 0 {
+			check(err)
+			break
+		}
+		batch, err := sched.Step(plan) // the model runs over each entry's Tokens here
+		check(err)
+		sampled := make([]int32, len(batch))
+		for i, e := range batch {
+			if e.Samples { // a fake sampler
+				sampled[i] = int32(e.Positions[len(e.Positions)-1] * 7 % 50)
+			}
+		}
+		check(sched.Commit(plan, sampled, nil))
+		done, err := plan.Finished()
+		check(err)
+		for _, id := range done {
+			out, err := sched.TakeOutput(id)
+			check(err)
+			generated += len(out.Tokens)
+		}
+	}
+	fmt.Printf("scheduler: 2 requests, %d tokens, %d steps\n", generated, steps)
 }

@@ -32,7 +32,8 @@ cat output.txt
 [ "$rc" -eq 0 ] || { echo "FAIL: the README commands exited $rc"; exit 1; }
 # The same run in every language: 32 of the prompt's tokens reused, the router scoring the pool's 2 cached
 # blocks for its pod, attention averaging the 41 cached tokens' values, a second turn reusing the first's 30,
-# one load for two calls, one scrape of the four components.
+# one load for two calls, one scrape of the four components, a scheduler serving 2 requests of 6 new tokens in
+# 6 steps (one prefill of both, then 5 decodes).
 grep -q "^reused 32 of 40 prompt tokens" output.txt || { echo "FAIL: no prefix reuse"; exit 1; }
 grep -q "^router: pod-a scores 2, pod-b 0$" output.txt || { echo "FAIL: no router scores"; exit 1; }
 grep -q "^attention over 41 cached tokens: 20.00$" output.txt || { echo "FAIL: no attention over the pool's blocks"; exit 1; }
@@ -40,4 +41,5 @@ grep -q "^turn 2 reused 30 of 40 tokens" output.txt || { echo "FAIL: no multi-tu
 grep -q "^load=0.7 after 1 load for 2 calls" output.txt || { echo "FAIL: no single load"; exit 1; }
 grep -Pzq 'kvcore_hits_total\{component="prefix_cache"\} 3\nkvcore_hits_total\{component="pool"\} 2\nkvcore_hits_total\{component="store"\} 1\nkvcore_hits_total\{component="metrics"\} 1\n' output.txt \
   || { echo "FAIL: not one exposition of the recorder, the pool, the store and the TTL cache"; exit 1; }
+grep -q "^scheduler: 2 requests, 12 tokens, 6 steps$" output.txt || { echo "FAIL: no scheduler run"; exit 1; }
 echo "tour $lang: ok"
