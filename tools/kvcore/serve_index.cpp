@@ -8,12 +8,14 @@
 // header sizes, read timeouts, connections in flight), every input is checked before the index sees it,
 // and each error is a JSON {"error": "..."} with a 4xx status; nothing a client sends reaches a path that
 // can crash the process.
+#include <fcntl.h>
 #include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
@@ -34,6 +36,14 @@
 namespace kvcore::cli {
 
 namespace {
+
+// The pipe SIGINT/SIGTERM are written into (serve-index's wait for the end).
+int stop_pipe[2] = {-1, -1};
+extern "C" void stop_handler(int signal_number) {
+    const unsigned char b = static_cast<unsigned char>(signal_number);
+    const ssize_t written = write(stop_pipe[1], &b, 1);  // async-signal-safe; a full pipe already says stop
+    (void)written;
+}
 
 using nlohmann::json;
 constexpr const char* kCommand = "serve-index";
@@ -403,12 +413,19 @@ int run_serve_index(const ServeIndexOptions& o) {
         return kExitUsage;
     }
 
-    // Signals are taken by sigwait below: blocked before any thread starts, so every thread inherits it.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // SIGINT/SIGTERM: a handler writes the signal into a pipe the main thread waits on. Not sigwait on
+    // blocked signals: threads started before main (OpenBLAS's, linked for the demo) do not block them,
+    // and a signal one of them took would kill the process.
+    if (pipe2(stop_pipe, O_CLOEXEC) != 0) {
+        std::fprintf(stderr, "kvcore %s: pipe: %s\n", kCommand, std::strerror(errno));
+        return kExitFailure;
+    }
+    struct sigaction on_stop {};
+    on_stop.sa_handler = stop_handler;
+    on_stop.sa_flags = SA_RESTART;
+    sigemptyset(&on_stop.sa_mask);
+    sigaction(SIGINT, &on_stop, nullptr);
+    sigaction(SIGTERM, &on_stop, nullptr);
     signal(SIGPIPE, SIG_IGN);  // a client that hangs up mid-answer is an error on its socket, not a kill
 
     Owned<kvc_index_options, kvc_index_options_destroy> index_options;
@@ -533,10 +550,11 @@ int run_serve_index(const ServeIndexOptions& o) {
     std::atomic<bool> http_failed{false};
     std::thread server([&] {
         if (!http.listen_after_bind()) http_failed = true;
-        kill(getpid(), SIGTERM);  // wakes sigwait whether the server stopped by itself or was asked to
+        stop_handler(SIGTERM);  // wakes the wait below whether the server stopped by itself or was asked to
     });
-    int signal_number = 0;
-    sigwait(&stop_signals, &signal_number);
+    unsigned char signal_number = 0;
+    while (read(stop_pipe[0], &signal_number, 1) != 1 && errno == EINTR) {
+    }
     http.stop();
     server.join();
     kvc_index_subscriber_stop(subscriber.p);
