@@ -447,6 +447,8 @@ TEST(IndexScoreCache, ConcurrentIngestNeverServesAStaleResult) {
         }
     };
     std::thread s1(scorer, 1), s2(scorer, 2);
+    // The scorers have run before the writers start, however busy the machine is (bounded wait).
+    for (int spin = 0; spin < 10'000'000 && calls.load() < 200; ++spin) std::this_thread::yield();
     for (size_t k = 0; k < kBlocks; ++k) {
         for (size_t p = 0; p < kPrompts; ++p) {
             index.apply(a, m, batch_of({stored(index, prompts[p], k, 1)}));
