@@ -113,6 +113,17 @@ std::string percent(double rate) {
     return b;
 }
 
+// A snapshot as JSON (null, with the reason on stderr, when the call fails).
+json stats_json(const kvc_stats* stats) {
+    size_t length = 0;
+    std::string text;
+    if (!ok(kvc_stats_to_json(stats, nullptr, 0, &length), "simulate", "stats_to_json")) return json();
+    text.resize(length + 1);
+    if (!ok(kvc_stats_to_json(stats, text.data(), text.size(), nullptr), "simulate", "stats_to_json")) return json();
+    text.resize(length);
+    return json::parse(text);
+}
+
 // The offline optimum's summary: the figures the pool's summary gives for the same replay.
 int print_optimum(const SimulateOptions& o, const std::string& trace_name, const pool::ReplayTrace::Result& r,
                   double seconds) {
@@ -159,16 +170,9 @@ int print_summary(const SimulateOptions& o, const std::string& trace_name, kvc_p
     if (!ok(kvc_pool_snapshot(pool, &s), "simulate", "snapshot")) return kExitFailure;
     const double per_second = t.pool_seconds > 0 ? 1.0 / t.pool_seconds : 0.0;
     if (o.json) {
-        size_t length = 0;
-        std::string stats_json;
-        bool good = ok(kvc_stats_to_json(s, nullptr, 0, &length), "simulate", "stats_to_json");
-        if (good) {
-            stats_json.resize(length + 1);
-            good = ok(kvc_stats_to_json(s, stats_json.data(), stats_json.size(), nullptr), "simulate", "stats_to_json");
-            stats_json.resize(length);
-        }
+        const json stats = stats_json(s);
         kvc_stats_destroy(s);
-        if (!good) return kExitFailure;
+        if (stats.is_null()) return kExitFailure;
         json out = {
             {"trace", trace_name},
             {"pool", {{"blocks", o.blocks}, {"block_size", o.block_size}, {"hash", o.algo}, {"policy", o.policy}}},
@@ -182,7 +186,7 @@ int print_summary(const SimulateOptions& o, const std::string& trace_name, kvc_p
             {"pool_requests_per_second", static_cast<double>(t.requests) * per_second},
             {"pool_blocks_per_second", static_cast<double>(t.blocks_touched) * per_second},
             {"max_rss_bytes", max_rss_bytes()},
-            {"stats", json::parse(stats_json)},
+            {"stats", stats},
         };
         std::printf("%s\n", out.dump(2).c_str());
         return kExitOk;
@@ -242,16 +246,6 @@ int print_engine_summary(const SimulateOptions& o, const std::string& trace_name
     const double p50 = quantile(t.ttft, 0.5), p99 = quantile(t.ttft, 0.99);
     const double busy = t.simulated > 0 ? t.busy / t.simulated : 0;
     if (o.json) {
-        auto stats_json = [](const kvc_stats* st) {
-            size_t length = 0;
-            std::string text;
-            if (kvc_stats_to_json(st, nullptr, 0, &length) == KVC_OK) {
-                text.resize(length + 1);
-                if (kvc_stats_to_json(st, text.data(), text.size(), nullptr) != KVC_OK) return json();
-                text.resize(length);
-            }
-            return json::parse(text);
-        };
         const json out = {
             {"trace", trace_name},
             {"mode", "engine"},
