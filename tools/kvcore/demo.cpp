@@ -516,11 +516,11 @@ json summary(const RunResult& r) {
 }
 
 void print_table(const std::vector<RunResult>& runs) {
-    std::printf("\n%-40s", "");
+    std::printf("\n%-44s", "");
     for (const RunResult& r : runs) std::printf("%16s", routing_name(r.routing));
     std::printf("\n");
     auto row = [&](const char* label, auto cell) {
-        std::printf("%-40s", label);
+        std::printf("%-44s", label);
         for (const RunResult& r : runs) std::printf("%16s", cell(r).c_str());
         std::printf("\n");
     };
@@ -528,7 +528,7 @@ void print_table(const std::vector<RunResult>& runs) {
     row("prompt tokens", [](const RunResult& r) { return count(r.prompt_tokens); });
     row("prefix cache hit rate (tokens)", [](const RunResult& r) { return fmt("%.1f %%", 100 * ratio(r.cached_tokens, r.prompt_tokens)); });
     if (std::any_of(runs.begin(), runs.end(), [](const RunResult& r) { return r.restored_known; })) {
-        row("  of them restored from session stores", [](const RunResult& r) { return count(r.restored_tokens); });
+        row("prompt tokens restored from session stores", [](const RunResult& r) { return count(r.restored_tokens); });
     }
     row("prefill tokens computed", [](const RunResult& r) { return count(r.computed_tokens - (r.generated - r.first_tokens)); });
     row("tokens generated", [](const RunResult& r) { return count(r.generated); });
@@ -644,8 +644,8 @@ int run_demo(const DemoOptions& o) {
                 o.blocks, kBlockSize, o.max_batch, o.max_batch_tokens);
 #endif
     std::printf("  KV events: each pool's, over ZeroMQ on 127.0.0.1 into one cluster index (sha256_cbor, seed 42)\n");
-    std::printf("  routing: %s\n", o.routing == "both" ? "round-robin, then by the index's longest cached prefix"
-                                   : o.routing == "kv-aware" ? "by the index's longest cached prefix" : "round-robin");
+    std::printf("  routing: %s\n", o.routing == "both" ? "round-robin, then by the index (cached prefix against load)"
+                                   : o.routing == "kv-aware" ? "by the index (cached prefix against load)" : "round-robin");
     std::fflush(stdout);
 
     Progress progress(o.progress);
