@@ -28,6 +28,10 @@ rr=$(cell "prefix cache hit rate \\(tokens\\)" 1)
 kv=$(cell "prefix cache hit rate \\(tokens\\)" 2)
 awk -v rr="$rr" -v kv="$kv" 'BEGIN { exit !(kv > rr) }' || fail "kv-aware hit rate $kv % is not above round-robin's $rr %"
 expect '^time to first token, p50 +[0-9.]+ ms +[0-9.]+ ms$'
+# The session stores gave back history the pools had evicted; without them more is computed.
+restored=$(cell "prompt tokens restored from session stores" 2)
+[ "${restored:-0}" -gt 0 ] || fail "nothing restored from the session stores: $(grep restored "$work/out")"
+prefill=$(cell "prefill tokens computed" 2 | tr -d ,)
 expect '^KV-aware routing against round-robin: prefix hit rate [0-9.]+ % -> [0-9.]+ %; prefill tokens [0-9.]+x fewer'
 grep -q '^kvcore demo: round-robin: 18 of 18 requests done' "$work/err" || fail "no progress on stderr: $(cat "$work/err")"
 
@@ -37,6 +41,10 @@ grep -E "$decisions" "$work/out" > "$work/first"
 "$kvcore" demo $small --metrics-dir "$work/m2" --no-progress > "$work/out" 2> "$work/err"
 [ ! -s "$work/err" ] || fail "--no-progress still wrote: $(cat "$work/err")"
 grep -E "$decisions" "$work/out" | diff "$work/first" - || fail "a second run decided differently"
+
+"$kvcore" demo $small --store-mib 0 --routing kv-aware --metrics-dir "$work/m4" --no-progress > "$work/out"
+without=$(grep -E '^prefill tokens computed' "$work/out" | awk '{ gsub(",", "", $4); print $4 }')
+[ "$without" -gt "$prefill" ] || fail "without session stores $without prefill tokens, with them $prefill"
 
 # Metrics: one Prometheus family header per metric, each replica's pool, scheduler and store labelled.
 prom=$work/m/metrics.prom
