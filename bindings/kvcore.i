@@ -562,6 +562,7 @@ static void kvc_bind_pool_close(kvc_pool* pool) {
 static void kvc_bind_store_close(kvc_store* store) {
     int in_use = 0;
     kvc_bind_sched_link* link;
+    if (store == NULL) return; /* a link's NULL is "no store", never a closed one */
     pthread_mutex_lock(&kvc_bind_scheds_lock);
     for (link = kvc_bind_scheds; link != NULL; link = link->next) {
         if (link->store != store) continue;
