@@ -532,11 +532,15 @@ typedef struct kvc_pool Pool;
 /* A scheduler borrows its pool and frees its sequences there when destroyed, so a pool must outlive its
    schedulers; the garbage collectors finalize unreachable objects in any order, and a program may close
    the pool first. The binding keeps a list of its schedulers with their pools: a pool closed while one of
-   its schedulers lives is destroyed with the last of them. */
+   its schedulers lives is destroyed with the last of them. The session store a scheduler borrows
+   (set_session_store) is listed the same way: closed while attached, it is destroyed when the last
+   scheduler holding it is destroyed or detaches it. */
 typedef struct kvc_bind_sched_link {
     kvc_sched* sched;
     kvc_pool* pool;
     int pool_closed;
+    kvc_store* store; /* NULL: none attached */
+    int store_closed;
     struct kvc_bind_sched_link* next;
 } kvc_bind_sched_link;
 static kvc_bind_sched_link* kvc_bind_scheds = NULL;
@@ -553,6 +557,30 @@ static void kvc_bind_pool_close(kvc_pool* pool) {
     }
     pthread_mutex_unlock(&kvc_bind_scheds_lock);
     if (!in_use) kvc_pool_destroy(pool);
+}
+
+static void kvc_bind_store_close(kvc_store* store) {
+    int in_use = 0;
+    kvc_bind_sched_link* link;
+    if (store == NULL) return; /* a link's NULL is "no store", never a closed one */
+    pthread_mutex_lock(&kvc_bind_scheds_lock);
+    for (link = kvc_bind_scheds; link != NULL; link = link->next) {
+        if (link->store != store) continue;
+        link->store_closed = 1;
+        in_use = 1;
+    }
+    pthread_mutex_unlock(&kvc_bind_scheds_lock);
+    if (!in_use) kvc_store_destroy(store);
+}
+
+/* The store `link` held (before it was unlisted or given another), when it was closed and no other listed
+   scheduler holds it: the caller destroys it after the lock. Called under the lock. */
+static kvc_store* kvc_bind_orphan_store(const kvc_bind_sched_link* link) {
+    kvc_bind_sched_link* other;
+    if (!link->store_closed) return NULL;
+    for (other = kvc_bind_scheds; other != NULL; other = other->next)
+        if (other != link && other->store == link->store) return NULL;
+    return link->store;
 }
 
 /* A scheduler over pool, listed; NULL with the status set. */
@@ -584,6 +612,7 @@ static kvc_sched* kvc_bind_sched_create(const kvc_sched_options* options, kvc_po
 static void kvc_bind_sched_destroy(kvc_sched* sched) {
     kvc_bind_sched_link **at, *link = NULL, *other;
     kvc_pool* orphan = NULL;
+    kvc_store* orphan_store = NULL;
     kvc_sched_destroy(sched);
     pthread_mutex_lock(&kvc_bind_scheds_lock);
     for (at = &kvc_bind_scheds; *at != NULL; at = &(*at)->next) {
@@ -597,9 +626,34 @@ static void kvc_bind_sched_destroy(kvc_sched* sched) {
         for (other = kvc_bind_scheds; other != NULL; other = other->next)
             if (other->pool == orphan) orphan = NULL;
     }
+    if (link != NULL) orphan_store = kvc_bind_orphan_store(link);
     pthread_mutex_unlock(&kvc_bind_scheds_lock);
     free(link);
     if (orphan != NULL) kvc_pool_destroy(orphan);
+    if (orphan_store != NULL) kvc_store_destroy(orphan_store);
+}
+
+/* Attaches store to the scheduler, or detaches with store NULL. The C call runs under the lock, so that a
+   close of either store on another thread (a finalizer) sees the list as the scheduler is; the store it
+   replaces is destroyed if it was closed and no other scheduler holds it. */
+static void kvc_bind_sched_set_store(kvc_sched* sched, kvc_store* store) {
+    kvc_bind_sched_link* link;
+    kvc_store* orphan = NULL;
+    kvc_status status;
+    pthread_mutex_lock(&kvc_bind_scheds_lock);
+    status = kvc_sched_set_session_store(sched, store);
+    for (link = kvc_bind_scheds; status == KVC_OK && link != NULL; link = link->next) {
+        if (link->sched != sched) continue;
+        if (link->store != store) {
+            orphan = kvc_bind_orphan_store(link);
+            link->store = store;
+            link->store_closed = 0;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&kvc_bind_scheds_lock);
+    kvc_bind_check(status);
+    if (orphan != NULL) kvc_store_destroy(orphan);
 }
 %}
 KVC_BIND_HANDLE(PoolOptions)
@@ -1263,7 +1317,10 @@ KVC_INTERNAL(Session::kv_bytes)
     this(null);
   }
 
-  /** Frees the store; sessions still leased live until their close(). */
+  /**
+   * Frees the store; sessions still leased live until their close(), and a store attached to a Scheduler until
+   * that scheduler is closed or detaches it.
+   */
   @Override
   public void close() {
     delete();
@@ -1357,7 +1414,8 @@ typedef struct {} Store;
     kvc_bind_check(kvc_store_create(options, &store));
     return store;
   }
-  ~Store() { kvc_store_destroy($self); }
+  /* Destroyed now, or by the last Scheduler it is attached to (see kvc_bind_store_close). */
+  ~Store() { kvc_bind_store_close($self); }
   /* A lease on the session, created empty if absent. */
   %newobject get_or_create_raw;
   Session* get_or_create_raw(const char* id, uint32_t layers, uint32_t kv_heads, uint32_t head_dim, kvc_dtype dtype,
@@ -2801,6 +2859,7 @@ KVC_INPUT_ARRAY(uint8_t, finished, byte, byte, jbyteArray, jbyte, Byte, byte)
 KVC_OUTPUT_ARRAY(int32_t, out_tokens, int, int, jintArray, jint, Int, int32)
 KVC_OUTPUT_ARRAY(int64_t, out_positions, long, long, jlongArray, jlong, Long, int64)
 KVC_OUTPUT_ARRAY(uint64_t, out_ids, ulong, long, jlongArray, jlong, Long, uint64)
+KVC_INTERNAL(Scheduler::set_session_store_raw)
 KVC_INTERNAL(Scheduler::submit_raw)
 KVC_INTERNAL(Scheduler::step_raw)
 KVC_INTERNAL(Scheduler::commit_raw)
@@ -2835,6 +2894,17 @@ KVC_INTERNAL(SchedPlan::finished_into)
   @Override
   public void close() {
     delete();
+  }
+
+  /**
+   * Attaches the session store under the pool (see kvcore/sched.h): a finished request with a session id saves its
+   * conversation's K/V there, admission restores a longer stored prefix from it, and PreemptionMode.SWAP swaps
+   * preempted requests' K/V into it; null detaches. Only while no request waits or runs (INVALID_STATE); the pool
+   * must hold its K/V in host memory with a model shape. The native store stays alive while attached, even once
+   * the Store is closed or finalized.
+   */
+  public void setSessionStore(Store store) {
+    setSessionStoreRaw(store, store == null);
   }
 
   /**
@@ -2918,7 +2988,7 @@ KVC_INTERNAL(SchedPlan::finished_into)
     return all;
   }
 
-  /** Requests the step preempted (requeued; their earlier K/V are gone). */
+  /** Requests the step preempted (requeued; their K/V recomputed, or kept in the session store when swapped). */
   public long[] preempted() {
     long[] ids = new long[(int) preemptedSize()];
     preemptedInto(ids, ids.length);
@@ -2964,6 +3034,15 @@ typedef struct {} Scheduler;
 %extend Scheduler {
   Scheduler(const SchedOptions* options, Pool* pool) { return kvc_bind_sched_create(options, pool); }
   ~Scheduler() { kvc_bind_sched_destroy($self); }
+  /* Attaches the session store, or detaches it (detach true, store NULL). A closed store has a NULL handle
+     too: refused, so that it never detaches by mistake. */
+  void set_session_store_raw(Store* store, bool detach) {
+    if (store == NULL && !detach) {
+      kvc_bind_fail(KVC_ERR_INVALID_STATE, "the store has been closed");
+      return;
+    }
+    kvc_bind_sched_set_store($self, store);
+  }
   void submit_raw(uint64_t request_id, const int32_t* tokens, size_t n, uint32_t max_new_tokens, uint32_t priority,
                   const char* session_id, const SequenceOptions* keys) {
     kvc_bind_check(kvc_sched_submit($self, request_id, tokens, n, max_new_tokens, priority, session_id, keys));

@@ -24,7 +24,7 @@ type PreemptionMode int
 
 const (
 	PreemptRecompute PreemptionMode = 0 // free the blocks, requeue, recompute the K/V
-	PreemptSwap      PreemptionMode = 1
+	PreemptSwap      PreemptionMode = 1 // keep the K/V in the session store (SetSessionStore), copy them back
 )
 
 // FinishReason says why a request finished.
@@ -59,7 +59,7 @@ type Request struct {
 	Prompt       []int32
 	MaxNewTokens uint32
 	Priority     uint32           // higher first under SchedPriority, preempted last under every policy
-	Session      string           // kept with the output for the engine's session store
+	Session      string           // kept with the output; with a session store, restored from and saved into
 	Keys         *SequenceOptions // LoRA, cache salt, multimodal items; may be nil
 }
 
@@ -88,7 +88,8 @@ type SchedGauges struct {
 }
 
 // Scheduler is continuous batching over one Pool. It is not safe for concurrent use: one goroutine (the
-// engine loop) makes every call. It keeps its pool alive: the pool's memory is freed after both are closed.
+// engine loop) makes every call. It keeps its pool alive: the pool's memory is freed after both are closed;
+// likewise its session store's, once the scheduler is closed or detaches it.
 type Scheduler struct {
 	native[capi.Scheduler]
 	pool *Pool
@@ -138,6 +139,23 @@ func (s *Scheduler) Close() error {
 }
 
 func (s *Scheduler) do(fn func(capi.Scheduler)) error { return s.call(s, fn) }
+
+// SetSessionStore attaches the session store under the pool (see kvcore/sched.h): a finished request with
+// a Session saves its conversation's K/V there, admission restores a longer stored prefix from it, and
+// PreemptSwap swaps preempted requests' K/V into it; nil detaches. Only while no request waits or runs
+// (InvalidState); the pool must hold its K/V in host memory with a model shape. The native store stays
+// alive while attached, even once the Store is closed or finalized.
+func (s *Scheduler) SetSessionStore(store *Store) error {
+	if store == nil {
+		return s.do(func(c capi.Scheduler) { c.SetSessionStoreRaw(nil, true) })
+	}
+	if store.closed {
+		return ErrClosed
+	}
+	err := s.do(func(c capi.Scheduler) { c.SetSessionStoreRaw(store.raw, false) })
+	runtime.KeepAlive(store)
+	return err
+}
 
 // Submit queues a request; a full queue is a QueueFull error, an id already held InvalidArgument.
 func (s *Scheduler) Submit(r Request) error {
@@ -279,7 +297,8 @@ func (p *SchedPlan) NumTokens() (n int, err error) {
 	return n, err
 }
 
-// Preempted lists the requests the step preempted (requeued; their earlier K/V are gone).
+// Preempted lists the requests the step preempted (requeued; their K/V recomputed, or kept in the session
+// store when swapped).
 func (p *SchedPlan) Preempted() (ids []uint64, err error) {
 	err = p.do(func(c capi.SchedPlan) {
 		ids = make([]uint64, c.PreemptedSize())

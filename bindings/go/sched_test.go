@@ -3,8 +3,10 @@
 package kvcore
 
 import (
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeToken is the test's deterministic sampler: the token after position p.
@@ -226,5 +228,327 @@ func TestSchedulerOutlivesAClosedPool(t *testing.T) {
 	schedRun(t, s, plan, nil, outputs, map[uint64][]PlanEntry{})
 	if len(outputs[1].Tokens) != 2 {
 		t.Fatalf("outputs %+v", outputs)
+	}
+}
+
+// The session store tests run an engine over a host pool with a model shape: each step checks that every
+// position before an entry's first holds the K/V written for its token there (what attention would read),
+// then writes the entry's K/V at its slots, so a restore or swap that copies wrong K/V is caught.
+const (
+	kvBlock   = 4
+	kvHeadDim = 4
+)
+
+var kvShape = ModelShape{Layers: 1, KVHeads: 1, HeadDim: kvHeadDim, DType: F32}
+
+// kvValue is the fake forward's element e of the K (kv 0) or V (kv 1) row of token at pos.
+func kvValue(token int32, pos, kv, e int) float32 {
+	return float32((int(token)*31+pos*7+kv*11+e*3)%101) + 0.5*float32(kv)
+}
+
+// kvEngine is an engine over a pool's host storage; tokens holds each request's prompt and samples.
+type kvEngine struct {
+	t      *testing.T
+	s      *Scheduler
+	plan   *SchedPlan
+	layout *KvLayout
+	k, v   uintptr
+	tokens map[uint64][]int32
+	first  map[uint64]int // each request's first entry's NumComputed
+	bad    int            // positions that held wrong K/V
+}
+
+func newKVEngine(t *testing.T, pool *Pool, s *Scheduler) *kvEngine {
+	g, err := pool.Gauges()
+	must(t, err)
+	layout, err := NewKvLayout(KvShape{Layers: 1, NumBlocks: g.NumBlocks, BlockSize: kvBlock, KVHeads: 1,
+		HeadDim: kvHeadDim, DType: F32})
+	must(t, err)
+	t.Cleanup(func() { layout.Close() })
+	base, bytesPerBlock, err := pool.Storage()
+	must(t, err)
+	must(t, layout.SetStrides(bytesPerBlock, 2*layout.BlockBytes()))
+	plan, err := NewSchedPlan()
+	must(t, err)
+	t.Cleanup(func() { plan.Close() })
+	return &kvEngine{t: t, s: s, plan: plan, layout: layout, k: base, v: base + uintptr(layout.BlockBytes()),
+		tokens: map[uint64][]int32{}, first: map[uint64]int{}}
+}
+
+func (e *kvEngine) submit(r Request) {
+	must(e.t, e.s.Submit(r))
+	e.tokens[r.ID] = append([]int32(nil), r.Prompt...)
+}
+
+// step runs one step and commits it; it returns the requests the step preempted.
+func (e *kvEngine) step() (preempted []uint64) {
+	t := e.t
+	entries, err := e.s.Step(e.plan)
+	must(t, err)
+	sampled := make([]int32, len(entries))
+	for i, entry := range entries {
+		tokens := e.tokens[entry.RequestID]
+		if _, seen := e.first[entry.RequestID]; !seen {
+			e.first[entry.RequestID] = entry.NumComputed
+		}
+		if n := entry.NumComputed; n > 0 {
+			keys, values := make([]float32, n*kvHeadDim), make([]float32, n*kvHeadDim)
+			must(t, e.layout.GatherAt(0, e.k, e.v, entry.BlockTable, len(entry.BlockTable), []int32{int32(n)}, keys,
+				values))
+			for pos := 0; pos < n; pos++ {
+				for x := 0; x < kvHeadDim; x++ {
+					if keys[pos*kvHeadDim+x] != kvValue(tokens[pos], pos, 0, x) ||
+						values[pos*kvHeadDim+x] != kvValue(tokens[pos], pos, 1, x) {
+						e.bad++
+						break
+					}
+				}
+			}
+		}
+		keys, values := make([]float32, len(entry.Tokens)*kvHeadDim), make([]float32, len(entry.Tokens)*kvHeadDim)
+		for j, token := range entry.Tokens {
+			for x := 0; x < kvHeadDim; x++ {
+				keys[j*kvHeadDim+x] = kvValue(token, int(entry.Positions[j]), 0, x)
+				values[j*kvHeadDim+x] = kvValue(token, int(entry.Positions[j]), 1, x)
+			}
+		}
+		must(t, e.layout.WriteAt(0, e.k, e.v, keys, values, entry.Slots))
+		if entry.Samples {
+			sampled[i] = fakeToken(entry.Positions[len(entry.Positions)-1])
+			e.tokens[entry.RequestID] = append(tokens, sampled[i])
+		}
+	}
+	must(t, e.s.Commit(e.plan, sampled, nil))
+	done, err := e.plan.Finished()
+	must(t, err)
+	for _, id := range done {
+		out, err := e.s.TakeOutput(id)
+		must(t, err)
+		if got := e.tokens[id][len(e.tokens[id])-len(out.Tokens):]; !sameTokens(got, out.Tokens) {
+			t.Fatalf("request %d: output %v, sampled %v", id, out.Tokens, got)
+		}
+	}
+	preempted, err = e.plan.Preempted()
+	must(t, err)
+	return preempted
+}
+
+// drain steps until nothing waits or runs.
+func (e *kvEngine) drain() {
+	for steps := 0; steps < 200; steps++ {
+		g, err := e.s.Gauges()
+		must(e.t, err)
+		if g.Waiting+g.Running == 0 {
+			return
+		}
+		e.step()
+	}
+	e.t.Fatal("requests still running after 200 steps")
+}
+
+func sameTokens(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkGenerated checks that request id generated n tokens after its prompt of promptLen, each the sampler's.
+func (e *kvEngine) checkGenerated(id uint64, promptLen, n int) {
+	tokens := e.tokens[id]
+	if len(tokens) != promptLen+n {
+		e.t.Fatalf("request %d: %d tokens, want %d", id, len(tokens), promptLen+n)
+	}
+	for k := promptLen; k < len(tokens); k++ {
+		if tokens[k] != fakeToken(int64(k-1)) {
+			e.t.Fatalf("request %d: token %d is %d", id, k, tokens[k])
+		}
+	}
+}
+
+// chatTurns runs turn 1 of session "chat" (10 tokens, 4 new), other traffic that takes every block of the
+// 8-block pool, then turn 2 (the conversation and 5 new tokens, 3 new); it returns turn 2's first
+// NumComputed: the tokens restored from the store.
+func (e *kvEngine) chatTurns(first uint64) int {
+	e.submit(Request{ID: first, Prompt: tokenRange(10, 100), MaxNewTokens: 4, Session: "chat"})
+	e.drain()
+	e.checkGenerated(first, 10, 4)
+	e.submit(Request{ID: first + 1, Prompt: tokenRange(28, 500), MaxNewTokens: 2})
+	e.drain()
+	turn2 := append(append([]int32(nil), e.tokens[first]...), tokenRange(5, 900)...)
+	e.submit(Request{ID: first + 2, Prompt: turn2, MaxNewTokens: 3, Session: "chat"})
+	e.drain()
+	e.checkGenerated(first+2, 19, 3)
+	if e.bad != 0 {
+		e.t.Fatalf("%d positions held wrong K/V", e.bad)
+	}
+	return e.first[first+2]
+}
+
+// smallStore bounds its bytes: the store sizes its block pool from that bound.
+func smallStore(t *testing.T) *Store {
+	store, err := NewStore(&StoreOptions{MaxBytesTotal: 1 << 20})
+	must(t, err)
+	return store
+}
+
+func hostPool(t *testing.T) *Pool {
+	pool, err := NewPool(&PoolOptions{NumBlocks: 9, BlockSize: kvBlock, Shape: &kvShape, Memory: HostMemory})
+	must(t, err)
+	return pool
+}
+
+func TestSchedulerSessionStoreAndSwap(t *testing.T) {
+	pool := hostPool(t)
+	defer pool.Close()
+	store := smallStore(t)
+	defer store.Close()
+	s, err := NewScheduler(pool, &SchedOptions{ManualClock: true, Preemption: PreemptSwap})
+	must(t, err)
+	defer s.Close()
+	must(t, s.SetSessionStore(store))
+	e := newKVEngine(t, pool, s)
+
+	// Turn 2 finds turn 1's 13 computed tokens (10 prompt, 3 of the 4 sampled) in the store, not in the pool.
+	if restored := e.chatTurns(1); restored != 13 {
+		t.Fatalf("turn 2 starts after %d tokens, want the 13 restored", restored)
+	}
+	st, err := s.Snapshot()
+	must(t, err)
+	if st.Metrics["sched_store_restored_tokens_total"] != 13 || st.Metrics["sched_store_saved_tokens_total"] != 21 ||
+		st.Metrics["sched_store_save_failures_total"] != 0 {
+		t.Fatalf("store metrics after two turns: %v", st.Metrics)
+	}
+
+	// Swap: three requests of 3 tokens growing to 15 need 12 blocks of 8; the least important is swapped out.
+	for i := uint64(0); i < 3; i++ {
+		priority := uint32(1)
+		if i == 0 {
+			priority = 5
+		}
+		e.submit(Request{ID: 10 + i, Prompt: tokenRange(3, int32(10*(i+1))), MaxNewTokens: 12, Priority: priority})
+	}
+	var preempted []uint64
+	for steps := 0; steps < 100 && len(preempted) == 0; steps++ {
+		preempted = e.step()
+	}
+	if len(preempted) != 1 || preempted[0] == 10 {
+		t.Fatalf("preempted %v: want one request of priority 1", preempted)
+	}
+	if g, _ := store.Gauges(); g.Sessions != 2 {
+		t.Fatalf("%d store sessions: want the chat and the swap", g.Sessions)
+	}
+	if err := s.SetSessionStore(nil); !IsStatus(err, InvalidState) {
+		t.Fatalf("detaching while requests run: %v", err)
+	}
+	e.drain()
+	for i := uint64(0); i < 3; i++ {
+		e.checkGenerated(10+i, 3, 12)
+	}
+	if e.bad != 0 {
+		t.Fatalf("%d positions held wrong K/V after the swap", e.bad)
+	}
+	st, err = s.Snapshot()
+	must(t, err)
+	if st.Metrics["sched_swapped_out_tokens_total"] <= 0 || st.Metrics["sched_swap_failures_total"] != 0 ||
+		st.Metrics["sched_preemptions_total"] < 1 {
+		t.Fatalf("swap metrics: %v", st.Metrics)
+	}
+	if g, _ := store.Gauges(); g.Sessions != 1 {
+		t.Fatalf("%d store sessions after the swap: want the chat only", g.Sessions)
+	}
+	must(t, s.SetSessionStore(nil))
+}
+
+func TestSchedulerSessionStoreErrors(t *testing.T) {
+	pool := hostPool(t)
+	defer pool.Close()
+	store := smallStore(t)
+	defer store.Close()
+	swap, err := NewScheduler(pool, &SchedOptions{Preemption: PreemptSwap})
+	must(t, err)
+	defer swap.Close()
+	if err := swap.Submit(Request{ID: 1, Prompt: tokenRange(5, 1), MaxNewTokens: 2}); !IsStatus(err, InvalidState) {
+		t.Fatalf("swap without a store: %v", err)
+	}
+	s, err := NewScheduler(pool, nil)
+	must(t, err)
+	defer s.Close()
+	must(t, s.Submit(Request{ID: 1, Prompt: tokenRange(5, 1), MaxNewTokens: 2}))
+	if err := s.SetSessionStore(store); !IsStatus(err, InvalidState) {
+		t.Fatalf("attaching while a request waits: %v", err)
+	}
+	must(t, s.Cancel(1))
+	must(t, s.SetSessionStore(store))
+	must(t, s.SetSessionStore(nil))
+
+	meta, err := NewPool(&PoolOptions{NumBlocks: 9, BlockSize: kvBlock})
+	must(t, err)
+	defer meta.Close()
+	m, err := NewScheduler(meta, nil)
+	must(t, err)
+	defer m.Close()
+	if err := m.SetSessionStore(store); !IsStatus(err, InvalidArgument) {
+		t.Fatalf("a store under a metadata-only pool: %v", err)
+	}
+	closed, err := NewStore(nil)
+	must(t, err)
+	must(t, closed.Close())
+	if err := s.SetSessionStore(closed); err != ErrClosed {
+		t.Fatalf("a closed store: %v", err)
+	}
+}
+
+// A store closed while attached, or dropped and finalized, lives on under its scheduler.
+func TestSchedulerKeepsItsStore(t *testing.T) {
+	pool := hostPool(t)
+	defer pool.Close()
+	s, err := NewScheduler(pool, &SchedOptions{ManualClock: true})
+	must(t, err)
+	defer s.Close()
+	e := newKVEngine(t, pool, s)
+
+	store := smallStore(t)
+	must(t, s.SetSessionStore(store))
+	must(t, store.Close())
+	if restored := e.chatTurns(1); restored != 13 {
+		t.Fatalf("a closed store restored %d tokens", restored)
+	}
+	must(t, s.SetSessionStore(nil)) // the closed store is freed here
+
+	finalized := make(chan struct{})
+	func() {
+		dropped := smallStore(t)
+		must(t, s.SetSessionStore(dropped))
+		runtime.SetFinalizer(dropped, nil) // the finalizer that Close would have been, made observable
+		runtime.SetFinalizer(dropped, func(st *Store) {
+			st.Close()
+			close(finalized)
+		})
+	}()
+	for tries := 0; ; tries++ {
+		runtime.GC()
+		select {
+		case <-finalized:
+		case <-time.After(10 * time.Millisecond):
+			if tries < 100 {
+				continue
+			}
+			t.Fatal("the dropped store was never finalized")
+		}
+		break
+	}
+	if restored := e.chatTurns(10); restored != 13 {
+		t.Fatalf("a finalized store restored %d tokens", restored)
+	}
+	st, err := s.Snapshot()
+	must(t, err)
+	if st.Metrics["sched_store_restored_tokens_total"] != 26 {
+		t.Fatalf("restored %v tokens over both stores", st.Metrics["sched_store_restored_tokens_total"])
 	}
 }

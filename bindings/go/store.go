@@ -70,7 +70,8 @@ func NewStore(opts *StoreOptions) (s *Store, err error) {
 	return s, nil
 }
 
-// Close frees the store; sessions still leased live until their Close.
+// Close frees the store; sessions still leased live until their Close, and a store attached to a
+// Scheduler until that scheduler is closed or detaches it.
 func (s *Store) Close() error {
 	s.close()
 	runtime.SetFinalizer(s, nil)

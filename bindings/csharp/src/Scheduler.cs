@@ -59,6 +59,15 @@ public partial class Scheduler {
   /// <summary>A scheduler with the default options over pool.</summary>
   public Scheduler(Pool pool) : this(null, pool) {}
 
+  /// <summary>Attaches the session store under the pool (see kvcore/sched.h): a finished request with a session id
+  /// saves its conversation's K/V there, admission restores a longer stored prefix from it, and
+  /// PreemptionMode.SWAP swaps preempted requests' K/V into it; null detaches. Only while no request waits or
+  /// runs (INVALID_STATE); the pool must hold its K/V in host memory with a model shape. The native store stays
+  /// alive while attached, even once the Store is disposed or finalized.</summary>
+  public void SetSessionStore(Store store) {
+    SetSessionStoreRaw(store, store == null);
+  }
+
   /// <summary>Queues request requestId (unique among the requests held) with its prompt. priority: higher first
   /// under SchedPolicy.PRIORITY, preempted last under every policy; sessionId is kept with the output; keys: LoRA,
   /// cache salt, multimodal items. Throws QUEUE_FULL when the queue is at its bound.</summary>
@@ -120,7 +129,8 @@ public partial class SchedPlan {
     return entries;
   }
 
-  /// <summary>Requests the step preempted (requeued; their earlier K/V are gone).</summary>
+  /// <summary>Requests the step preempted (requeued; their K/V recomputed, or kept in the session store when
+  /// swapped).</summary>
   public ulong[] Preempted() {
     var ids = new ulong[PreemptedSize()];
     PreemptedInto(ids, (uint)ids.Length);
