@@ -5,27 +5,9 @@
 using System;
 using System.Collections.Generic;
 using Kvcore;
+using static Expect;
 
 static class IndexTests {
-  static void Equal<T>(T expected, T actual, string what) {
-    if (!EqualityComparer<T>.Default.Equals(expected, actual))
-      throw new Exception(what + ": expected " + expected + ", got " + actual);
-  }
-
-  static void True(bool condition, string what) {
-    if (!condition) throw new Exception(what);
-  }
-
-  static KvcoreException Throws(Action action, Status expected) {
-    try {
-      action();
-    } catch (KvcoreException e) {
-      Equal(expected, e.Status, "status of " + e.Message);
-      return e;
-    }
-    throw new Exception("expected KvcoreException(" + expected + ")");
-  }
-
   static int[] Prompt(int n, int first) {
     var tokens = new int[n];
     for (int i = 0; i < n; i++) tokens[i] = first + 7 * i;

@@ -4,27 +4,9 @@ using System;
 using System.Collections.Generic;
 using System.Threading;
 using Kvcore;
+using static Expect;
 
 static class KvcoreTests {
-  static void Equal<T>(T expected, T actual, string what) {
-    if (!EqualityComparer<T>.Default.Equals(expected, actual))
-      throw new Exception(what + ": expected " + expected + ", got " + actual);
-  }
-
-  static void True(bool condition, string what) {
-    if (!condition) throw new Exception(what);
-  }
-
-  static KvcoreException Throws(Action action, Status expected) {
-    try {
-      action();
-    } catch (KvcoreException e) {
-      Equal(expected, e.Status, "status of " + e.Message);
-      return e;
-    }
-    throw new Exception("expected KvcoreException(" + expected + ")");
-  }
-
   static void Version() {
     Equal((uint)Library.KVC_VERSION_NUMBER, Library.VersionNumber(), "version number");
     True(Library.VersionString().StartsWith(Library.KVC_VERSION_MAJOR + "."), "version string");

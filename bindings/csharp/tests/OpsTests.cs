@@ -5,29 +5,11 @@
 using System;
 using System.Collections.Generic;
 using Kvcore;
+using static Expect;
 
 static class OpsTests {
   const uint Blocks = 8, BlockSize = 4, KvHeads = 2, HeadDim = 8, QHeads = 4;
   const int Row = (int)(KvHeads * HeadDim);
-
-  static void Equal<T>(T expected, T actual, string what) {
-    if (!EqualityComparer<T>.Default.Equals(expected, actual))
-      throw new Exception(what + ": expected " + expected + ", got " + actual);
-  }
-
-  static void True(bool condition, string what) {
-    if (!condition) throw new Exception(what);
-  }
-
-  static void Throws(Action action, Status expected) {
-    try {
-      action();
-    } catch (KvcoreException e) {
-      Equal(expected, e.Status, "status of " + e.Message);
-      return;
-    }
-    throw new Exception("expected KvcoreException(" + expected + ")");
-  }
 
   static float[] Rows(int tokens, double step, double phase) {
     var rows = new float[tokens * Row];

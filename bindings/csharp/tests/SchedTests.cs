@@ -9,27 +9,9 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Runtime.CompilerServices;
 using Kvcore;
+using static Expect;
 
 static class SchedTests {
-  static void Equal<T>(T expected, T actual, string what) {
-    if (!EqualityComparer<T>.Default.Equals(expected, actual))
-      throw new Exception(what + ": expected " + expected + ", got " + actual);
-  }
-
-  static void True(bool condition, string what) {
-    if (!condition) throw new Exception(what);
-  }
-
-  static void Throws(Action action, Status expected) {
-    try {
-      action();
-    } catch (KvcoreException e) {
-      Equal(expected, e.Status, "status of " + e.Message);
-      return;
-    }
-    throw new Exception("expected KvcoreException(" + expected + ")");
-  }
-
   static int[] Range(int first, int n) { return Enumerable.Range(first, n).ToArray(); }
 
   // The fake sampler: the token after position p.

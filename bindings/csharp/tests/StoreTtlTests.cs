@@ -6,27 +6,9 @@ using System.Collections.Generic;
 using System.Text;
 using System.Threading;
 using Kvcore;
+using static Expect;
 
 static class StoreTtlTests {
-  static void Equal<T>(T expected, T actual, string what) {
-    if (!EqualityComparer<T>.Default.Equals(expected, actual))
-      throw new Exception(what + ": expected " + expected + ", got " + actual);
-  }
-
-  static void True(bool condition, string what) {
-    if (!condition) throw new Exception(what);
-  }
-
-  static KvcoreException Throws(Action action, Status expected) {
-    try {
-      action();
-    } catch (KvcoreException e) {
-      Equal(expected, e.Status, "status of " + e.Message);
-      return e;
-    }
-    throw new Exception("expected KvcoreException(" + expected + ")");
-  }
-
   static int[] Tokens(int n, int start = 1) {
     var tokens = new int[n];
     for (int i = 0; i < n; i++) tokens[i] = start + i;

@@ -25,29 +25,7 @@ import org.kvcore.Status;
  * lookups, llm-d's explicit add/evict, speculative entries, pod removal, counters, errors; a kvcore
  * engine's EventPublisher feeding a KvIndexSubscriber over ZeroMQ on loopback.
  */
-public class IndexTest {
-  static void equal(Object expected, Object actual, String what) {
-    if (!expected.equals(actual)) {
-      throw new AssertionError(what + ": expected " + expected + ", got " + actual);
-    }
-  }
-
-  static void check(boolean condition, String what) {
-    if (!condition) {
-      throw new AssertionError(what);
-    }
-  }
-
-  static KvcoreException throwsStatus(Runnable action, Status expected) {
-    try {
-      action.run();
-    } catch (KvcoreException e) {
-      equal(expected, e.getStatus(), "status of " + e.getMessage());
-      return e;
-    }
-    throw new AssertionError("expected KvcoreException(" + expected + ")");
-  }
-
+public class IndexTest extends Expect {
   static int[] prompt(int n, int first) {
     int[] t = new int[n];
     for (int i = 0; i < n; i++) {

@@ -17,29 +17,7 @@ import org.kvcore.Stats;
 import org.kvcore.Status;
 
 /** The Java binding's test suite: every Recorder, RecorderOptions and Stats member, errors included. */
-public class KvcoreTest {
-  static void equal(Object expected, Object actual, String what) {
-    if (!expected.equals(actual)) {
-      throw new AssertionError(what + ": expected " + expected + ", got " + actual);
-    }
-  }
-
-  static void check(boolean condition, String what) {
-    if (!condition) {
-      throw new AssertionError(what);
-    }
-  }
-
-  static KvcoreException throwsStatus(Runnable action, Status expected) {
-    try {
-      action.run();
-    } catch (KvcoreException e) {
-      equal(expected, e.getStatus(), "status of " + e.getMessage());
-      return e;
-    }
-    throw new AssertionError("expected KvcoreException(" + expected + ")");
-  }
-
+public class KvcoreTest extends Expect {
   static void version() {
     equal(Library.KVC_VERSION_NUMBER, Library.versionNumber(), "version number");
     check(Library.versionString().startsWith(Library.KVC_VERSION_MAJOR + "."), "version string");

@@ -13,25 +13,9 @@ import org.kvcore.Status;
  * paged-attention decode against a reference computed here, a bad slot refused with nothing written), and
  * the same kernels on a host pool's storage through its address.
  */
-public class OpsTest {
+public class OpsTest extends Expect {
   static final int BLOCKS = 8, BLOCK_SIZE = 4, KV_HEADS = 2, HEAD_DIM = 8, Q_HEADS = 4;
   static final int ROW = KV_HEADS * HEAD_DIM;
-
-  static void check(boolean condition, String what) {
-    if (!condition) {
-      throw new AssertionError(what);
-    }
-  }
-
-  static void throwsStatus(Runnable action, Status expected) {
-    try {
-      action.run();
-    } catch (KvcoreException e) {
-      check(e.getStatus() == expected, "status " + e.getStatus() + " of " + e.getMessage());
-      return;
-    }
-    throw new AssertionError("expected KvcoreException(" + expected + ")");
-  }
 
   static float[] rows(int tokens, double step, double phase) {
     float[] rows = new float[tokens * ROW];

@@ -32,29 +32,7 @@ import org.kvcore.StoreOptions;
  * arguments, the named metrics, a scheduler that outlives its closed pool; then a session store under a host pool (a
  * conversation restored after eviction, swap preemption, the errors) and one closed or finalized while attached.
  */
-public class SchedTest {
-  static void equal(Object expected, Object actual, String what) {
-    if (!expected.equals(actual)) {
-      throw new AssertionError(what + ": expected " + expected + ", got " + actual);
-    }
-  }
-
-  static void check(boolean condition, String what) {
-    if (!condition) {
-      throw new AssertionError(what);
-    }
-  }
-
-  static void throwsStatus(Runnable action, Status expected) {
-    try {
-      action.run();
-    } catch (KvcoreException e) {
-      equal(expected, e.getStatus(), "status of " + e.getMessage());
-      return;
-    }
-    throw new AssertionError("expected KvcoreException(" + expected + ")");
-  }
-
+public class SchedTest extends Expect {
   static int[] range(int first, int n) {
     int[] tokens = new int[n];
     for (int i = 0; i < n; i++) {

@@ -20,29 +20,7 @@ import org.kvcore.TtlEntry;
 import org.kvcore.TtlOptions;
 
 /** The Java binding's tests of the session store and the TTL cache (loaders as lambdas). */
-public class StoreTtlTest {
-  static void equal(Object expected, Object actual, String what) {
-    if (!expected.equals(actual)) {
-      throw new AssertionError(what + ": expected " + expected + ", got " + actual);
-    }
-  }
-
-  static void check(boolean condition, String what) {
-    if (!condition) {
-      throw new AssertionError(what);
-    }
-  }
-
-  static void throwsStatus(Runnable action, Status expected) {
-    try {
-      action.run();
-    } catch (KvcoreException e) {
-      equal(expected, e.getStatus(), "status of " + e.getMessage());
-      return;
-    }
-    throw new AssertionError("expected KvcoreException(" + expected + ")");
-  }
-
+public class StoreTtlTest extends Expect {
   static int[] tokens(int n) {
     int[] t = new int[n];
     for (int i = 0; i < n; i++) {
