@@ -19,7 +19,6 @@
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <random>
-#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>

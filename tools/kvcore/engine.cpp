@@ -149,6 +149,7 @@ kvc_status Replica::submit(uint64_t request_id, std::span<const int32_t> prompt,
 
 StepReport Replica::step() {
     StepReport report;
+    const auto start = std::chrono::steady_clock::now();  // the step's whole cost: scheduling, forward, commit
     check(kvc_sched_step(sched_, plan_), "scheduler step");
     const size_t n = kvc_sched_plan_count(plan_);
     report.sequences = n;
@@ -173,7 +174,6 @@ StepReport Replica::step() {
         report.attended_tokens += e.num_computed + e.num_tokens;
     }
 
-    const auto start = std::chrono::steady_clock::now();
     sampled_.assign(n, 0);
     finished_.assign(n, 0);
     forward(report);
@@ -185,12 +185,8 @@ StepReport Replica::step() {
     }
     check(kvc_sched_commit(sched_, plan_, sampled_.data(), n, finished_.data(), n), "commit");
     const double measured = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    report.seconds = (
-#ifdef KVCORE_CLI_WITH_MODEL
-                         model_ ? measured :
-#endif
-                                config_.cost.step_seconds + config_.cost.token_seconds * double(report.tokens));
-    (void)measured;
+    const bool computed = has_model();
+    report.seconds = computed ? measured : config_.cost.step_seconds + config_.cost.token_seconds * double(report.tokens);
 
     read_array(ids_, [&](uint64_t* b, size_t c, size_t* k) { return kvc_sched_plan_finished(plan_, b, c, k); },
                "finished requests");
@@ -199,6 +195,14 @@ StepReport Replica::step() {
         check(kvc_event_publisher_publish_pool(publisher_, pool_, KVC_EVENTS_MAP, nullptr, nullptr), "publishing events");
     }
     return report;
+}
+
+bool Replica::has_model() const {
+#ifdef KVCORE_CLI_WITH_MODEL
+    return model_ != nullptr;
+#else
+    return false;
+#endif
 }
 
 void Replica::forward(StepReport& report) {

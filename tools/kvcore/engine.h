@@ -93,6 +93,7 @@ public:
 
 private:
     void forward(StepReport& report);
+    [[nodiscard]] bool has_model() const;  // the decoder computes the steps (else: synthetic tokens, cost model)
     void release() noexcept;  // the C handles, also when the constructor fails
 
     ReplicaConfig config_;
