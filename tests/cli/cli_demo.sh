@@ -70,7 +70,7 @@ assert doc["runs"]["kv-aware"]["summary"]["prefix_hit_rate"] > doc["runs"]["roun
 EOF
 fi
 
-# A Mooncake-format trace: records sharing hash ids share prompt blocks.
+# A Mooncake-format trace: records sharing hash ids share prompt blocks (each 512-token block one of 16 here).
 awk 'BEGIN { for (i = 0; i < 6; ++i) printf "{\"timestamp\": %d, \"input_length\": 600, \"output_length\": 9, \"hash_ids\": [1, %d]}\n", i * 100, 10 + i % 2 }' > "$work/trace.jsonl"
 "$kvcore" demo --trace "$work/trace.jsonl" --replicas 2 --blocks 128 --metrics-dir "$work/m3" --no-progress > "$work/out" ||
   fail "--trace: exit code $?"
@@ -81,6 +81,8 @@ expect '^tokens generated +54 +54$'
 printf '{"input_length": 5}\n' > "$work/bad.jsonl"
 if "$kvcore" demo --trace "$work/bad.jsonl" --no-progress > "$work/out" 2> "$work/err"; then rc=0; else rc=$?; fi
 [ "$rc" -eq 2 ] && grep -q 'bad.jsonl:1: "hash_ids" is missing' "$work/err" || fail "bad trace: exit code $rc: $(cat "$work/err")"
-if "$kvcore" demo --trace "$work/trace.jsonl" --blocks 16 --no-progress > "$work/out" 2> "$work/err"; then rc=0; else rc=$?; fi
+# 8192 tokens, 16 blocks of the trace: 256 tokens here, more than 15 blocks of 16 hold.
+awk 'BEGIN { printf "{\"input_length\": 8192, \"output_length\": 4, \"hash_ids\": [0"; for (i = 1; i < 16; ++i) printf ", %d", i; print "]}" }' > "$work/long.jsonl"
+if "$kvcore" demo --trace "$work/long.jsonl" --blocks 16 --no-progress > "$work/out" 2> "$work/err"; then rc=0; else rc=$?; fi
 [ "$rc" -eq 1 ] && grep -q 'needs --blocks' "$work/err" || fail "small pool: exit code $rc: $(cat "$work/err")"
 echo "kvcore demo: every request served under both routings, events indexed, kv-aware above round-robin, metrics written"

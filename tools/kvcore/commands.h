@@ -49,12 +49,12 @@ struct DemoOptions {
     uint32_t tenants = 4;
     uint32_t chats = 6;            // per tenant
     uint32_t turns = 4;            // per chat
-    uint32_t blocks = 160;         // per replica's pool, 16 tokens each
+    uint32_t blocks = 0;           // per replica's pool, 16 tokens each; 0: enough for the workload
     uint32_t store_mib = 64;       // per replica's session store (0: none)
     uint32_t max_batch = 16;       // sequences per step
     uint32_t max_batch_tokens = 512;
     std::string trace;             // a Mooncake trace instead of the built-in workload
-    uint32_t requests = 48;        // with --trace: the first requests
+    uint32_t requests = 16;        // with --trace: the first requests
     uint32_t max_new_tokens = 64;  // with --trace: output_length capped at this
     std::string routing = "both";  // round-robin, kv-aware or both
     std::string metrics_dir = "kvcore-demo";

@@ -102,8 +102,27 @@ Workload builtin_workload(const DemoOptions& o) {
     return w;
 }
 
-// The first o.requests records of a Mooncake trace, each a one-turn conversation arriving at its timestamp.
-// Token ids are folded into the decoder's vocabulary (equal blocks stay equal).
+// A trace prompt scaled down for the decoder: each hash id's 512 tokens become one block of 16 token ids in
+// the vocabulary, a function of the id alone, so equal ids give equal blocks and the trace's sharing is
+// kept exactly at 1/32 of the compute; a last partial block keeps its share (at least one token).
+std::vector<int32_t> scaled_prompt(const std::vector<int32_t>& tokens) {
+    std::vector<int32_t> out;
+    for (size_t first = 0; first < tokens.size(); first += kTraceBlockTokens) {
+        const uint64_t id = uint64_t(uint32_t(tokens[first]));
+        const size_t length = std::min<size_t>(kTraceBlockTokens, tokens.size() - first);
+        const size_t n = (length * kBlockSize + kTraceBlockTokens - 1) / kTraceBlockTokens;
+        for (size_t k = 0; k < n; ++k) {
+            uint64_t x = id * 0x9E3779B97F4A7C15ull + k + 1;
+            x ^= x >> 31;
+            x *= 0xBF58476D1CE4E5B9ull;
+            out.push_back(int32_t(1 + (x >> 33) % (kVocab - 1)));
+        }
+    }
+    return out;
+}
+
+// The first o.requests records of a Mooncake trace, each a one-turn conversation arriving at its timestamp,
+// its prompt scaled down (scaled_prompt).
 bool trace_workload(const DemoOptions& o, Workload& w) {
     LineReader reader(o.trace);
     if (!reader.open()) {
@@ -124,11 +143,10 @@ bool trace_workload(const DemoOptions& o, Workload& w) {
         }
         if (first_timestamp < 0) first_timestamp = last_timestamp;
         Chat chat;
-        for (int32_t& t : tokens) t = 1 + int32_t(uint32_t(t) % (kVocab - 1));
-        chat.users.push_back(tokens);
+        chat.users.push_back(scaled_prompt(tokens));
         chat.replies.push_back(uint32_t(std::clamp<uint64_t>(output_length, 1, o.max_new_tokens)));
         chat.start_tick = uint64_t((last_timestamp - first_timestamp) / 1000.0 * kTraceTicksPerSecond);
-        w.context = std::max<uint32_t>(w.context, uint32_t(tokens.size()) + chat.replies.back());
+        w.context = std::max<uint32_t>(w.context, uint32_t(chat.users.back().size()) + chat.replies.back());
         w.chats.push_back(std::move(chat));
     }
     if (w.chats.empty()) {
@@ -136,7 +154,8 @@ bool trace_workload(const DemoOptions& o, Workload& w) {
         return false;
     }
     w.requests = w.chats.size();
-    w.description = std::to_string(w.requests) + " requests of " + reader.name();
+    w.description = std::to_string(w.requests) + " requests of " + reader.name() +
+                    " (each 512-token block of the trace a 16-token block here)";
     return true;
 }
 
@@ -605,7 +624,8 @@ bool write_metrics(const DemoOptions& o, const Workload& w, const std::vector<Ru
 
 }  // namespace
 
-int run_demo(const DemoOptions& o) {
+int run_demo(const DemoOptions& options) {
+    DemoOptions o = options;
 #ifdef KVCORE_CLI_WITH_MODEL
     openblas_set_num_threads(1);  // replicas step one at a time; BLAS threads would only contend
 #endif
@@ -615,6 +635,8 @@ int run_demo(const DemoOptions& o) {
     } else if (!trace_workload(o, w)) {
         return kExitBadInput;
     }
+    // --blocks 0: 160 blocks, or room for four of the longest requests when they need more.
+    if (o.blocks == 0) o.blocks = std::max<uint32_t>(160, 4 * ((w.context + kBlockSize - 1) / kBlockSize + 1));
     const uint64_t pool_tokens = uint64_t(o.blocks - 1) * kBlockSize;
     if (w.context + kBlockSize > pool_tokens) {
         std::fprintf(stderr, "kvcore demo: the longest request reaches %u tokens; a pool of --blocks %u holds %" PRIu64

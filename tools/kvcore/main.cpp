@@ -61,8 +61,10 @@ int main(int argc, char** argv) {
     demo_cmd->add_option("--chats", demo.chats, "Conversations per tenant")->check(CLI::Range(1, 256));
     demo_cmd->add_option("--turns", demo.turns, "Turns per conversation; each resends the conversation so far")
         ->check(CLI::Range(1, 32));
-    demo_cmd->add_option("--blocks", demo.blocks, "Blocks of 16 tokens in each replica's pool (block 0 reserved)")
-        ->check(CLI::Range(16, 1 << 20));
+    demo_cmd->add_option("--blocks", demo.blocks,
+                         "Blocks of 16 tokens in each replica's pool (block 0 reserved); 0: 160, or room for four "
+                         "of the workload's longest requests when they need more")
+        ->check(CLI::Range(0, 1 << 20));
     demo_cmd->add_option("--store-mib", demo.store_mib, "MiB of each replica's session store under its pool (0: none)")
         ->check(CLI::Range(0, 1 << 20));
     demo_cmd->add_option("--max-batch", demo.max_batch, "Sequences a step")->check(CLI::Range(1, 4096));
@@ -70,7 +72,8 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 1 << 20));
     auto* trace = demo_cmd->add_option("--trace", demo.trace,
                                        "A Mooncake-format trace (as kvcore simulate reads) instead of the built-in "
-                                       "workload; each record one request at its timestamp (a second = 10 ticks); default: none");
+                                       "workload; each record one request at its timestamp (a second = 10 ticks), each 512-token block of "
+                                       "its prompt a 16-token block (the sharing kept at 1/32 of the compute); default: none");
     demo_cmd->add_option("--requests", demo.requests, "With --trace: the first requests")
         ->check(CLI::Range(1, 100000))
         ->needs(trace);
