@@ -24,7 +24,8 @@ func opsRows(tokens int, step, phase float64) []float32 {
 	return rows
 }
 
-func sameFloats(a, b []float32) bool {
+// sameElements: the same length and the same values in the same order (the tests' slices.Equal, Go 1.19).
+func sameElements[T comparable](a, b []T) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -95,7 +96,7 @@ func TestOpsManagedSlices(t *testing.T) {
 	if err := layout.Gather(0, kCache, vCache, table, 2, lengths, outK, outV); err != nil {
 		t.Fatal(err)
 	}
-	if !sameFloats(keys, outK) || !sameFloats(values, outV) {
+	if !sameElements(keys, outK) || !sameElements(values, outV) {
 		t.Fatal("gathered rows differ from the written ones")
 	}
 
@@ -103,8 +104,8 @@ func TestOpsManagedSlices(t *testing.T) {
 	if err := layout.CopyBlocks(kCache, vCache, []int32{1, 5}); err != nil {
 		t.Fatal(err)
 	}
-	if !sameFloats(kCache[blockFloats:2*blockFloats], kCache[5*blockFloats:6*blockFloats]) ||
-		!sameFloats(vCache[blockFloats:2*blockFloats], vCache[5*blockFloats:6*blockFloats]) {
+	if !sameElements(kCache[blockFloats:2*blockFloats], kCache[5*blockFloats:6*blockFloats]) ||
+		!sameElements(vCache[blockFloats:2*blockFloats], vCache[5*blockFloats:6*blockFloats]) {
 		t.Fatal("copied block differs from its source")
 	}
 
@@ -120,8 +121,8 @@ func TestOpsManagedSlices(t *testing.T) {
 	if err := layout.SwapBlocks(kCache, vCache, host, hostK, hostV, []int32{1, 3, 2, 0}); err != nil {
 		t.Fatal(err)
 	}
-	if !sameFloats(kCache[blockFloats:2*blockFloats], hostK[3*blockFloats:]) ||
-		!sameFloats(vCache[2*blockFloats:3*blockFloats], hostV[:blockFloats]) {
+	if !sameElements(kCache[blockFloats:2*blockFloats], hostK[3*blockFloats:]) ||
+		!sameElements(vCache[2*blockFloats:3*blockFloats], hostV[:blockFloats]) {
 		t.Fatal("swapped blocks differ")
 	}
 	kBytes, vBytes := make([]byte, layout.CacheBytes()), make([]byte, layout.CacheBytes())
@@ -132,7 +133,7 @@ func TestOpsManagedSlices(t *testing.T) {
 	if err := layout.GatherBytes(0, kBytes, vBytes, table, 2, lengths, byteK, byteV); err != nil {
 		t.Fatal(err)
 	}
-	if !sameFloats(keys, byteK) || !sameFloats(values, byteV) {
+	if !sameElements(keys, byteK) || !sameElements(values, byteV) {
 		t.Fatal("rows through byte caches differ")
 	}
 
@@ -158,7 +159,7 @@ func TestOpsManagedSlices(t *testing.T) {
 	if !IsStatus(err, OutOfRange) {
 		t.Fatalf("bad slot: %v", err)
 	}
-	if !sameFloats(kBefore, kCache) || !sameFloats(vBefore, vCache) {
+	if !sameElements(kBefore, kCache) || !sameElements(vBefore, vCache) {
 		t.Fatal("a refused write changed the caches")
 	}
 	// A cache slice shorter than the layout never reaches the kernel.
@@ -206,7 +207,7 @@ func TestOpsPoolStorage(t *testing.T) {
 	if err := layout.GatherAt(0, k, v, []int32{3}, 1, []int32{3}, outK, outV); err != nil {
 		t.Fatal(err)
 	}
-	if !sameFloats(keys, outK) || !sameFloats(values, outV) {
+	if !sameElements(keys, outK) || !sameElements(values, outV) {
 		t.Fatal("pool rows differ")
 	}
 }

@@ -324,7 +324,7 @@ func (e *kvEngine) step() (preempted []uint64) {
 	for _, id := range done {
 		out, err := e.s.TakeOutput(id)
 		must(t, err)
-		if got := e.tokens[id][len(e.tokens[id])-len(out.Tokens):]; !sameTokens(got, out.Tokens) {
+		if got := e.tokens[id][len(e.tokens[id])-len(out.Tokens):]; !sameElements(got, out.Tokens) {
 			t.Fatalf("request %d: output %v, sampled %v", id, out.Tokens, got)
 		}
 	}
@@ -344,18 +344,6 @@ func (e *kvEngine) drain() {
 		e.step()
 	}
 	e.t.Fatal("requests still running after 200 steps")
-}
-
-func sameTokens(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // checkGenerated checks that request id generated n tokens after its prompt of promptLen, each the sampler's.
