@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <span>
 #include <string>
 
 #include "common/error.h"
@@ -101,6 +102,17 @@ inline void copy_text_out(const std::string& text, char* buf, size_t capacity, s
     if (is_size_query(buf, capacity)) return;
     require_capacity(capacity, text.size() + 1, what);
     std::memcpy(buf, text.c_str(), text.size() + 1);
+}
+
+// Copies values to a caller buffer; *count (may be NULL) = how many. False for a size query (nothing
+// copied). memcpy's pointers must not be NULL even for 0 bytes, and an empty span's data() may be.
+template <class T>
+bool copy_array_out(std::span<const T> values, T* buf, size_t capacity, size_t* count, const char* what) {
+    if (count != nullptr) *count = values.size();
+    if (is_size_query(buf, capacity)) return false;
+    require_capacity(capacity, values.size(), what);
+    if (!values.empty()) std::memcpy(buf, values.data(), values.size_bytes());
+    return true;
 }
 
 // Checks an input array argument: NULL is fine only with n == 0 ("tokens is NULL but n is not 0").

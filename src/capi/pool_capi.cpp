@@ -15,6 +15,7 @@
 namespace pool = kvcore::pool;
 using kvcore::fail;
 using kvcore::capi::checked_enum;
+using kvcore::capi::copy_array_out;
 using kvcore::capi::edit_validated;
 using kvcore::capi::guard;
 using kvcore::capi::make_handle;
@@ -199,12 +200,7 @@ kvc_status kvc_pool_sequence_tokens(kvc_pool* p, kvc_sequence_id seq, size_t* to
 kvc_status kvc_pool_block_table(kvc_pool* p, kvc_sequence_id seq, int32_t* blocks, size_t capacity, size_t* count) {
     KVC_REQUIRE_HANDLE(p, "pool");
     return guard([&] {
-        const auto table = p->impl.block_table(seq);
-        if (count != nullptr) *count = table.size();
-        if (is_size_query(blocks, capacity)) return;
-        require_capacity(capacity, table.size(), "block table");
-        // memcpy's pointers must not be NULL even for 0 bytes, and an empty table's data() may be.
-        if (!table.empty()) std::memcpy(blocks, table.data(), table.size_bytes());
+        copy_array_out(p->impl.block_table(seq), blocks, capacity, count, "block table");
     });
 }
 

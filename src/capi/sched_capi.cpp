@@ -14,6 +14,7 @@
 namespace sched = kvcore::sched;
 using kvcore::fail;
 using kvcore::capi::checked_enum;
+using kvcore::capi::copy_array_out;
 using kvcore::capi::edit_validated;
 using kvcore::capi::guard;
 using kvcore::capi::is_size_query;
@@ -49,15 +50,6 @@ const sched::PlanEntry& entry(const kvc_sched_plan* p, size_t i) {
                                        std::to_string(p->plan.entries.size()));
     }
     return p->plan.entries[i];
-}
-
-// A run of a plan's flat array into a caller buffer (size query with NULL and 0).
-template <class T>
-void copy_out(const T* first, size_t n, T* buf, size_t capacity, size_t* count, const char* what) {
-    if (count != nullptr) *count = n;
-    if (is_size_query(buf, capacity)) return;
-    require_capacity(capacity, n, what);
-    if (n != 0) std::memcpy(buf, first, n * sizeof(T));
 }
 
 }  // namespace
@@ -164,11 +156,7 @@ kvc_status kvc_sched_take_output(kvc_sched* s, uint64_t request_id, int32_t* tok
         sched::FinishReason why{};
         const std::span<const int32_t> out = s->impl.output(request_id, &why);
         if (reason != nullptr) *reason = static_cast<uint32_t>(why);
-        if (count != nullptr) *count = out.size();
-        if (is_size_query(tokens, capacity)) return;
-        require_capacity(capacity, out.size(), "tokens");
-        if (!out.empty()) std::memcpy(tokens, out.data(), out.size() * sizeof(int32_t));
-        s->impl.drop_output(request_id);
+        if (copy_array_out(out, tokens, capacity, count, "tokens")) s->impl.drop_output(request_id);
     });
 }
 kvc_status kvc_sched_output_session(kvc_sched* s, uint64_t request_id, char* buf, size_t capacity, size_t* length) {
@@ -212,7 +200,8 @@ kvc_status kvc_sched_plan_tokens(const kvc_sched_plan* p, size_t i, int32_t* tok
     KVC_REQUIRE_HANDLE(p, "plan");
     return guard([&] {
         const sched::PlanEntry& e = entry(p, i);
-        copy_out(p->plan.tokens.data() + e.token_begin, e.num_tokens, tokens, capacity, count, "tokens");
+        copy_array_out(std::span(p->plan.tokens).subspan(e.token_begin, e.num_tokens), tokens, capacity, count,
+                       "tokens");
     });
 }
 kvc_status kvc_sched_plan_positions(const kvc_sched_plan* p, size_t i, int64_t* positions, size_t capacity,
@@ -220,14 +209,16 @@ kvc_status kvc_sched_plan_positions(const kvc_sched_plan* p, size_t i, int64_t* 
     KVC_REQUIRE_HANDLE(p, "plan");
     return guard([&] {
         const sched::PlanEntry& e = entry(p, i);
-        copy_out(p->plan.positions.data() + e.token_begin, e.num_tokens, positions, capacity, count, "positions");
+        copy_array_out(std::span(p->plan.positions).subspan(e.token_begin, e.num_tokens), positions, capacity, count,
+                       "positions");
     });
 }
 kvc_status kvc_sched_plan_slots(const kvc_sched_plan* p, size_t i, int64_t* slots, size_t capacity, size_t* count) {
     KVC_REQUIRE_HANDLE(p, "plan");
     return guard([&] {
         const sched::PlanEntry& e = entry(p, i);
-        copy_out(p->plan.slots.data() + e.token_begin, e.num_tokens, slots, capacity, count, "slots");
+        copy_array_out(std::span(p->plan.slots).subspan(e.token_begin, e.num_tokens), slots, capacity, count,
+                       "slots");
     });
 }
 kvc_status kvc_sched_plan_block_table(const kvc_sched_plan* p, size_t i, int32_t* blocks, size_t capacity,
@@ -235,16 +226,17 @@ kvc_status kvc_sched_plan_block_table(const kvc_sched_plan* p, size_t i, int32_t
     KVC_REQUIRE_HANDLE(p, "plan");
     return guard([&] {
         const sched::PlanEntry& e = entry(p, i);
-        copy_out(p->plan.blocks.data() + e.block_begin, e.num_blocks, blocks, capacity, count, "blocks");
+        copy_array_out(std::span(p->plan.blocks).subspan(e.block_begin, e.num_blocks), blocks, capacity, count,
+                       "blocks");
     });
 }
 kvc_status kvc_sched_plan_preempted(const kvc_sched_plan* p, uint64_t* ids, size_t capacity, size_t* count) {
     KVC_REQUIRE_HANDLE(p, "plan");
-    return guard([&] { copy_out(p->plan.preempted.data(), p->plan.preempted.size(), ids, capacity, count, "ids"); });
+    return guard([&] { copy_array_out(std::span(p->plan.preempted), ids, capacity, count, "ids"); });
 }
 kvc_status kvc_sched_plan_finished(const kvc_sched_plan* p, uint64_t* ids, size_t capacity, size_t* count) {
     KVC_REQUIRE_HANDLE(p, "plan");
-    return guard([&] { copy_out(p->plan.finished.data(), p->plan.finished.size(), ids, capacity, count, "ids"); });
+    return guard([&] { copy_array_out(std::span(p->plan.finished), ids, capacity, count, "ids"); });
 }
 
 }  // extern "C"

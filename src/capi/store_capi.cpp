@@ -15,6 +15,7 @@ namespace pool = kvcore::pool;
 using kvcore::capi::checked_enum;
 using kvcore::capi::edit_validated;
 using kvcore::capi::guard;
+using kvcore::capi::copy_array_out;
 using kvcore::capi::is_size_query;
 using kvcore::capi::make_handle;
 using kvcore::capi::reject;
@@ -190,11 +191,7 @@ kvc_status kvc_session_id(kvc_session* x, char* buf, size_t capacity, size_t* le
 kvc_status kvc_session_block_table(kvc_session* x, int32_t* blocks, size_t capacity, size_t* count) {
     KVC_REQUIRE_HANDLE(x, "session");
     return guard([&] {
-        const auto& table = x->session().blocks;
-        if (count != nullptr) *count = table.size();
-        if (is_size_query(blocks, capacity)) return;
-        require_capacity(capacity, table.size(), "block table");
-        if (!table.empty()) std::memcpy(blocks, table.data(), table.size() * sizeof(int32_t));
+        copy_array_out(std::span<const int32_t>(x->session().blocks), blocks, capacity, count, "block table");
     });
 }
 kvc_status kvc_session_storage(kvc_session* x, void** base, uint64_t* bytes_per_block, uint32_t* block_size) {
