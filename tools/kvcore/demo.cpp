@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "capi_calls.h"
 #include "common/error.h"
 #include "engine.h"
 #include "input.h"
@@ -174,6 +175,11 @@ struct RunResult {
     double busiest_seconds = 0, wall_seconds = 0;
     json replicas = json::array();
     std::vector<std::string> prometheus;  // per replica and component, labelled
+
+    // Every computed token is prefill but the decodes: each generated token after a request's first was
+    // computed in the step after it was sampled (the last one never is).
+    [[nodiscard]] uint64_t prefill_tokens() const { return computed_tokens - (generated - first_tokens); }
+    [[nodiscard]] double tokens_per_second() const { return busiest_seconds > 0 ? double(generated) / busiest_seconds : 0; }
 };
 
 double metric(const kvc_stats* s, const char* name, bool* known = nullptr) {
@@ -183,18 +189,10 @@ double metric(const kvc_stats* s, const char* name, bool* known = nullptr) {
     return found ? value : 0;
 }
 
-template <typename Fn>
-std::string text_of(Fn fn) {
-    size_t length = 0;
-    if (fn(nullptr, 0, &length) != KVC_OK) return {};
-    std::string s(length, '\0');
-    if (fn(s.data(), length + 1, &length) != KVC_OK) return {};
-    return s;
-}
-
 // Prometheus text of one snapshot with run and replica labels added to every sample.
 std::string labelled(const kvc_stats* s, const std::string& labels) {
-    const std::string text = text_of([&](char* b, size_t c, size_t* l) { return kvc_stats_to_prometheus(s, b, c, l); });
+    const std::string text =
+        read_text([&](char* b, size_t c, size_t* l) { return kvc_stats_to_prometheus(s, b, c, l); }, "Prometheus text");
     std::string out;
     size_t pos = 0;
     while (pos < text.size()) {
@@ -243,29 +241,21 @@ private:
 class ClusterIndex {
 public:
     explicit ClusterIndex(const std::vector<std::unique_ptr<Replica>>& replicas) : replicas_(replicas) {
-        kvc_index_options* io = nullptr;
-        check(kvc_index_options_create(&io), "index options");
-        const bool configured = kvc_index_options_set_hash(io, KVC_HASH_SHA256_CBOR, "42") == KVC_OK &&
-                                kvc_index_options_set_block_size(io, kBlockSize) == KVC_OK &&
-                                kvc_index_options_set_engine_keys_direct(io, 1) == KVC_OK;
-        const kvc_status created = configured ? kvc_index_create(io, &index_) : KVC_ERR_INVALID_ARGUMENT;
-        kvc_index_options_destroy(io);
-        check(created, "index");
-        kvc_index_subscriber_options* so = nullptr;
-        check(kvc_index_subscriber_options_create(&so), "subscriber options");
-        kvc_status status = KVC_OK;
+        Owned<kvc_index_options, kvc_index_options_destroy> io;
+        require_ok(kvc_index_options_create(&io.p), "index options");
+        require_ok(kvc_index_options_set_hash(io.p, KVC_HASH_SHA256_CBOR, "42"), "index hash");
+        require_ok(kvc_index_options_set_block_size(io.p, kBlockSize), "index block size");
+        require_ok(kvc_index_options_set_engine_keys_direct(io.p, 1), "index keys");
+        require_ok(kvc_index_create(io.p, &index_.p), "index");
+        Owned<kvc_index_subscriber_options, kvc_index_subscriber_options_destroy> so;
+        require_ok(kvc_index_subscriber_options_create(&so.p), "subscriber options");
         for (const auto& r : replicas) {
-            if (status == KVC_OK) {
-                status = kvc_index_subscriber_options_add_engine(so, r->endpoint().c_str(), r->replay_endpoint().c_str());
-            }
+            require_ok(kvc_index_subscriber_options_add_engine(so.p, r->endpoint().c_str(), r->replay_endpoint().c_str()),
+                       "subscriber engine");
+            pods_.push_back(r->pod().c_str());
         }
-        if (status == KVC_OK) status = kvc_index_subscriber_create(index_, so, &subscriber_);
-        kvc_index_subscriber_options_destroy(so);
-        if (status == KVC_OK) status = kvc_index_subscriber_start(subscriber_);
-        if (status != KVC_OK) {
-            release();
-            check(status, "index subscriber");
-        }
+        require_ok(kvc_index_subscriber_create(index_.p, so.p, &subscriber_.p), "index subscriber");
+        require_ok(kvc_index_subscriber_start(subscriber_.p), "index subscriber");
         // ZeroMQ connects in the background: probe each engine until its batches arrive.
         for (const auto& r : replicas) {
             const uint64_t before = applied();
@@ -273,19 +263,15 @@ public:
                 r->publish_probe();
                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
             }
-            if (applied() == before) {
-                release();
-                fail(KVC_ERR_IO, "the index received no event batch from " + r->pod() + " in 5 s");
-            }
+            if (applied() == before) fail(KVC_ERR_IO, "the index received no event batch from " + r->pod() + " in 5 s");
         }
         sync();
     }
-    ~ClusterIndex() { release(); }
 
     uint64_t applied() const {
         uint64_t values[KVC_INDEX_SUBSCRIBER_COUNTER_COUNT] = {};
-        check(kvc_index_subscriber_counters(subscriber_, values, KVC_INDEX_SUBSCRIBER_COUNTER_COUNT, nullptr),
-              "subscriber counters");
+        require_ok(kvc_index_subscriber_counters(subscriber_.p, values, KVC_INDEX_SUBSCRIBER_COUNTER_COUNT, nullptr),
+                   "subscriber counters");
         return values[KVC_INDEX_SUBSCRIBER_COUNTER_BATCHES_APPLIED] +
                values[KVC_INDEX_SUBSCRIBER_COUNTER_DECODE_FAILURES] + values[KVC_INDEX_SUBSCRIBER_COUNTER_APPLY_FAILURES];
     }
@@ -312,17 +298,11 @@ public:
     // the least loaded, then the lowest index.
     size_t route(const std::vector<int32_t>& prompt, uint32_t max_batch) {
         const size_t n = replicas_.size();
-        pods_.resize(n);
-        names_.resize(n);
-        for (size_t i = 0; i < n; ++i) {
-            names_[i] = replicas_[i]->pod();
-            pods_[i] = names_[i].c_str();
-        }
         scores_.assign(n, 0);
         blocks_.assign(n, 0);
-        check(kvc_index_score_tokens(index_, kModelName, prompt.data(), prompt.size(), nullptr, pods_.data(), n,
-                                     scores_.data(), blocks_.data()),
-              "scoring");
+        require_ok(kvc_index_score_tokens(index_.p, kModelName, prompt.data(), prompt.size(), nullptr, pods_.data(), n,
+                                          scores_.data(), blocks_.data()),
+                   "scoring");
         auto score = [&](size_t i) {
             return double(blocks_[i]) * kBlockSize / double(prompt.size()) -
                    2.0 * double(replicas_[i]->load()) / double(max_batch);
@@ -336,21 +316,10 @@ public:
     }
 
 private:
-    static void check(kvc_status status, const char* what) {
-        if (status != KVC_OK) fail(status, std::string(what) + ": " + kvc_last_error_message());
-    }
-    void release() {
-        kvc_index_subscriber_destroy(subscriber_);
-        kvc_index_destroy(index_);
-        subscriber_ = nullptr;
-        index_ = nullptr;
-    }
-
     const std::vector<std::unique_ptr<Replica>>& replicas_;
-    kvc_index* index_ = nullptr;
-    kvc_index_subscriber* subscriber_ = nullptr;
-    std::vector<const char*> pods_;
-    std::vector<std::string> names_;
+    std::vector<const char*> pods_;  // the replicas' names, as scoring takes them
+    Owned<kvc_index, kvc_index_destroy> index_;
+    Owned<kvc_index_subscriber, kvc_index_subscriber_destroy> subscriber_;  // destroyed first, before its index
     std::vector<double> scores_;
     std::vector<uint32_t> blocks_;
 };
@@ -462,7 +431,8 @@ RunResult run(const DemoOptions& o, const Workload& w, Routing routing, Progress
         const std::string labels = run_label + ",replica=\"" + r->pod() + "\"";
         auto add = [&](const char* name, kvc_stats* s) {
             if (s == nullptr) return;
-            entry[name] = json::parse(text_of([&](char* b, size_t c, size_t* l) { return kvc_stats_to_json(s, b, c, l); }));
+            entry[name] =
+                json::parse(read_text([&](char* b, size_t c, size_t* l) { return kvc_stats_to_json(s, b, c, l); }, "JSON"));
             result.prometheus.push_back(labelled(s, labels));
         };
         kvc_stats* pool = nullptr;
@@ -489,12 +459,6 @@ RunResult run(const DemoOptions& o, const Workload& w, Routing routing, Progress
     return result;
 }
 
-double quantile(std::vector<double> v, double q) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, size_t(q * double(v.size() - 1) + 0.5))];
-}
-
 std::string fmt(const char* format, double value) {
     char b[64];
     std::snprintf(b, sizeof b, format, value);
@@ -519,11 +483,11 @@ json summary(const RunResult& r) {
             {"cached_prompt_tokens", r.cached_tokens},
             {"prefix_hit_rate", ratio(r.cached_tokens, r.prompt_tokens)},
             {"store_restored_tokens", r.restored_tokens},
-            {"prefill_tokens_computed", r.computed_tokens - (r.generated - r.first_tokens)},
+            {"prefill_tokens_computed", r.prefill_tokens()},
             {"generated_tokens", r.generated},
             {"ttft_seconds_p50", quantile(r.ttft, 0.5)},
             {"ttft_seconds_p99", quantile(r.ttft, 0.99)},
-            {"tokens_per_second", r.busiest_seconds > 0 ? double(r.generated) / r.busiest_seconds : 0},
+            {"tokens_per_second", r.tokens_per_second()},
             {"busiest_replica_seconds", r.busiest_seconds},
             {"kv_memory_efficiency", ratio(r.attended, r.block_slots)},
             {"contiguous_cache_efficiency", ratio(r.attended, r.reserved_slots)},
@@ -548,12 +512,12 @@ void print_table(const std::vector<RunResult>& runs) {
     if (std::any_of(runs.begin(), runs.end(), [](const RunResult& r) { return r.restored_known; })) {
         row("prompt tokens restored from session stores", [](const RunResult& r) { return count(r.restored_tokens); });
     }
-    row("prefill tokens computed", [](const RunResult& r) { return count(r.computed_tokens - (r.generated - r.first_tokens)); });
+    row("prefill tokens computed", [](const RunResult& r) { return count(r.prefill_tokens()); });
     row("tokens generated", [](const RunResult& r) { return count(r.generated); });
     row("time to first token, p50", [](const RunResult& r) { return fmt("%.1f ms", 1e3 * quantile(r.ttft, 0.5)); });
     row("time to first token, p99", [](const RunResult& r) { return fmt("%.1f ms", 1e3 * quantile(r.ttft, 0.99)); });
     row("tokens generated per second", [](const RunResult& r) {
-        return count(uint64_t(r.busiest_seconds > 0 ? double(r.generated) / r.busiest_seconds : 0));
+        return count(uint64_t(r.tokens_per_second()));
     });
     row("KV memory efficiency (paged, shared once)", [](const RunResult& r) { return fmt("%.1f %%", 100 * ratio(r.attended, r.block_slots)); });
     row("  a max-context contiguous cache", [](const RunResult& r) { return fmt("%.1f %%", 100 * ratio(r.attended, r.reserved_slots)); });
@@ -596,16 +560,19 @@ bool write_metrics(const DemoOptions& o, const Workload& w, const std::vector<Ru
     std::string prom;
     for (const std::string& name : order) prom += families[name].first + families[name].second;
     json doc = {{"workload", w.description}, {"replicas", o.replicas}, {"runs", json::object()}};
-    for (const RunResult& r : runs) doc["runs"][routing_name(r.routing)] = {{"summary", summary(r)}, {"replicas", r.replicas}};
+    std::vector<json> summaries;
+    for (const RunResult& r : runs) {
+        summaries.push_back(summary(r));
+        doc["runs"][routing_name(r.routing)] = {{"summary", summaries.back()}, {"replicas", r.replicas}};
+    }
     // The run's figures as gauges, one family per figure with a sample per run.
-    const json figures = summary(runs.front());
-    for (const auto& [figure, value] : figures.items()) {
+    for (const auto& [figure, value] : summaries.front().items()) {
         (void)value;
         prom += "# HELP kvcore_demo_" + figure + " kvcore demo: " + figure + " of the run\n";
         prom += "# TYPE kvcore_demo_" + figure + " gauge\n";
-        for (const RunResult& r : runs) {
-            prom += "kvcore_demo_" + figure + "{run=\"" + routing_name(r.routing) + "\"} " +
-                    summary(r)[figure].dump() + "\n";
+        for (size_t i = 0; i < runs.size(); ++i) {
+            prom += "kvcore_demo_" + figure + "{run=\"" + routing_name(runs[i].routing) + "\"} " +
+                    summaries[i][figure].dump() + "\n";
         }
     }
     const std::filesystem::path dir(o.metrics_dir);
@@ -680,9 +647,6 @@ int run_demo(const DemoOptions& options) {
     print_table(runs);
     if (runs.size() == 2) {
         const RunResult &rr = runs[0], &kv = runs[1];
-        const double prefill_rr = double(rr.computed_tokens - (rr.generated - rr.first_tokens));
-        const double prefill_kv = double(kv.computed_tokens - (kv.generated - kv.first_tokens));
-        const double tps_rr = double(rr.generated) / rr.busiest_seconds, tps_kv = double(kv.generated) / kv.busiest_seconds;
         auto change = [](double before, double after, const char* fewer, const char* more) {
             char b[64];
             if (before <= 0 || after <= 0) return std::string("n/a");
@@ -693,9 +657,9 @@ int run_demo(const DemoOptions& options) {
         std::printf("\nKV-aware routing against round-robin: prefix hit rate %.1f %% -> %.1f %%; prefill tokens %s; "
                     "time to first token p50 %s; tokens per second %s\n",
                     100 * ratio(rr.cached_tokens, rr.prompt_tokens), 100 * ratio(kv.cached_tokens, kv.prompt_tokens),
-                    change(prefill_rr, prefill_kv, "fewer", "more").c_str(),
+                    change(double(rr.prefill_tokens()), double(kv.prefill_tokens()), "fewer", "more").c_str(),
                     change(quantile(rr.ttft, 0.5), quantile(kv.ttft, 0.5), "lower", "higher").c_str(),
-                    change(tps_rr, tps_kv, "lower", "higher").c_str());
+                    change(rr.tokens_per_second(), kv.tokens_per_second(), "lower", "higher").c_str());
     }
     std::string files;
     if (!write_metrics(o, w, runs, files)) return kExitBadInput;

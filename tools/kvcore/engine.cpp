@@ -1,28 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
-#include <algorithm>
 
-#include "common/error.h"
+#include "capi_calls.h"
 
 namespace kvcore::cli {
 namespace {
-
-void check(kvc_status status, const std::string& what) {
-    if (status != KVC_OK) fail(status, what + ": " + kvc_last_error_message());
-}
-
-// A C handle destroyed with its scope.
-template <auto Destroy>
-struct Destroyer {
-    template <typename T>
-    void operator()(T* p) const noexcept { Destroy(p); }
-};
-template <typename T, auto Destroy>
-using Owned = std::unique_ptr<T, Destroyer<Destroy>>;
 
 // Without a decoder: a token that depends only on the request and its position, as sampling would.
 int32_t synthetic_token(uint64_t id, uint64_t position) {
@@ -32,15 +19,13 @@ int32_t synthetic_token(uint64_t id, uint64_t position) {
     return static_cast<int32_t>((x >> 33) % 50000);
 }
 
-template <typename T, typename Get>
-void read_array(std::vector<T>& out, Get get, const char* what) {
-    size_t count = 0;
-    check(get(nullptr, 0, &count), what);
-    out.resize(count);
-    check(get(out.data(), count, &count), what);
-}
-
 }  // namespace
+
+double quantile(std::vector<double> values, double q) {
+    if (values.empty()) return 0;
+    std::sort(values.begin(), values.end());
+    return values[std::min(values.size() - 1, size_t(q * double(values.size() - 1) + 0.5))];
+}
 
 Replica::Replica(const ReplicaConfig& config) : config_(config) {
     const bool with_model =
@@ -49,63 +34,62 @@ Replica::Replica(const ReplicaConfig& config) : config_(config) {
 #else
         false;
 #endif
-    kvc_pool_options* po = nullptr;
-    check(kvc_pool_options_create(&po), "pool options");
-    const Owned<kvc_pool_options, kvc_pool_options_destroy> po_owner(po);
-    check(kvc_pool_options_set_num_blocks(po, config.num_blocks), "pool blocks");
-    check(kvc_pool_options_set_block_size(po, config.block_size), "pool block size");
-    check(kvc_pool_options_set_hash(po, config.hash, "42"), "pool hash");
+    Owned<kvc_pool_options, kvc_pool_options_destroy> owned_po;
+    require_ok(kvc_pool_options_create(&owned_po.p), "pool options");
+    kvc_pool_options* const po = owned_po.p;
+    require_ok(kvc_pool_options_set_num_blocks(po, config.num_blocks), "pool blocks");
+    require_ok(kvc_pool_options_set_block_size(po, config.block_size), "pool block size");
+    require_ok(kvc_pool_options_set_hash(po, config.hash, "42"), "pool hash");
     if (config.tune_pool) config.tune_pool(po);
-    if (config.publish_events) check(kvc_pool_options_set_events(po, 1, "GPU", 1u << 20), "pool events");
+    if (config.publish_events) require_ok(kvc_pool_options_set_events(po, 1, "GPU", 1u << 20), "pool events");
 #ifdef KVCORE_CLI_WITH_MODEL
     if (with_model) {
         const model::Config& m = *config.model;
-        check(kvc_pool_options_set_model_shape(po, m.layers, m.heads, m.head_dim(), KVC_DTYPE_F32), "pool shape");
-        check(kvc_pool_options_set_memory(po, KVC_MEMORY_HOST), "pool memory");
+        require_ok(kvc_pool_options_set_model_shape(po, m.layers, m.heads, m.head_dim(), KVC_DTYPE_F32), "pool shape");
+        require_ok(kvc_pool_options_set_memory(po, KVC_MEMORY_HOST), "pool memory");
     }
 #endif
-    check(kvc_pool_create(po, &pool_), "pool");
+    require_ok(kvc_pool_create(po, &pool_), "pool");
     try {
-        kvc_sched_options* so = nullptr;
-        check(kvc_sched_options_create(&so), "scheduler options");
-        const Owned<kvc_sched_options, kvc_sched_options_destroy> so_owner(so);
-        check(kvc_sched_options_set_max_batch_sequences(so, config.max_batch_sequences), "max batch sequences");
-        check(kvc_sched_options_set_max_batch_tokens(so, config.max_batch_tokens), "max batch tokens");
-        check(kvc_sched_options_set_max_queue(so, config.max_queue), "max queue");
-        check(kvc_sched_options_set_policy(so, config.policy, 1000000), "scheduling policy");
+        Owned<kvc_sched_options, kvc_sched_options_destroy> owned_so;
+        require_ok(kvc_sched_options_create(&owned_so.p), "scheduler options");
+        kvc_sched_options* const so = owned_so.p;
+        require_ok(kvc_sched_options_set_max_batch_sequences(so, config.max_batch_sequences), "max batch sequences");
+        require_ok(kvc_sched_options_set_max_batch_tokens(so, config.max_batch_tokens), "max batch tokens");
+        require_ok(kvc_sched_options_set_max_queue(so, config.max_queue), "max queue");
+        require_ok(kvc_sched_options_set_policy(so, config.policy, 1000000), "scheduling policy");
         // The replica's time is its own steps' time, not the wall clock: the driver sets it.
-        check(kvc_sched_options_set_manual_clock(so, 1), "manual clock");
-        check(kvc_sched_create(so, pool_, &sched_), "scheduler");
-        check(kvc_sched_plan_create(&plan_), "plan");
+        require_ok(kvc_sched_options_set_manual_clock(so, 1), "manual clock");
+        require_ok(kvc_sched_create(so, pool_, &sched_), "scheduler");
+        require_ok(kvc_sched_plan_create(&plan_), "plan");
         if (config.store_bytes > 0 && with_model) {
-            kvc_store_options* st = nullptr;
-            check(kvc_store_options_create(&st), "store options");
-            const Owned<kvc_store_options, kvc_store_options_destroy> st_owner(st);
-            check(kvc_store_options_set_max_bytes_total(st, config.store_bytes), "store bytes");
-            check(kvc_store_options_set_block_size(st, config.block_size), "store block size");
-            check(kvc_store_options_set_max_tokens_per_session(st, 1u << 20), "store session tokens");
-            check(kvc_store_create(st, &store_), "session store");
-            check(kvc_sched_set_session_store(sched_, store_), "attaching the session store");
+            Owned<kvc_store_options, kvc_store_options_destroy> owned_st;
+            require_ok(kvc_store_options_create(&owned_st.p), "store options");
+            kvc_store_options* const st = owned_st.p;
+            require_ok(kvc_store_options_set_max_bytes_total(st, config.store_bytes), "store bytes");
+            require_ok(kvc_store_options_set_block_size(st, config.block_size), "store block size");
+            require_ok(kvc_store_options_set_max_tokens_per_session(st, 1u << 20), "store session tokens");
+            require_ok(kvc_store_create(st, &store_), "session store");
+            require_ok(kvc_sched_set_session_store(sched_, store_), "attaching the session store");
         }
         if (config.publish_events) {
-            kvc_event_publisher_options* eo = nullptr;
-            check(kvc_event_publisher_options_create(&eo), "publisher options");
-            const Owned<kvc_event_publisher_options, kvc_event_publisher_options_destroy> eo_owner(eo);
-            size_t length = 0;
-            check(kvc_event_publisher_topic(config.pod.c_str(), config.model_name.c_str(), nullptr, 0, &length), "topic");
-            std::string topic(length, '\0');
-            check(kvc_event_publisher_topic(config.pod.c_str(), config.model_name.c_str(), topic.data(), length + 1,
-                                            &length),
-                  "topic");
-            check(kvc_event_publisher_options_set_topic(eo, topic.c_str()), "topic");
-            check(kvc_event_publisher_options_set_endpoint(eo, "tcp://127.0.0.1:0", 0), "PUB endpoint");
-            check(kvc_event_publisher_options_set_replay_endpoint(eo, "tcp://127.0.0.1:0"), "replay endpoint");
-            check(kvc_event_publisher_create(eo, &publisher_), "event publisher");
+            Owned<kvc_event_publisher_options, kvc_event_publisher_options_destroy> owned_eo;
+            require_ok(kvc_event_publisher_options_create(&owned_eo.p), "publisher options");
+            kvc_event_publisher_options* const eo = owned_eo.p;
+            const std::string topic = read_text(
+                [&](char* b, size_t c, size_t* l) {
+                    return kvc_event_publisher_topic(config.pod.c_str(), config.model_name.c_str(), b, c, l);
+                },
+                "topic");
+            require_ok(kvc_event_publisher_options_set_topic(eo, topic.c_str()), "topic");
+            require_ok(kvc_event_publisher_options_set_endpoint(eo, "tcp://127.0.0.1:0", 0), "PUB endpoint");
+            require_ok(kvc_event_publisher_options_set_replay_endpoint(eo, "tcp://127.0.0.1:0"), "replay endpoint");
+            require_ok(kvc_event_publisher_create(eo, &publisher_), "event publisher");
         }
 #ifdef KVCORE_CLI_WITH_MODEL
         if (with_model) {
             model::KvMemory memory;
-            check(kvc_pool_storage(pool_, &memory.base, &memory.bytes_per_block), "pool storage");
+            require_ok(kvc_pool_storage(pool_, &memory.base, &memory.bytes_per_block), "pool storage");
             memory.num_blocks = config.num_blocks;
             memory.block_size = config.block_size;
             model_ = std::make_unique<model::Model>(*config.model, memory);
@@ -120,7 +104,7 @@ Replica::Replica(const ReplicaConfig& config) : config_(config) {
 Replica::~Replica() { release(); }
 
 void Replica::set_time(double seconds) {
-    check(kvc_sched_set_time_us(sched_, static_cast<uint64_t>(seconds * 1e6)), "scheduler clock");
+    require_ok(kvc_sched_set_time_us(sched_, static_cast<uint64_t>(seconds * 1e6)), "scheduler clock");
 }
 
 void Replica::release() noexcept {
@@ -150,7 +134,7 @@ kvc_status Replica::submit(uint64_t request_id, std::span<const int32_t> prompt,
 StepReport Replica::step() {
     StepReport report;
     const auto start = std::chrono::steady_clock::now();  // the step's whole cost: scheduling, forward, commit
-    check(kvc_sched_step(sched_, plan_), "scheduler step");
+    require_ok(kvc_sched_step(sched_, plan_), "scheduler step");
     const size_t n = kvc_sched_plan_count(plan_);
     report.sequences = n;
     report.tokens = kvc_sched_plan_num_tokens(plan_);
@@ -160,7 +144,7 @@ StepReport Replica::step() {
     if (++step_number_ == 0) std::fill(block_seen_.begin(), block_seen_.end(), 0), step_number_ = 1;
     for (size_t i = 0; i < n; ++i) {
         Entry& e = entries_[i];
-        check(kvc_sched_plan_sequence(plan_, i, &e.id, &e.num_tokens, &e.num_computed, &e.samples), "plan entry");
+        require_ok(kvc_sched_plan_sequence(plan_, i, &e.id, &e.num_tokens, &e.num_computed, &e.samples), "plan entry");
         read_array(e.tokens, [&](int32_t* b, size_t c, size_t* k) { return kvc_sched_plan_tokens(plan_, i, b, c, k); },
                    "plan tokens");
         read_array(e.slots, [&](int64_t* b, size_t c, size_t* k) { return kvc_sched_plan_slots(plan_, i, b, c, k); },
@@ -183,7 +167,7 @@ StepReport Replica::step() {
         ++report.sampled;
         if (generated_[e.id]++ == 0) report.first_tokens.push_back(e.id);
     }
-    check(kvc_sched_commit(sched_, plan_, sampled_.data(), n, finished_.data(), n), "commit");
+    require_ok(kvc_sched_commit(sched_, plan_, sampled_.data(), n, finished_.data(), n), "commit");
     const double measured = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const bool computed = has_model();
     report.seconds = computed ? measured : config_.cost.step_seconds + config_.cost.token_seconds * double(report.tokens);
@@ -192,7 +176,7 @@ StepReport Replica::step() {
                "finished requests");
     report.finished = ids_;
     if (publisher_ != nullptr) {
-        check(kvc_event_publisher_publish_pool(publisher_, pool_, KVC_EVENTS_MAP, nullptr, nullptr), "publishing events");
+        require_ok(kvc_event_publisher_publish_pool(publisher_, pool_, KVC_EVENTS_MAP, nullptr, nullptr), "publishing events");
     }
     return report;
 }
@@ -235,10 +219,9 @@ void Replica::forward(StepReport& report) {
 
 std::vector<int32_t> Replica::take_output(uint64_t request_id) {
     std::vector<int32_t> tokens;
-    size_t count = 0;
-    check(kvc_sched_take_output(sched_, request_id, nullptr, 0, &count, nullptr), "output size");
-    tokens.resize(count);
-    check(kvc_sched_take_output(sched_, request_id, tokens.data(), count, &count, nullptr), "output");
+    read_array(
+        tokens, [&](int32_t* b, size_t c, size_t* k) { return kvc_sched_take_output(sched_, request_id, b, c, k, nullptr); },
+        "output");
     generated_.erase(request_id);
 #ifdef KVCORE_CLI_WITH_MODEL
     samplers_.erase(request_id);
@@ -246,30 +229,29 @@ std::vector<int32_t> Replica::take_output(uint64_t request_id) {
     return tokens;
 }
 
-namespace {
-std::string endpoint_of(const kvc_event_publisher* p, kvc_status (*get)(const kvc_event_publisher*, char*, size_t, size_t*)) {
-    if (p == nullptr) return {};
-    size_t length = 0;
-    check(get(p, nullptr, 0, &length), "endpoint");
-    std::string s(length, '\0');
-    check(get(p, s.data(), length + 1, &length), "endpoint");
-    return s;
+std::string Replica::endpoint() const {
+    if (publisher_ == nullptr) return {};
+    return read_text([&](char* b, size_t c, size_t* l) { return kvc_event_publisher_endpoint(publisher_, b, c, l); },
+                     "PUB endpoint");
 }
-}  // namespace
 
-std::string Replica::endpoint() const { return endpoint_of(publisher_, kvc_event_publisher_endpoint); }
-std::string Replica::replay_endpoint() const { return endpoint_of(publisher_, kvc_event_publisher_replay_endpoint); }
+std::string Replica::replay_endpoint() const {
+    if (publisher_ == nullptr) return {};
+    return read_text(
+        [&](char* b, size_t c, size_t* l) { return kvc_event_publisher_replay_endpoint(publisher_, b, c, l); },
+        "replay endpoint");
+}
 
 uint64_t Replica::published() const {
     uint64_t value = 0;
-    if (publisher_ != nullptr) check(kvc_event_publisher_counters(publisher_, &value, 1, nullptr), "publisher counters");
+    if (publisher_ != nullptr) require_ok(kvc_event_publisher_counters(publisher_, &value, 1, nullptr), "publisher counters");
     return value;
 }
 
 void Replica::publish_probe() {
     // msgpack [0.0, [], 0]: vLLM's EventBatch with no events.
     static const uint8_t kEmptyBatch[] = {0x93, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0x90, 0x00};
-    check(kvc_event_publisher_publish(publisher_, kEmptyBatch, sizeof kEmptyBatch, nullptr), "probe");
+    require_ok(kvc_event_publisher_publish(publisher_, kEmptyBatch, sizeof kEmptyBatch, nullptr), "probe");
 }
 
 }  // namespace kvcore::cli

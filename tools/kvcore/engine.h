@@ -58,6 +58,9 @@ struct StepReport {
     uint64_t attended_tokens = 0;        // tokens they attend, all sequences together
 };
 
+// The q-quantile (nearest rank) of measured values, such as times to first token; 0 for none.
+[[nodiscard]] double quantile(std::vector<double> values, double q);
+
 class Replica {
 public:
     // Throws kvcore::Error naming the failed call.

@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "capi_calls.h"
 #include "commands.h"
 #include "kvcore/kvcore.h"
 
@@ -382,12 +383,6 @@ bool split_host_port(const std::string& text, std::string& host, int& port) {
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
     return ec == std::errc() && end == digits.data() + digits.size() && !digits.empty() && port >= 0 && port <= 65535;
 }
-
-template <class T, void (*Destroy)(T*)>
-struct Owned {
-    T* p = nullptr;
-    ~Owned() { Destroy(p); }
-};
 
 }  // namespace
 

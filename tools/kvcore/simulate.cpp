@@ -226,13 +226,7 @@ struct EngineTotals {
     double simulated = 0, busy = 0, trace_span = 0, seconds = 0;
 };
 
-double quantile(std::vector<double>& v, double q) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, size_t(q * double(v.size() - 1) + 0.5))];
-}
-
-int print_engine_summary(const SimulateOptions& o, const std::string& trace_name, Replica& replica, EngineTotals& t) {
+int print_engine_summary(const SimulateOptions& o, const std::string& trace_name, Replica& replica, const EngineTotals& t) {
     kvc_stats* s = nullptr;
     kvc_stats* sched = nullptr;
     if (!ok(kvc_pool_snapshot(replica.pool(), &s), "simulate", "snapshot") ||
