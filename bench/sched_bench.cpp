@@ -60,8 +60,8 @@ void BM_SchedStepCommit(benchmark::State& state) {
     for (size_t i = 0; i < batch; ++i) submit(1 + i % kNew);  // staggered: some finish every step
     sched::Plan plan;
     std::vector<int32_t> sampled;
-    // Warm-up to the steady state.
-    for (size_t i = 0; i < kNew * 2; ++i) {
+    // One engine step: the batch, a token for each, finished requests replaced. Returns the batch size.
+    const auto engine_step = [&] {
         s.step(plan);
         sampled.assign(plan.entries.size(), 7);
         s.commit(plan, sampled, {});
@@ -69,18 +69,11 @@ void BM_SchedStepCommit(benchmark::State& state) {
             s.drop_output(id);
             submit(kNew);
         }
-    }
+        return plan.entries.size();
+    };
+    for (size_t i = 0; i < kNew * 2; ++i) (void)engine_step();  // warm-up to the steady state
     uint64_t sequences = 0;
-    for (auto _ : state) {
-        s.step(plan);
-        sampled.assign(plan.entries.size(), 7);
-        s.commit(plan, sampled, {});
-        for (uint64_t id : plan.finished) {
-            s.drop_output(id);
-            submit(kNew);
-        }
-        sequences += plan.entries.size();
-    }
+    for (auto _ : state) sequences += engine_step();
     state.SetItemsProcessed(static_cast<int64_t>(sequences));
     state.counters["batch"] = benchmark::Counter(double(sequences) / double(state.iterations()));
 }
